@@ -1,0 +1,131 @@
+//! `pp admin`: works on the database directly, on the machine that runs the server.
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::Table;
+use pausepoint_server::keys::{self, DEFAULT_PROJECT};
+use pausepoint_server::{pauses, Store};
+use uuid::Uuid;
+
+use crate::DatabaseArg;
+
+#[derive(Args)]
+pub struct AdminArgs {
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create, list and revoke API keys
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an API key and print it (alone, on stdout); it is not shown again
+    #[command(
+        after_help = "Example:\n  export PAUSEPOINT_API_KEY=$(pp admin keys create --name deploy-bot)"
+    )]
+    Create {
+        /// A name that says who or what uses the key
+        #[arg(long)]
+        name: String,
+        /// The project the key belongs to; created when it does not exist
+        #[arg(long, default_value = DEFAULT_PROJECT)]
+        project: String,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// List every key: id, name, project, prefix, created, revoked (never the key)
+    List {
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Revoke a key: requests made with it get 401 from now on
+    Revoke {
+        /// The key's id, as `pp admin keys list` shows it
+        id: Uuid,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+}
+
+pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
+    match args.command {
+        AdminCommand::Keys(command) => keys_command(command).await,
+    }
+}
+
+async fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Create {
+            name,
+            project,
+            database,
+        } => {
+            let name = name.trim();
+            if name.is_empty() {
+                bail!("--name must not be empty");
+            }
+            let store = open(&database).await?;
+            let new = keys::create_key(&store, project.trim(), name, &actor(), pauses::now())
+                .await
+                .context("cannot create the key")?;
+            println!("{}", new.key);
+            eprintln!(
+                "Created key {} ({}…) for project \"{}\". It is not shown again.",
+                new.record.id, new.record.prefix, new.record.project_name
+            );
+            store.close().await;
+        }
+        KeysCommand::List { database } => {
+            let store = open(&database).await?;
+            let mut table = Table::new();
+            table
+                .load_preset(UTF8_FULL_CONDENSED)
+                .set_header(["ID", "NAME", "PROJECT", "PREFIX", "CREATED", "REVOKED"]);
+            for key in store.keys().await? {
+                table.add_row([
+                    key.id.to_string(),
+                    key.name,
+                    key.project_name,
+                    format!("{}…", key.prefix),
+                    key.created_at.to_string(),
+                    key.revoked_at
+                        .map(|t| t.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                ]);
+            }
+            println!("{table}");
+            store.close().await;
+        }
+        KeysCommand::Revoke { id, database } => {
+            let store = open(&database).await?;
+            let revoked = keys::revoke_key(&store, id, &actor(), pauses::now()).await?;
+            store.close().await;
+            match revoked {
+                Some(key) => println!("Revoked key {} ({}).", key.id, key.name),
+                None => bail!("there is no live key with id {id} (see `pp admin keys list`)"),
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn open(database: &DatabaseArg) -> anyhow::Result<Store> {
+    let database = database.resolve();
+    Store::open(&database)
+        .await
+        .with_context(|| format!("cannot open the database {database}"))
+}
+
+/// How the audit log names whoever runs `pp admin`: the operating-system user.
+fn actor() -> String {
+    match std::env::var("USER") {
+        Ok(user) if !user.is_empty() => format!("admin:{user}"),
+        _ => "admin".to_owned(),
+    }
+}

@@ -1,0 +1,19 @@
+//! PausePoint's wire types and validation rules: no IO, shared by the server, the client
+//! and the MCP server so that all three agree on every field name and every rule.
+//!
+//! - [`pause`]: the Pause object, its status and channel, the create request and lists.
+//! - [`validation`]: turns a create request into a [`validation::NewPause`] that cannot
+//!   hold a bad value, and a human's answer into a [`validation::Decision`].
+//! - [`audit`]: audit events, the hash chain that makes them tamper-evident, and the
+//!   verification report.
+//! - [`error`]: the `{"error": {"code", "message", "field"}}` body every failure uses.
+
+pub mod audit;
+pub mod error;
+pub mod pause;
+pub mod validation;
+
+pub use audit::{AuditEvent, AuditEventKind, AuditPage, VerifyReport};
+pub use error::{ErrorBody, ErrorDetail};
+pub use pause::{Channel, CreatePause, Delivery, Pause, PauseList, PauseStatus};
+pub use validation::{Decision, NewPause, ValidationError};

@@ -1,0 +1,167 @@
+//! The Pause object as the API returns it, the request that creates one, and lists of them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// Where a pause stands. `Pending` is the only state that can change, and only once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseStatus {
+    Pending,
+    Responded,
+    TimedOut,
+    Cancelled,
+}
+
+impl PauseStatus {
+    /// The name used on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PauseStatus::Pending => "pending",
+            PauseStatus::Responded => "responded",
+            PauseStatus::TimedOut => "timed_out",
+            PauseStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// True once the pause has left `pending` for good.
+    pub fn is_final(self) -> bool {
+        self != PauseStatus::Pending
+    }
+}
+
+impl fmt::Display for PauseStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for PauseStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pending" => Ok(PauseStatus::Pending),
+            "responded" => Ok(PauseStatus::Responded),
+            "timed_out" => Ok(PauseStatus::TimedOut),
+            "cancelled" => Ok(PauseStatus::Cancelled),
+            other => Err(format!(
+                "unknown status {other:?}: expected pending, responded, timed_out or cancelled"
+            )),
+        }
+    }
+}
+
+/// How the human is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Sms,
+    Email,
+    Slack,
+}
+
+impl Channel {
+    /// The name used on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::Email => "email",
+            Channel::Slack => "slack",
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Channel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sms" => Ok(Channel::Sms),
+            "email" => Ok(Channel::Email),
+            "slack" => Ok(Channel::Slack),
+            other => Err(format!(
+                "unknown channel {other:?}: expected \"sms\", \"email\" or \"slack\""
+            )),
+        }
+    }
+}
+
+/// How far the notification to the human has got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// `pending`, `sent`, `logged` or `failed`.
+    pub status: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+/// A pause request, exactly as `GET /v1/pause/{id}` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pause {
+    pub pause_id: Uuid,
+    pub status: PauseStatus,
+    pub channel: Channel,
+    pub recipient: String,
+    pub message: String,
+    pub options: Vec<String>,
+    pub allow_text_response: bool,
+    pub timeout_default: Option<String>,
+    /// The human's choice; on timeout the `timeout_default`; null while pending or when cancelled.
+    pub response_choice: Option<String>,
+    pub response_text: Option<String>,
+    /// When the pause left `pending` (responded, timed out or cancelled).
+    pub response_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub metadata: Option<Map<String, Value>>,
+    pub webhook_url: Option<String>,
+    /// Null until a delivery channel has been asked to reach the human.
+    pub delivery: Option<Delivery>,
+}
+
+/// The body of `POST /v1/pause`. Every field is optional here so that a missing one is
+/// reported by [`crate::validation::NewPause::parse`] with its name, not as a JSON error.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreatePause {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_text_response: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_hours: Option<u64>,
+    /// A finer alternative to `timeout_hours`; give one or the other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_default: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+}
+
+/// One page of `GET /v1/pause`, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PauseList {
+    pub data: Vec<Pause>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}

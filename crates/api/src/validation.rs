@@ -1,0 +1,480 @@
+//! The edge: a [`CreatePause`] from the wire becomes a [`NewPause`], and a human's tap
+//! becomes a [`Decision`], or a [`ValidationError`] naming the field that is wrong. Code
+//! behind the edge trusts these types.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::time::Duration;
+
+use email_address::EmailAddress;
+use serde_json::{Map, Value};
+use url::Url;
+
+use crate::pause::{Channel, CreatePause};
+
+/// Longest question shown to the human, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 2000;
+/// Longest answer option, in characters: options are buttons on a phone.
+pub const MAX_OPTION_CHARS: usize = 100;
+/// Fewest and most answer options.
+pub const MIN_OPTIONS: usize = 2;
+pub const MAX_OPTIONS: usize = 5;
+/// Longest free-text note a human may add, in characters.
+pub const MAX_TEXT_CHARS: usize = 2000;
+/// Largest `metadata` object, as compact JSON.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// Longest URL accepted for `webhook_url` or a Slack recipient.
+pub const MAX_URL_CHARS: usize = 2048;
+/// Timeout when the request names none (the spec's 24 hours).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// A request field that breaks a rule, and the rule in words a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ValidationError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Who the human is and how to reach them; the channel follows from the variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    /// E.164: `+` then 7 to 15 digits.
+    Sms(String),
+    Email(String),
+    /// A Slack incoming-webhook URL.
+    Slack(Url),
+}
+
+impl Recipient {
+    /// Checks `raw` against the rules of `channel`, normalising a phone number to E.164.
+    pub fn parse(channel: Channel, raw: &str) -> Result<Recipient, ValidationError> {
+        let raw = raw.trim();
+        let err = |message: String| ValidationError::new("recipient", message);
+        if raw.is_empty() {
+            return Err(err("recipient must not be empty".into()));
+        }
+        match channel {
+            Channel::Sms => {
+                let number: String = raw
+                    .chars()
+                    .filter(|c| !matches!(c, ' ' | '.' | '-' | '(' | ')'))
+                    .collect();
+                let digits = number.strip_prefix('+').unwrap_or("");
+                let valid = (7..=15).contains(&digits.len())
+                    && digits.chars().all(|c| c.is_ascii_digit())
+                    && !digits.starts_with('0');
+                if valid {
+                    Ok(Recipient::Sms(number))
+                } else {
+                    Err(err(format!(
+                        "{raw:?} is not a phone number in E.164 form: a + then the country code and number, such as +13128471928"
+                    )))
+                }
+            }
+            Channel::Email => {
+                let parsed = raw.parse::<EmailAddress>().ok().filter(|address| {
+                    address.as_str() == raw && address.domain().contains('.')
+                });
+                match parsed {
+                    Some(address) => Ok(Recipient::Email(address.as_str().to_owned())),
+                    None => Err(err(format!(
+                        "{raw:?} is not an email address such as cfo@company.com"
+                    ))),
+                }
+            }
+            Channel::Slack => parse_http_url("recipient", raw)
+                .map(Recipient::Slack)
+                .map_err(|e| {
+                    err(format!(
+                        "{} (a Slack incoming webhook URL such as https://hooks.slack.com/services/...)",
+                        e.message
+                    ))
+                }),
+        }
+    }
+
+    /// The channel this recipient is reached through.
+    pub fn channel(&self) -> Channel {
+        match self {
+            Recipient::Sms(_) => Channel::Sms,
+            Recipient::Email(_) => Channel::Email,
+            Recipient::Slack(_) => Channel::Slack,
+        }
+    }
+
+    /// The recipient as stored and returned by the API.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Recipient::Sms(number) => number,
+            Recipient::Email(address) => address,
+            Recipient::Slack(url) => url.as_str(),
+        }
+    }
+}
+
+impl fmt::Display for Recipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The answer choices: 2 to 5 distinct, non-empty, trimmed strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options(Vec<String>);
+
+impl Options {
+    pub fn parse(raw: &[String]) -> Result<Options, ValidationError> {
+        let err = |message: String| ValidationError::new("options", message);
+        if !(MIN_OPTIONS..=MAX_OPTIONS).contains(&raw.len()) {
+            return Err(err(format!(
+                "give {MIN_OPTIONS} to {MAX_OPTIONS} options, not {}",
+                raw.len()
+            )));
+        }
+        let mut seen = HashSet::new();
+        let mut options = Vec::with_capacity(raw.len());
+        for option in raw {
+            let option = option.trim();
+            if option.is_empty() {
+                return Err(err("options must not be empty strings".into()));
+            }
+            if option.chars().count() > MAX_OPTION_CHARS {
+                return Err(err(format!(
+                    "option {option:?} is longer than {MAX_OPTION_CHARS} characters"
+                )));
+            }
+            if !seen.insert(option.to_lowercase()) {
+                return Err(err(format!("option {option:?} appears twice")));
+            }
+            options.push(option.to_owned());
+        }
+        Ok(Options(options))
+    }
+
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+
+    pub fn into_vec(self) -> Vec<String> {
+        self.0
+    }
+}
+
+/// A create request that passed every rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPause {
+    pub recipient: Recipient,
+    pub message: String,
+    pub options: Options,
+    pub allow_text_response: bool,
+    pub timeout: Duration,
+    /// One of `options`, or none.
+    pub timeout_default: Option<String>,
+    pub metadata: Option<Map<String, Value>>,
+    pub webhook_url: Option<Url>,
+}
+
+impl NewPause {
+    /// Applies every rule of the API to `request`; `max_timeout` is the project's cap.
+    pub fn parse(request: CreatePause, max_timeout: Duration) -> Result<NewPause, ValidationError> {
+        let channel: Channel = required(request.channel, "channel")?
+            .trim()
+            .parse()
+            .map_err(|message: String| ValidationError::new("channel", message))?;
+        let recipient = Recipient::parse(channel, &required(request.recipient, "recipient")?)?;
+
+        let message = required(request.message, "message")?;
+        let length = message.chars().count();
+        if message.trim().is_empty() {
+            return Err(ValidationError::new("message", "message must not be empty"));
+        }
+        if length > MAX_MESSAGE_CHARS {
+            return Err(ValidationError::new(
+                "message",
+                format!("message is {length} characters; the limit is {MAX_MESSAGE_CHARS}"),
+            ));
+        }
+
+        let options = Options::parse(&required(request.options, "options")?)?;
+
+        let timeout = match (request.timeout_hours, request.timeout_seconds) {
+            (Some(_), Some(_)) => {
+                return Err(ValidationError::new(
+                    "timeout_seconds",
+                    "give timeout_hours or timeout_seconds, not both",
+                ))
+            }
+            (Some(hours), None) => {
+                timeout_within("timeout_hours", hours.saturating_mul(3600), max_timeout)?
+            }
+            (None, Some(seconds)) => timeout_within("timeout_seconds", seconds, max_timeout)?,
+            (None, None) => DEFAULT_TIMEOUT.min(max_timeout),
+        };
+
+        let timeout_default = match request.timeout_default {
+            None => None,
+            Some(default) => {
+                let default = default.trim();
+                match options.as_slice().iter().find(|o| *o == default) {
+                    Some(option) => Some(option.clone()),
+                    None => {
+                        return Err(ValidationError::new(
+                            "timeout_default",
+                            format!(
+                                "timeout_default {default:?} is not one of the options {:?}",
+                                options.as_slice()
+                            ),
+                        ))
+                    }
+                }
+            }
+        };
+
+        let metadata = match request.metadata {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(map)) => {
+                let size = Value::Object(map.clone()).to_string().len();
+                if size > MAX_METADATA_BYTES {
+                    return Err(ValidationError::new(
+                        "metadata",
+                        format!(
+                            "metadata is {size} bytes of JSON; the limit is {MAX_METADATA_BYTES}"
+                        ),
+                    ));
+                }
+                Some(map)
+            }
+            Some(_) => {
+                return Err(ValidationError::new(
+                    "metadata",
+                    "metadata must be a JSON object, such as {\"run_id\": \"abc\"}",
+                ))
+            }
+        };
+
+        let webhook_url = request
+            .webhook_url
+            .map(|url| parse_http_url("webhook_url", url.trim()))
+            .transpose()?;
+
+        Ok(NewPause {
+            recipient,
+            message,
+            options,
+            allow_text_response: request.allow_text_response.unwrap_or(false),
+            timeout,
+            timeout_default,
+            metadata,
+            webhook_url,
+        })
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.recipient.channel()
+    }
+}
+
+/// A human's answer to a pause, checked against what the pause offered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub choice: String,
+    pub text: Option<String>,
+}
+
+impl Decision {
+    /// `choice` must be one of `options`; a non-empty `text` only when the pause allows it.
+    pub fn parse(
+        options: &[String],
+        allow_text_response: bool,
+        choice: &str,
+        text: Option<&str>,
+    ) -> Result<Decision, ValidationError> {
+        let Some(choice) = options.iter().find(|o| o.as_str() == choice) else {
+            return Err(ValidationError::new(
+                "choice",
+                format!("{choice:?} is not one of the options {options:?}"),
+            ));
+        };
+        let text = text.map(str::trim).filter(|t| !t.is_empty());
+        if let Some(text) = text {
+            if !allow_text_response {
+                return Err(ValidationError::new(
+                    "text",
+                    "this pause does not accept a written note",
+                ));
+            }
+            if text.chars().count() > MAX_TEXT_CHARS {
+                return Err(ValidationError::new(
+                    "text",
+                    format!("the note is longer than {MAX_TEXT_CHARS} characters"),
+                ));
+            }
+        }
+        Ok(Decision {
+            choice: choice.clone(),
+            text: text.map(str::to_owned),
+        })
+    }
+}
+
+fn required<T>(value: Option<T>, field: &str) -> Result<T, ValidationError> {
+    value.ok_or_else(|| ValidationError::new(field, format!("{field} is required")))
+}
+
+fn timeout_within(field: &str, seconds: u64, max: Duration) -> Result<Duration, ValidationError> {
+    if seconds == 0 {
+        return Err(ValidationError::new(
+            field,
+            format!("{field} must be at least 1"),
+        ));
+    }
+    let timeout = Duration::from_secs(seconds);
+    if timeout > max {
+        return Err(ValidationError::new(
+            field,
+            format!(
+                "the timeout of {seconds} seconds is longer than this project's limit of {} seconds ({} days)",
+                max.as_secs(),
+                max.as_secs() / 86_400
+            ),
+        ));
+    }
+    Ok(timeout)
+}
+
+fn parse_http_url(field: &str, raw: &str) -> Result<Url, ValidationError> {
+    let err = |message: String| ValidationError::new(field, message);
+    if raw.len() > MAX_URL_CHARS {
+        return Err(err(format!(
+            "the URL is longer than {MAX_URL_CHARS} characters"
+        )));
+    }
+    let url = Url::parse(raw).map_err(|e| err(format!("{raw:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(err(format!("{raw:?} is not an http(s) URL")));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> CreatePause {
+        CreatePause {
+            recipient: Some("+1 (312) 847-1928".into()),
+            channel: Some("sms".into()),
+            message: Some("Wire $8,400 to Meridian?".into()),
+            options: Some(vec!["Approve".into(), "Reject".into()]),
+            ..CreatePause::default()
+        }
+    }
+
+    const CAP: Duration = Duration::from_secs(30 * 86_400);
+
+    #[test]
+    fn phone_numbers_are_normalised_to_e164() {
+        let pause = NewPause::parse(request(), CAP).unwrap();
+        assert_eq!(pause.recipient.as_str(), "+13128471928");
+        assert_eq!(pause.timeout, DEFAULT_TIMEOUT);
+        for bad in [
+            "3128471928",
+            "+0123456789",
+            "+1",
+            "+1312abc1928",
+            "+1234567890123456",
+        ] {
+            let err = Recipient::parse(Channel::Sms, bad).unwrap_err();
+            assert_eq!(err.field, "recipient", "{bad}");
+        }
+    }
+
+    #[test]
+    fn email_and_slack_recipients() {
+        assert!(Recipient::parse(Channel::Email, "cfo@company.com").is_ok());
+        for bad in [
+            "cfo",
+            "cfo@",
+            "CFO <cfo@company.com>",
+            "cfo@localhost",
+            "a b@c.com",
+        ] {
+            assert!(Recipient::parse(Channel::Email, bad).is_err(), "{bad}");
+        }
+        assert!(Recipient::parse(Channel::Slack, "https://hooks.slack.com/services/T/B/x").is_ok());
+        for bad in ["hooks.slack.com", "ftp://x.com/a", "https://"] {
+            assert!(Recipient::parse(Channel::Slack, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn options_rules() {
+        let parse =
+            |v: &[&str]| Options::parse(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert!(parse(&["A"]).is_err());
+        assert!(parse(&["A", "B", "C", "D", "E", "F"]).is_err());
+        assert!(parse(&["A", " "]).is_err());
+        assert!(parse(&["Yes", "yes"]).is_err());
+        assert_eq!(parse(&[" A ", "B"]).unwrap().as_slice(), ["A", "B"]);
+    }
+
+    #[test]
+    fn timeouts() {
+        let mut r = request();
+        r.timeout_seconds = Some(90);
+        assert_eq!(
+            NewPause::parse(r.clone(), CAP).unwrap().timeout,
+            Duration::from_secs(90)
+        );
+        r.timeout_hours = Some(1);
+        assert_eq!(
+            NewPause::parse(r, CAP).unwrap_err().field,
+            "timeout_seconds"
+        );
+        let mut r = request();
+        r.timeout_hours = Some(24 * 31);
+        assert_eq!(NewPause::parse(r, CAP).unwrap_err().field, "timeout_hours");
+        let mut r = request();
+        r.timeout_seconds = Some(0);
+        assert_eq!(
+            NewPause::parse(r, CAP).unwrap_err().field,
+            "timeout_seconds"
+        );
+    }
+
+    #[test]
+    fn decisions() {
+        let options = vec!["Approve".to_string(), "Reject".to_string()];
+        assert!(Decision::parse(&options, false, "Approve", None).is_ok());
+        assert_eq!(
+            Decision::parse(&options, false, "Maybe", None)
+                .unwrap_err()
+                .field,
+            "choice"
+        );
+        assert_eq!(
+            Decision::parse(&options, false, "Approve", Some("why"))
+                .unwrap_err()
+                .field,
+            "text"
+        );
+        let ok = Decision::parse(&options, true, "Reject", Some("  too much ")).unwrap();
+        assert_eq!(ok.text.as_deref(), Some("too much"));
+        assert_eq!(
+            Decision::parse(&options, false, "Approve", Some("  "))
+                .unwrap()
+                .text,
+            None
+        );
+    }
+}

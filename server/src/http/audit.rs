@@ -1,0 +1,227 @@
+//! `/v1/audit`: query the project's audit events, export them all, verify the chain.
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::stream;
+use jiff::Timestamp;
+use pausepoint_api::{AuditEvent, AuditEventKind, AuditPage, VerifyReport};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::extract::{Caller, QueryParams};
+use super::pauses::page_size;
+use super::AppState;
+use crate::store::audit::AuditFilter;
+
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+/// Events read per round trip while exporting.
+const EXPORT_BATCH: u32 = 500;
+const CSV_COLUMNS: [&str; 9] = [
+    "seq",
+    "event_id",
+    "occurred_at",
+    "event",
+    "pause_id",
+    "actor",
+    "data",
+    "prev_hash",
+    "hash",
+];
+
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    pause_id: Option<String>,
+    event: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+    format: Option<String>,
+}
+
+impl AuditQuery {
+    fn filter(&self) -> Result<AuditFilter, ApiError> {
+        let time = |field: &str, raw: &Option<String>| {
+            raw.as_deref()
+                .map(|t| {
+                    t.parse::<Timestamp>().map_err(|_| {
+                        ApiError::invalid(
+                            field,
+                            format!(
+                                "{field} must be an RFC 3339 time such as 2026-11-22T09:30:00Z"
+                            ),
+                        )
+                    })
+                })
+                .transpose()
+        };
+        Ok(AuditFilter {
+            pause_id: self
+                .pause_id
+                .as_deref()
+                .map(Uuid::parse_str)
+                .transpose()
+                .map_err(|_| ApiError::invalid("pause_id", "pause_id is not a pause id"))?,
+            event: self
+                .event
+                .as_deref()
+                .map(str::parse::<AuditEventKind>)
+                .transpose()
+                .map_err(|message| ApiError::invalid("event", message))?,
+            since: time("since", &self.since)?,
+            until: time("until", &self.until)?,
+        })
+    }
+}
+
+/// `GET /v1/audit?pause_id=&event=&since=&until=&limit=&cursor=`, oldest first.
+pub async fn query(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<AuditQuery>,
+) -> Result<Json<AuditPage>, ApiError> {
+    let filter = query.filter()?;
+    let limit = page_size(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
+    let after = query
+        .cursor
+        .as_deref()
+        .map(str::parse::<i64>)
+        .transpose()
+        .map_err(|_| ApiError::invalid("cursor", "the cursor is not one this API returned"))?;
+    let mut data = state
+        .app
+        .store()
+        .audit_events(caller.project_id(), &filter, after, limit + 1)
+        .await?;
+    let next_cursor = if data.len() > limit as usize {
+        data.truncate(limit as usize);
+        data.last().map(|e| e.seq.to_string())
+    } else {
+        None
+    };
+    Ok(Json(AuditPage { data, next_cursor }))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Jsonl,
+    Csv,
+}
+
+/// `GET /v1/audit/export?format=jsonl|csv` (plus the query's filters): every matching
+/// event, streamed in batches so an export of any size holds no connection for long.
+pub async fn export(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<AuditQuery>,
+) -> Result<Response, ApiError> {
+    let filter = query.filter()?;
+    let format = match query.format.as_deref().unwrap_or("jsonl") {
+        "jsonl" => Format::Jsonl,
+        "csv" => Format::Csv,
+        other => {
+            return Err(ApiError::invalid(
+                "format",
+                format!("unknown format {other:?}: use jsonl or csv"),
+            ))
+        }
+    };
+    let store = state.app.store().clone();
+    let project_id = caller.project_id();
+    // State: the last seq sent, or None before the first batch; Some(-1) once done.
+    let batches = stream::unfold(Some(None::<i64>), move |position| {
+        let store = store.clone();
+        let filter = filter.clone();
+        async move {
+            let after = position?;
+            let events = match store
+                .audit_events(project_id, &filter, after, EXPORT_BATCH)
+                .await
+            {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::error!(error = %e, "audit export failed part-way");
+                    return Some((Err(std::io::Error::other("audit export failed")), None));
+                }
+            };
+            let first = after.is_none();
+            let next = if events.len() < EXPORT_BATCH as usize {
+                None
+            } else {
+                events.last().map(|e| Some(e.seq))
+            };
+            if events.is_empty() && !(first && format == Format::Csv) {
+                return None;
+            }
+            Some((render(format, &events, first), next))
+        }
+    });
+    let (content_type, extension) = match format {
+        Format::Jsonl => ("application/x-ndjson", "jsonl"),
+        Format::Csv => ("text/csv; charset=utf-8", "csv"),
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"pausepoint-audit.{extension}\""),
+            ),
+        ],
+        Body::from_stream(batches),
+    )
+        .into_response())
+}
+
+/// One batch of events in the export format; CSV starts with its header.
+fn render(format: Format, events: &[AuditEvent], first: bool) -> Result<Bytes, std::io::Error> {
+    match format {
+        Format::Jsonl => {
+            let mut out = Vec::new();
+            for event in events {
+                serde_json::to_writer(&mut out, event)?;
+                out.push(b'\n');
+            }
+            Ok(out.into())
+        }
+        Format::Csv => {
+            let mut writer = csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_writer(Vec::new());
+            if first {
+                writer.write_record(CSV_COLUMNS)?;
+            }
+            for e in events {
+                writer.write_record([
+                    e.seq.to_string(),
+                    e.event_id.to_string(),
+                    e.occurred_at.to_string(),
+                    e.event.to_string(),
+                    e.pause_id.map(|id| id.to_string()).unwrap_or_default(),
+                    e.actor.clone(),
+                    e.data.to_string(),
+                    e.prev_hash.clone(),
+                    e.hash.clone(),
+                ])?;
+            }
+            writer
+                .into_inner()
+                .map(Bytes::from)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        }
+    }
+}
+
+/// `GET /v1/audit/verify`: walks the project's hash chain.
+pub async fn verify(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<VerifyReport>, ApiError> {
+    let report = crate::audit::verify(state.app.store(), caller.project_id()).await?;
+    Ok(Json(report))
+}

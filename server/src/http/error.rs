@@ -1,0 +1,152 @@
+//! The API's one error type. Client errors say what to fix in a stable
+//! `{"error": {"code", "message", "field"}}` body; internal errors are logged in full and
+//! answered with an opaque 500.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use pausepoint_api::{ErrorBody, ErrorDetail, PauseStatus, ValidationError};
+
+use crate::pauses::PauseError;
+use crate::store::StoreError;
+
+/// A failed request, ready to become a response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    field: Option<String>,
+    pause_status: Option<PauseStatus>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            pause_status: None,
+        }
+    }
+
+    /// 400: the body is not the JSON object the call takes.
+    pub fn invalid_json(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message)
+    }
+
+    /// 401: no key, or a key that is unknown or revoked.
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 404: nothing here, or nothing this project may see (the two look the same).
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 405: the path exists, the method does not.
+    pub fn method_not_allowed() -> ApiError {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this path does not take that method",
+        )
+    }
+
+    /// 413: the body is over the cap.
+    pub fn payload_too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is over the limit of {limit} bytes"),
+        )
+    }
+
+    /// 422: a field breaks a rule.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        let mut error = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            message,
+        );
+        error.field = Some(field.into());
+        error
+    }
+
+    /// 500: something broke on our side. The details go to the log, not the client.
+    pub fn internal(error: &dyn std::error::Error) -> ApiError {
+        tracing::error!(error = %error, "request failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "something went wrong on the server; its log has the details",
+        )
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> ApiError {
+        ApiError::invalid(e.field, e.message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        ApiError::internal(&e)
+    }
+}
+
+impl From<PauseError> for ApiError {
+    fn from(e: PauseError) -> ApiError {
+        match e {
+            PauseError::NotFound => ApiError::not_found("no pause with this id"),
+            PauseError::NotPending(status) => {
+                let mut error = ApiError::new(
+                    StatusCode::CONFLICT,
+                    "pause_not_pending",
+                    format!("the pause is already {status}; it can no longer change"),
+                );
+                error.pause_status = Some(status);
+                error
+            }
+            PauseError::Expired => ApiError::new(
+                StatusCode::CONFLICT,
+                "pause_expired",
+                "the pause has expired and is being timed out",
+            ),
+            PauseError::Invalid(e) => e.into(),
+            PauseError::IdempotencyConflict => {
+                let mut error = ApiError::new(
+                    StatusCode::CONFLICT,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was already used with a different request body; use a new key for a new pause",
+                );
+                error.field = Some("Idempotency-Key".into());
+                error
+            }
+            PauseError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                field: self.field,
+                status: self.pause_status.map(|s| s.as_str().to_owned()),
+            },
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

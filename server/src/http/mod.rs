@@ -1,0 +1,63 @@
+//! The REST API. Handlers are thin: extract, call the domain, shape the answer.
+//!
+//! - [`pauses`]: create, get (with long-poll), cancel and list pauses.
+//! - [`audit`]: query, export and verify the audit log.
+//! - [`extract`]: the caller's key, JSON bodies and query parameters.
+//! - [`error`]: the one error type and body.
+
+pub mod audit;
+pub mod error;
+pub mod extract;
+pub mod pauses;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::App;
+use error::ApiError;
+
+/// The largest request body accepted, in bytes.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub app: App,
+    /// Cancelled when the server shuts down, so long-polls answer at once.
+    pub stop: CancellationToken,
+}
+
+/// Every route of the service.
+pub fn router(app: App, stop: CancellationToken) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/pause", post(pauses::create).get(pauses::list))
+        .route("/v1/pause/{id}", get(pauses::get))
+        .route("/v1/pause/{id}/cancel", post(pauses::cancel))
+        .route("/v1/audit", get(audit::query))
+        .route("/v1/audit/export", get(audit::export))
+        .route("/v1/audit/verify", get(audit::verify))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(AppState { app, stop })
+}
+
+/// Liveness: answers 200 while the database answers.
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.app.store().key_count().await {
+        Ok(_) => (StatusCode::OK, Json(json!({ "status": "ok" }))),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: the database does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable" })),
+            )
+        }
+    }
+}
