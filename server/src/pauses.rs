@@ -242,6 +242,11 @@ impl Pauses {
         }
     }
 
+    /// How many pauses have a long-poll waiting on them right now.
+    pub fn watching(&self) -> usize {
+        self.wakeups.watched()
+    }
+
     /// The earliest deadline among pending pauses.
     pub async fn next_expiry(&self) -> Result<Option<Timestamp>, PauseError> {
         Ok(self.store.next_expiry().await?)

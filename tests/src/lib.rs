@@ -1,1 +1,411 @@
-//! Shared set-up for the end-to-end tests.
+//! Shared set-up for the end-to-end tests: the real server on `127.0.0.1:0` with a real
+//! SQLite file, either in this process ([`TestServer`]) or as the real `pp` binary
+//! ([`ServerProcess`]), and typed request helpers that return what a client would see.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use pausepoint_api::{AuditEvent, Pause};
+use pausepoint_server::keys::{self, DEFAULT_PROJECT};
+use pausepoint_server::{pauses, App, Config};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// What a client saw: the status code and the JSON body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The body as a Pause, after checking the status.
+    pub fn pause(&self, expected: StatusCode) -> Pause {
+        assert_eq!(
+            self.status, expected,
+            "unexpected status; body: {}",
+            self.body
+        );
+        serde_json::from_value(self.body.clone()).unwrap()
+    }
+
+    /// Checks an error reply: status, code and field.
+    pub fn assert_error(&self, status: StatusCode, code: &str, field: Option<&str>) {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        let error = &self.body["error"];
+        assert_eq!(error["code"], code, "body: {}", self.body);
+        assert_eq!(error["field"].as_str(), field, "body: {}", self.body);
+        assert!(
+            error["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "an error needs a message: {}",
+            self.body
+        );
+    }
+}
+
+/// An HTTP client of one server, acting with one API key.
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    pub key: String,
+    pub http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(base: &str, key: &str) -> Client {
+        Client {
+            base: base.to_owned(),
+            key: key.to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The same server with another key.
+    pub fn with_key(&self, key: &str) -> Client {
+        Client {
+            key: key.to_owned(),
+            ..self.clone()
+        }
+    }
+
+    /// Sends a request with the key and an optional raw body.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.key);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn create(&self, body: Value) -> Reply {
+        self.send(
+            Method::POST,
+            "/v1/pause",
+            Some(body.to_string().into_bytes()),
+            &[],
+        )
+        .await
+    }
+
+    pub async fn create_with_key(&self, body: Value, idempotency_key: &str) -> Reply {
+        self.send(
+            Method::POST,
+            "/v1/pause",
+            Some(body.to_string().into_bytes()),
+            &[("Idempotency-Key", idempotency_key)],
+        )
+        .await
+    }
+
+    pub async fn get(&self, id: Uuid) -> Reply {
+        self.send(Method::GET, &format!("/v1/pause/{id}"), None, &[])
+            .await
+    }
+
+    pub async fn wait(&self, id: Uuid, seconds: u64) -> Reply {
+        self.send(
+            Method::GET,
+            &format!("/v1/pause/{id}?wait={seconds}"),
+            None,
+            &[],
+        )
+        .await
+    }
+
+    pub async fn cancel(&self, id: Uuid) -> Reply {
+        self.send(Method::POST, &format!("/v1/pause/{id}/cancel"), None, &[])
+            .await
+    }
+
+    pub async fn get_path(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, None, &[]).await
+    }
+
+    /// Every audit event of the key's project matching `query` (such as `pause_id=…`).
+    pub async fn audit(&self, query: &str) -> Vec<AuditEvent> {
+        let reply = self
+            .get_path(&format!("/v1/audit?limit=1000&{query}"))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        serde_json::from_value(reply.body["data"].clone()).unwrap()
+    }
+}
+
+/// A create body like the spec's SMS example, with a short timeout when given.
+pub fn sms_pause(timeout_seconds: Option<u64>) -> Value {
+    let mut body = json!({
+        "recipient": "+1 (312) 847-1928",
+        "channel": "sms",
+        "message": "Wire $8,400 to Meridian?",
+        "options": ["Approve", "Reject"],
+        "timeout_default": "Reject",
+    });
+    if let Some(seconds) = timeout_seconds {
+        body["timeout_seconds"] = json!(seconds);
+    }
+    body
+}
+
+/// The real server, in this process, on `127.0.0.1:0` and a fresh SQLite file.
+pub struct TestServer {
+    pub app: App,
+    pub client: Client,
+    /// The default project's id.
+    pub project_id: Uuid,
+    pub database: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    serving: Option<JoinHandle<std::io::Result<()>>>,
+    _dir: TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("pausepoint.db");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let app = App::open(Config::new(database.display().to_string(), address))
+            .await
+            .unwrap();
+        let key = keys::create_key(
+            app.store(),
+            DEFAULT_PROJECT,
+            "test",
+            "system",
+            pauses::now(),
+        )
+        .await
+        .unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = tokio::spawn(app.clone().serve(listener, async {
+            let _ = stopped.await;
+        }));
+        let client = Client::new(&format!("http://{address}"), &key.key);
+        wait_until_healthy(&client.base).await;
+        TestServer {
+            app,
+            client,
+            project_id: key.record.project_id,
+            database,
+            stop: Some(stop),
+            serving: Some(serving),
+            _dir: dir,
+        }
+    }
+
+    /// A key of another project (created when missing).
+    pub async fn key_for_project(&self, project: &str) -> (String, Uuid) {
+        let key = keys::create_key(self.app.store(), project, "test", "system", pauses::now())
+            .await
+            .unwrap();
+        (key.key, key.record.project_id)
+    }
+
+    /// Shuts the server down as Ctrl-C would, and waits until it has.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(serving) = self.serving.take() {
+            serving.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// Polls `/healthz` until the server answers (it binds before it serves, so this is quick).
+pub async fn wait_until_healthy(base: &str) {
+    let http = reqwest::Client::new();
+    for _ in 0..500 {
+        if let Ok(response) = http.get(format!("{base}/healthz")).send().await {
+            if response.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the server at {base} never became healthy");
+}
+
+/// The `pp` binary of this build: beside the test binary's `deps` folder, or `PP_BIN`.
+pub fn pp_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("PP_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap();
+    let dir = if dir.ends_with("deps") {
+        dir.parent().unwrap()
+    } else {
+        dir
+    };
+    let binary = dir.join(format!("pp{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build -p pausepoint-cli` (cargo test --workspace does)",
+        binary.display()
+    );
+    binary
+}
+
+/// Runs `pp ARGS` to completion: (exit code, stdout, stderr).
+pub async fn run_pp(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(pp_binary())
+        .args(args)
+        .env_remove("PAUSEPOINT_DATABASE_URL")
+        .output()
+        .await
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+/// `pp server` as a child process on a given database.
+pub struct ServerProcess {
+    child: Child,
+    pub base: String,
+    pub port: u16,
+    /// Everything the server printed on stdout and stderr, gathered in the background.
+    pub output: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl ServerProcess {
+    /// Starts `pp server --db DATABASE --bind 127.0.0.1:PORT` (0 picks a port) and waits
+    /// until it is healthy.
+    pub async fn start(database: &Path, port: u16) -> ServerProcess {
+        let mut child = Command::new(pp_binary())
+            .args([
+                "server",
+                "--db",
+                &database.display().to_string(),
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .env_remove("PAUSEPOINT_DATABASE_URL")
+            .env("PAUSEPOINT_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (address_tx, address_rx) = oneshot::channel::<String>();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let gathered = output.clone();
+        tokio::spawn(async move {
+            let mut address_tx = Some(address_tx);
+            while let Ok(Some(line)) = stdout.next_line().await {
+                if let Some(address) = line.strip_prefix("PausePoint is listening on ") {
+                    if let Some(tx) = address_tx.take() {
+                        let _ = tx.send(address.to_owned());
+                    }
+                }
+                gathered.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        let gathered = output.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stderr.next_line().await {
+                gathered.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        let base = match tokio::time::timeout(Duration::from_secs(60), address_rx).await {
+            Ok(Ok(base)) => base,
+            _ => panic!(
+                "pp server did not start; it printed:\n{}",
+                output.lock().unwrap()
+            ),
+        };
+        wait_until_healthy(&base).await;
+        let port = base.rsplit(':').next().unwrap().parse().unwrap();
+        ServerProcess {
+            child,
+            base,
+            port,
+            output,
+        }
+    }
+
+    /// `kill -9`: no chance to finish anything.
+    pub async fn kill(mut self) {
+        self.child.kill().await.unwrap();
+    }
+
+    /// SIGTERM, then waits for a clean exit; returns the exit code.
+    pub async fn terminate(mut self) -> Option<i32> {
+        let pid = self.child.id().unwrap().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("pp server did not stop within 30 s of SIGTERM")
+            .unwrap();
+        status.code()
+    }
+
+    pub fn printed(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+}
+
+/// Creates a key with `pp admin keys create` and returns it (what it printed on stdout).
+pub async fn admin_create_key(database: &Path, name: &str, project: &str) -> String {
+    let (code, stdout, stderr) = run_pp(&[
+        "admin",
+        "keys",
+        "create",
+        "--name",
+        name,
+        "--project",
+        project,
+        "--db",
+        &database.display().to_string(),
+    ])
+    .await;
+    assert_eq!(code, 0, "pp admin keys create failed: {stderr}");
+    stdout.trim().to_owned()
+}

@@ -1,0 +1,275 @@
+//! The audit log: full context for every change, append-only in the database, a hash
+//! chain that finds an edited or removed row, and exports in JSONL and CSV.
+
+use pausepoint_api::audit::GENESIS_HASH;
+use pausepoint_api::{AuditEvent, AuditEventKind};
+use pausepoint_tests::{sms_pause, TestServer};
+use reqwest::StatusCode;
+use sqlx::sqlite::SqlitePoolOptions;
+use sqlx::{Executor, SqlitePool};
+
+async fn a_decided_history(server: &TestServer) -> Vec<uuid::Uuid> {
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let pause = server
+            .client
+            .create(sms_pause(None))
+            .await
+            .pause(StatusCode::CREATED);
+        if i % 2 == 0 {
+            server
+                .client
+                .cancel(pause.pause_id)
+                .await
+                .pause(StatusCode::OK);
+        } else {
+            server
+                .app
+                .pauses()
+                .respond(
+                    server.project_id,
+                    pause.pause_id,
+                    "Approve",
+                    None,
+                    "recipient:+13128471928",
+                )
+                .await
+                .unwrap();
+        }
+        ids.push(pause.pause_id);
+    }
+    ids
+}
+
+/// A second connection to the server's SQLite file, as someone editing it by hand.
+async fn behind_the_servers_back(server: &TestServer) -> SqlitePool {
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect(&format!("sqlite://{}", server.database.display()))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_change_is_an_event_with_actor_and_full_context() {
+    let server = TestServer::start().await;
+    let ids = a_decided_history(&server).await;
+    let events = server.client.audit("").await;
+    // key.created, then created + ended for each pause.
+    assert_eq!(events.len(), 1 + 2 * ids.len());
+    assert_eq!(events[0].event, AuditEventKind::KeyCreated);
+    for (i, event) in events.iter().enumerate() {
+        assert_eq!(event.seq, i as i64 + 1);
+        let prev = if i == 0 {
+            GENESIS_HASH.to_owned()
+        } else {
+            events[i - 1].hash.clone()
+        };
+        assert_eq!(event.prev_hash, prev);
+        assert_eq!(event.chain_hash(&prev), event.hash);
+    }
+    let created = &events[1];
+    assert_eq!(created.event, AuditEventKind::PauseCreated);
+    assert_eq!(created.pause_id, Some(ids[0]));
+    assert!(created.actor.starts_with("api_key:"));
+    assert_eq!(created.data["message"], "Wire $8,400 to Meridian?");
+    assert_eq!(
+        created.data["options"],
+        serde_json::json!(["Approve", "Reject"])
+    );
+    assert_eq!(created.data["recipient"], "+13128471928");
+    let responded = events
+        .iter()
+        .find(|e| e.event == AuditEventKind::PauseResponded)
+        .unwrap();
+    assert_eq!(responded.actor, "recipient:+13128471928");
+    assert_eq!(responded.data["response_choice"], "Approve");
+    assert_eq!(
+        responded.data["options"],
+        serde_json::json!(["Approve", "Reject"])
+    );
+
+    // Filters and the cursor.
+    let one = server.client.audit(&format!("pause_id={}", ids[1])).await;
+    assert_eq!(
+        one.iter().map(|e| e.event).collect::<Vec<_>>(),
+        [AuditEventKind::PauseCreated, AuditEventKind::PauseResponded]
+    );
+    assert_eq!(server.client.audit("event=pause.cancelled").await.len(), 2);
+    let since = events[3].occurred_at;
+    assert!(server
+        .client
+        .audit(&format!("since={since}"))
+        .await
+        .iter()
+        .all(|e| e.occurred_at >= since));
+    assert!(server
+        .client
+        .audit("since=2999-01-01T00:00:00Z")
+        .await
+        .is_empty());
+    let page = server.client.get_path("/v1/audit?limit=4").await;
+    let cursor = page.body["next_cursor"].as_str().unwrap().to_owned();
+    let next = server
+        .client
+        .get_path(&format!("/v1/audit?limit=4&cursor={cursor}"))
+        .await;
+    assert_eq!(next.body["data"][0]["seq"], 5);
+
+    let report = server.client.get_path("/v1/audit/verify").await;
+    assert_eq!(report.status, StatusCode::OK);
+    assert_eq!(report.body["ok"], true);
+    assert_eq!(report.body["events_checked"], events.len());
+    assert_eq!(report.body["head_hash"], events.last().unwrap().hash);
+    assert_eq!(report.body["first_bad_seq"], serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn the_database_refuses_to_change_or_remove_an_event() {
+    let server = TestServer::start().await;
+    a_decided_history(&server).await;
+    let db = behind_the_servers_back(&server).await;
+    let update = db
+        .execute("UPDATE audit_events SET actor = 'nobody' WHERE seq = 2")
+        .await;
+    assert!(update.unwrap_err().to_string().contains("append-only"));
+    let delete = db.execute("DELETE FROM audit_events WHERE seq = 2").await;
+    assert!(delete.unwrap_err().to_string().contains("append-only"));
+    let report = server.client.get_path("/v1/audit/verify").await;
+    assert_eq!(report.body["ok"], true);
+}
+
+#[tokio::test]
+async fn verify_finds_a_row_edited_behind_the_servers_back() {
+    let server = TestServer::start().await;
+    a_decided_history(&server).await;
+    let db = behind_the_servers_back(&server).await;
+    db.execute(
+        "DROP TRIGGER audit_events_refuse_update; \
+         UPDATE audit_events SET data = replace(data, 'Approve', 'Reject') WHERE seq = 5;",
+    )
+    .await
+    .unwrap();
+    let report = server.client.get_path("/v1/audit/verify").await;
+    assert_eq!(report.body["ok"], false, "{}", report.body);
+    assert_eq!(report.body["first_bad_seq"], 5);
+    assert_eq!(report.body["events_checked"], 4);
+}
+
+#[tokio::test]
+async fn verify_finds_a_row_deleted_behind_the_servers_back() {
+    let server = TestServer::start().await;
+    a_decided_history(&server).await;
+    let db = behind_the_servers_back(&server).await;
+    db.execute("DROP TRIGGER audit_events_refuse_delete; DELETE FROM audit_events WHERE seq = 3;")
+        .await
+        .unwrap();
+    let report = server.client.get_path("/v1/audit/verify").await;
+    assert_eq!(report.body["ok"], false);
+    assert_eq!(report.body["first_bad_seq"], 3);
+
+    // Cutting off the end is found too: the project's head remembers how far the log went.
+    let server = TestServer::start().await;
+    a_decided_history(&server).await;
+    let db = behind_the_servers_back(&server).await;
+    db.execute("DROP TRIGGER audit_events_refuse_delete; DELETE FROM audit_events WHERE seq >= 8;")
+        .await
+        .unwrap();
+    let report = server.client.get_path("/v1/audit/verify").await;
+    assert_eq!(report.body["ok"], false);
+    assert_eq!(report.body["first_bad_seq"], 8);
+}
+
+#[tokio::test]
+async fn exports_hold_every_event_in_jsonl_and_csv() {
+    let server = TestServer::start().await;
+    a_decided_history(&server).await;
+    let events = server.client.audit("").await;
+
+    let http = reqwest::Client::new();
+    let export = |format: &'static str| {
+        let request = http
+            .get(format!(
+                "{}/v1/audit/export?format={format}",
+                server.client.base
+            ))
+            .bearer_auth(&server.client.key);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let content_type = response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            (content_type, response.text().await.unwrap())
+        }
+    };
+
+    let (content_type, jsonl) = export("jsonl").await;
+    assert_eq!(content_type, "application/x-ndjson");
+    let exported: Vec<AuditEvent> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(exported, events);
+
+    let (content_type, csv) = export("csv").await;
+    assert!(content_type.starts_with("text/csv"));
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        [
+            "seq",
+            "event_id",
+            "occurred_at",
+            "event",
+            "pause_id",
+            "actor",
+            "data",
+            "prev_hash",
+            "hash"
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), events.len());
+    for (row, event) in rows.iter().zip(&events) {
+        assert_eq!(row[0], event.seq.to_string());
+        assert_eq!(row[3], *event.event.as_str());
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&row[6]).unwrap(),
+            event.data
+        );
+        assert_eq!(row[8], event.hash);
+    }
+
+    // Filters apply to exports too.
+    let filtered = server
+        .client
+        .get_path("/v1/audit/export?event=pause.created")
+        .await;
+    assert_eq!(filtered.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_large_export_streams_every_event() {
+    let server = TestServer::start().await;
+    for _ in 0..600 {
+        server
+            .client
+            .create(sms_pause(None))
+            .await
+            .pause(StatusCode::CREATED);
+    }
+    let response = reqwest::Client::new()
+        .get(format!("{}/v1/audit/export", server.client.base))
+        .bearer_auth(&server.client.key)
+        .send()
+        .await
+        .unwrap();
+    let body = response.text().await.unwrap();
+    let seqs: Vec<i64> = body
+        .lines()
+        .map(|l| serde_json::from_str::<AuditEvent>(l).unwrap().seq)
+        .collect();
+    assert_eq!(seqs, (1..=601).collect::<Vec<_>>());
+}

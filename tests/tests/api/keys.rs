@@ -1,0 +1,98 @@
+//! API keys: required, checked, revocable, and never stored in the clear.
+
+use pausepoint_server::keys;
+use pausepoint_server::pauses;
+use pausepoint_tests::{sms_pause, TestServer};
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn a_request_without_a_valid_key_is_401() {
+    let server = TestServer::start().await;
+    let http = reqwest::Client::new();
+    let bare = http
+        .get(format!("{}/v1/pause", server.client.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(bare.headers()["www-authenticate"], "Bearer");
+    let body: serde_json::Value = bare.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+
+    for key in [
+        "pp_live_notarealkeyatall0000000000000000",
+        "sk_test_123",
+        "",
+    ] {
+        let reply = server.client.with_key(key).create(sms_pause(None)).await;
+        reply.assert_error(StatusCode::UNAUTHORIZED, "unauthorized", None);
+    }
+    let basic = http
+        .get(format!("{}/v1/pause", server.client.base))
+        .basic_auth("user", Some(&server.client.key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_revoked_key_gets_401_and_both_changes_are_audited() {
+    let server = TestServer::start().await;
+    let store = server.app.store();
+    let new = keys::create_key(store, "default", "ci-bot", "admin:ops", pauses::now())
+        .await
+        .unwrap();
+    assert!(new.key.starts_with("pp_live_") && new.key.len() == "pp_live_".len() + 32);
+    let bot = server.client.with_key(&new.key);
+    assert_eq!(
+        bot.create(sms_pause(None)).await.status,
+        StatusCode::CREATED
+    );
+
+    keys::revoke_key(store, new.record.id, "admin:ops", pauses::now())
+        .await
+        .unwrap()
+        .unwrap();
+    bot.create(sms_pause(None))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized", None);
+    assert!(
+        keys::revoke_key(store, new.record.id, "admin:ops", pauses::now())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let created = server.client.audit("event=key.created").await;
+    assert!(created
+        .iter()
+        .any(|e| e.data["key_id"] == new.record.id.to_string() && e.actor == "admin:ops"));
+    let revoked = server.client.audit("event=key.revoked").await;
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0].data["name"], "ci-bot");
+}
+
+#[tokio::test]
+async fn keys_are_stored_only_as_hashes() {
+    let server = TestServer::start().await;
+    let raw = std::fs::read(&server.database).unwrap();
+    let wal = std::fs::read(server.database.with_extension("db-wal")).unwrap_or_default();
+    let needle = server.client.key.as_bytes();
+    let contains = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        !contains(&raw) && !contains(&wal),
+        "the key is in the database file"
+    );
+    let hash = keys::hash_key(&server.client.key);
+    let listed = server.app.store().keys().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(server.client.key.starts_with(&listed[0].prefix));
+    assert!(server
+        .app
+        .store()
+        .live_key_by_hash(&hash)
+        .await
+        .unwrap()
+        .is_some());
+}

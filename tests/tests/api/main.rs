@@ -1,0 +1,12 @@
+//! The REST API end to end: the real server on `127.0.0.1:0` with a real SQLite file.
+
+#![allow(clippy::unwrap_used)]
+
+mod audit;
+mod idempotency_and_tenancy;
+mod keys;
+mod long_poll;
+mod races;
+mod spec_examples;
+mod timeouts;
+mod validation;

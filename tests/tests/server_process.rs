@@ -1,0 +1,205 @@
+//! `pp server` as a user runs it: a real process on a real port and SQLite file, killed
+//! with `kill -9`, stopped with SIGTERM and started again.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use pausepoint_api::{AuditEventKind, PauseStatus};
+use pausepoint_tests::{admin_create_key, run_pp, sms_pause, Client, ServerProcess};
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn nothing_acknowledged_before_a_kill_9_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("pp.db");
+    let key = admin_create_key(&database, "agent", "default").await;
+    let server = ServerProcess::start(&database, 0).await;
+    let client = Client::new(&server.base, &key);
+
+    let mut acknowledged = Vec::new();
+    for i in 0..30 {
+        let pause = client
+            .create(sms_pause(None))
+            .await
+            .pause(StatusCode::CREATED);
+        if i % 3 == 0 {
+            client.cancel(pause.pause_id).await.pause(StatusCode::OK);
+        }
+        acknowledged.push(pause.pause_id);
+    }
+    server.kill().await;
+
+    let server = ServerProcess::start(&database, 0).await;
+    let client = Client::new(&server.base, &key);
+    for (i, id) in acknowledged.iter().enumerate() {
+        let pause = client.get(*id).await.pause(StatusCode::OK);
+        let expected = if i % 3 == 0 {
+            PauseStatus::Cancelled
+        } else {
+            PauseStatus::Pending
+        };
+        assert_eq!(pause.status, expected);
+    }
+    let report = client.get_path("/v1/audit/verify").await;
+    assert_eq!(report.body["ok"], true, "{}", report.body);
+    assert_eq!(report.body["events_checked"], 1 + 30 + 10);
+    server.terminate().await;
+}
+
+#[tokio::test]
+async fn a_pause_that_expires_while_the_server_is_down_times_out_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("pp.db");
+    let key = admin_create_key(&database, "agent", "default").await;
+    let server = ServerProcess::start(&database, 0).await;
+    let client = Client::new(&server.base, &key);
+    let pause = client
+        .create(sms_pause(Some(1)))
+        .await
+        .pause(StatusCode::CREATED);
+    server.kill().await;
+
+    // Stay down until the deadline has passed.
+    let remaining = pause.expires_at.duration_since(jiff::Timestamp::now());
+    tokio::time::sleep(
+        Duration::try_from(remaining).unwrap_or_default() + Duration::from_millis(200),
+    )
+    .await;
+
+    let server = ServerProcess::start(&database, 0).await;
+    let client = Client::new(&server.base, &key);
+    let done = client.wait(pause.pause_id, 30).await.pause(StatusCode::OK);
+    assert_eq!(done.status, PauseStatus::TimedOut);
+    assert_eq!(done.response_choice.as_deref(), Some("Reject"));
+    let events = client.audit(&format!("pause_id={}", pause.pause_id)).await;
+    assert_eq!(events.last().unwrap().event, AuditEventKind::PauseTimedOut);
+    server.terminate().await;
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly_even_with_a_poll_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("pp.db");
+    let key = admin_create_key(&database, "agent", "default").await;
+    let server = ServerProcess::start(&database, 0).await;
+    let client = Client::new(&server.base, &key);
+    let pause = client
+        .create(sms_pause(None))
+        .await
+        .pause(StatusCode::CREATED);
+    let poller = client.clone();
+    let waiting = tokio::spawn(async move { poller.wait(pause.pause_id, 60).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.terminate().await, Some(0));
+    let reply = waiting.await.unwrap();
+    assert_eq!(reply.pause(StatusCode::OK).status, PauseStatus::Pending);
+}
+
+#[tokio::test]
+async fn a_new_database_gets_a_first_key_printed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("fresh.db");
+    let server = ServerProcess::start(&database, 0).await;
+    let printed = server.printed();
+    assert!(
+        printed.contains(&format!("Database: {}", database.display())),
+        "{printed}"
+    );
+    let key = printed
+        .split_whitespace()
+        .find(|w| w.starts_with("pp_live_"))
+        .expect("the first key is printed")
+        .to_owned();
+    let client = Client::new(&server.base, &key);
+    assert_eq!(
+        client.create(sms_pause(None)).await.status,
+        StatusCode::CREATED
+    );
+    let key_lines = printed.lines().filter(|l| l.contains(&key)).count();
+    server.terminate().await;
+
+    // The second start prints no key.
+    let server = ServerProcess::start(&database, 0).await;
+    assert!(
+        !server.printed().contains("pp_live_"),
+        "{}",
+        server.printed()
+    );
+    server.terminate().await;
+    assert!(key_lines >= 1);
+}
+
+#[tokio::test]
+async fn admin_keys_create_list_and_revoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("pp.db");
+    let db = database.display().to_string();
+    let key = admin_create_key(&database, "deploy-bot", "default").await;
+    assert!(
+        key.starts_with("pp_live_") && !key.contains('\n'),
+        "stdout is the key alone: {key:?}"
+    );
+
+    let (code, listed, _) = run_pp(&["admin", "keys", "list", "--db", &db]).await;
+    assert_eq!(code, 0);
+    assert!(
+        listed.contains("deploy-bot") && listed.contains(&key[..12]),
+        "{listed}"
+    );
+    assert!(!listed.contains(&key), "the list never shows a key");
+
+    let server = ServerProcess::start(&database, 0).await;
+    let client = Client::new(&server.base, &key);
+    assert_eq!(
+        client.create(sms_pause(None)).await.status,
+        StatusCode::CREATED
+    );
+
+    let id = listed
+        .lines()
+        .find(|l| l.contains("deploy-bot"))
+        .and_then(|l| {
+            l.split(|c: char| c.is_whitespace() || c == '│')
+                .find(|w| w.len() == 36)
+        })
+        .unwrap()
+        .to_owned();
+    let (code, out, err) = run_pp(&["admin", "keys", "revoke", &id, "--db", &db]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Revoked"));
+    client.create(sms_pause(None)).await.assert_error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        None,
+    );
+
+    let (code, _, err) = run_pp(&["admin", "keys", "revoke", &id, "--db", &db]).await;
+    assert_eq!(code, 1);
+    assert!(err.starts_with("error: there is no live key"), "{err}");
+    let (code, _, _) = run_pp(&["admin", "keys", "revoke", "not-an-id", "--db", &db]).await;
+    assert_eq!(code, 2, "a malformed id is a usage error");
+    server.terminate().await;
+}
+
+#[tokio::test]
+async fn the_server_log_holds_no_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("pp.db");
+    let key = admin_create_key(&database, "agent", "default").await;
+    let server = ServerProcess::start(&database, 0).await;
+    let client = Client::new(&server.base, &key);
+    let pause = client
+        .create(sms_pause(None))
+        .await
+        .pause(StatusCode::CREATED);
+    client.cancel(pause.pause_id).await;
+    client
+        .with_key("pp_live_wrongwrongwrongwrongwrongwrong00")
+        .get(pause.pause_id)
+        .await;
+    let printed = server.printed();
+    server.terminate().await;
+    assert!(!printed.contains(&key));
+    assert!(!printed.contains("pp_live_wrong"));
+}
