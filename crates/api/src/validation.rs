@@ -83,7 +83,7 @@ impl Recipient {
             }
             Channel::Email => {
                 let parsed = raw.parse::<EmailAddress>().ok().filter(|address| {
-                    address.as_str() == raw && address.domain().contains('.')
+                    address.email() == raw && address.domain().contains('.')
                 });
                 match parsed {
                     Some(address) => Ok(Recipient::Email(address.as_str().to_owned())),
