@@ -34,7 +34,7 @@ enum Command {
     #[command(
         after_help = "Examples:\n  pp server\n  pp server --bind 0.0.0.0:8080 --public-url https://pause.example.com\n  pp server --db /var/lib/pausepoint/pausepoint.db"
     )]
-    Server(server::ServerArgs),
+    Server(Box<server::ServerArgs>),
     /// Administer the server's database directly (API keys)
     Admin(admin::AdminArgs),
 }
@@ -77,7 +77,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Server(args) => server::run(args).await,
+            Command::Server(args) => server::run(*args).await,
+
             Command::Admin(args) => admin::run(args).await,
         }
     });

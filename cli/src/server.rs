@@ -3,9 +3,10 @@
 
 use std::net::SocketAddr;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::Args;
-use pausepoint_server::config::DEFAULT_BIND;
+use pausepoint_api::Channel;
+use pausepoint_server::config::{Secret, SmtpConfig, TwilioConfig, DEFAULT_BIND, TWILIO_API_URL};
 use pausepoint_server::keys::{self, DEFAULT_PROJECT};
 use pausepoint_server::{pauses, App, Config};
 use tokio::net::TcpListener;
@@ -26,16 +27,91 @@ pub struct ServerArgs {
     /// Allow webhook and Slack targets on loopback and private networks
     #[arg(long, env = "PAUSEPOINT_ALLOW_PRIVATE_NETWORK")]
     allow_private_network: bool,
+    /// Twilio account SID: SMS are sent through Twilio when this, the token and --twilio-from are set
+    #[arg(
+        long,
+        env = "PAUSEPOINT_TWILIO_ACCOUNT_SID",
+        value_name = "SID",
+        help_heading = "SMS (Twilio)"
+    )]
+    twilio_account_sid: Option<String>,
+    /// Twilio auth token
+    #[arg(
+        long,
+        env = "PAUSEPOINT_TWILIO_AUTH_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        help_heading = "SMS (Twilio)"
+    )]
+    twilio_auth_token: Option<String>,
+    /// The sending number (E.164) or Messaging Service SID (MG…)
+    #[arg(
+        long,
+        env = "PAUSEPOINT_TWILIO_FROM",
+        value_name = "NUMBER|MG…",
+        help_heading = "SMS (Twilio)"
+    )]
+    twilio_from: Option<String>,
+    /// Twilio's API address (change it only to test against a stand-in)
+    #[arg(long, env = "PAUSEPOINT_TWILIO_API_URL", value_name = "URL", default_value = TWILIO_API_URL, help_heading = "SMS (Twilio)")]
+    twilio_api_url: String,
+    /// SMTP server for email: smtp://user:pass@host:587 (STARTTLS when offered) or smtps://…:465
+    #[arg(
+        long,
+        env = "PAUSEPOINT_SMTP_URL",
+        value_name = "URL",
+        hide_env_values = true,
+        help_heading = "Email (SMTP)"
+    )]
+    smtp_url: Option<String>,
+    /// The sender of the email, such as "PausePoint <approvals@example.com>"
+    #[arg(
+        long,
+        env = "PAUSEPOINT_EMAIL_FROM",
+        value_name = "ADDRESS",
+        help_heading = "Email (SMTP)"
+    )]
+    email_from: Option<String>,
+}
+
+impl ServerArgs {
+    fn twilio(&self) -> anyhow::Result<Option<TwilioConfig>> {
+        match (&self.twilio_account_sid, &self.twilio_auth_token, &self.twilio_from) {
+            (None, None, None) => Ok(None),
+            (Some(sid), Some(token), Some(from)) => Ok(Some(TwilioConfig {
+                account_sid: sid.clone(),
+                auth_token: Secret::new(token.clone()),
+                from: from.clone(),
+                api_url: self.twilio_api_url.clone(),
+            })),
+            _ => bail!("to send SMS through Twilio, give all three of --twilio-account-sid, --twilio-auth-token and --twilio-from"),
+        }
+    }
+
+    fn smtp(&self) -> anyhow::Result<Option<SmtpConfig>> {
+        match (&self.smtp_url, &self.email_from) {
+            (None, None) => Ok(None),
+            (Some(url), Some(from)) => Ok(Some(SmtpConfig {
+                url: Secret::new(url.clone()),
+                from: from.clone(),
+            })),
+            (Some(_), None) => {
+                bail!("--smtp-url needs --email-from, the address the email comes from")
+            }
+            (None, Some(_)) => {
+                bail!("--email-from needs --smtp-url, the server that sends the email")
+            }
+        }
+    }
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let database = args.database.resolve();
-    let config = Config {
-        database: database.clone(),
-        bind: args.bind,
-        public_url: args.public_url,
-        allow_private_network: args.allow_private_network,
-    };
+    let mut config = Config::new(database.clone(), args.bind);
+    config.public_url = args.public_url.clone();
+    config.allow_private_network = args.allow_private_network;
+    config.twilio = args.twilio()?;
+    config.smtp = args.smtp()?;
     let app = App::open(config)
         .await
         .with_context(|| format!("cannot open the database {database}"))?;
@@ -61,6 +137,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     println!("PausePoint is listening on {base}");
     println!("Database: {}", app.store().location());
+    for channel in [Channel::Sms, Channel::Email] {
+        if !app.channels().configured(channel) {
+            println!("{channel}: no provider configured; links will be printed here instead");
+        }
+    }
+    if args.public_url.is_none() && args.bind.ip().is_unspecified() {
+        println!("Note: set --public-url to the address people reach this server at; links now say {base}");
+    }
     tracing::info!(%address, "serving; press Ctrl-C to stop");
     app.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");

@@ -1,24 +1,81 @@
-//! What `pp server` is told: where the data lives, where to listen, how it is reached.
+//! What `pp server` is told: where the data lives, where to listen, how humans are reached.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use url::Url;
 
 /// The default address: loopback only, so a fresh server is not exposed by accident.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// Twilio's API.
+pub const TWILIO_API_URL: &str = "https://api.twilio.com";
+/// The waits between delivery attempts when a provider is down: the first retries come
+/// in seconds, the last half an hour later.
+pub const DELIVERY_RETRY: [Duration; 5] = [
+    Duration::from_secs(5),
+    Duration::from_secs(30),
+    Duration::from_secs(120),
+    Duration::from_secs(600),
+    Duration::from_secs(1800),
+];
 
-/// The server's settings. Holds no secrets yet; when it does, Debug must hide them.
+/// A value that must not reach a log: Debug shows only that it is there.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A Twilio account that sends the SMS.
+#[derive(Debug, Clone)]
+pub struct TwilioConfig {
+    pub account_sid: String,
+    pub auth_token: Secret,
+    /// A phone number in E.164, or a Messaging Service SID (`MG…`).
+    pub from: String,
+    pub api_url: String,
+}
+
+/// The SMTP server that sends the email.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    /// `smtp://user:pass@host:port` or `smtps://…`; may hold a password.
+    pub url: Secret,
+    /// The sender, such as `PausePoint <approvals@example.com>`.
+    pub from: String,
+}
+
+/// The server's settings.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// A SQLite file path or a database URL.
     pub database: String,
     pub bind: SocketAddr,
     /// The address humans reach this server at, for the links sent to them. Defaults to
-    /// `http://{bind}`.
+    /// `http://` and the address the server listens on.
     pub public_url: Option<Url>,
     /// Allow webhook and Slack targets on loopback or private networks.
     pub allow_private_network: bool,
+    /// SMS go through Twilio when set; otherwise their links are printed on the console.
+    pub twilio: Option<TwilioConfig>,
+    /// Email goes through SMTP when set; otherwise links are printed on the console.
+    pub smtp: Option<SmtpConfig>,
+    /// The waits between delivery attempts; after the last, the delivery has failed.
+    pub delivery_retry: Vec<Duration>,
 }
 
 impl Config {
@@ -29,6 +86,9 @@ impl Config {
             bind,
             public_url: None,
             allow_private_network: false,
+            twilio: None,
+            smtp: None,
+            delivery_retry: DELIVERY_RETRY.to_vec(),
         }
     }
 }

@@ -8,18 +8,28 @@
 //! - [`audit`]: verifying the tamper-evident audit chain.
 //! - [`wakeups`]: in-process wake-ups for long-polling requests.
 //! - [`timeouts`]: the worker that times out pauses at their deadline.
-//! - [`http`]: the REST API.
+//! - [`delivery`]: the worker that sends each pause to its human (SMS, email, Slack).
+//! - [`links`]: the signed links humans answer through.
+//! - [`views`]: the response page and email markup.
+//! - [`outbound`]: HTTP to caller-chosen URLs, kept off private networks.
+//! - [`workers`]: the loop every background worker runs.
+//! - [`http`]: the REST API and the response page.
 
 #![forbid(unsafe_code)]
 
 pub mod audit;
 pub mod config;
+pub mod delivery;
 pub mod http;
 pub mod keys;
+pub mod links;
+pub mod outbound;
 pub mod pauses;
 pub mod store;
 pub mod timeouts;
+pub mod views;
 pub mod wakeups;
+pub mod workers;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -29,29 +39,54 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
+pub use links::Links;
 pub use pauses::Pauses;
 pub use store::Store;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// The bells that tell the workers new work has arrived.
+#[derive(Default)]
+pub struct Bells {
+    /// Rung when a pause is created: its deadline may be the nearest.
+    pub deadlines: Arc<Notify>,
+    /// Rung when a pause is created: its delivery is due now.
+    pub deliveries: Arc<Notify>,
+}
 
 /// The service's shared state: the store and the operations on it. Cheap to clone.
 #[derive(Clone)]
 pub struct App {
     store: Store,
     pauses: Pauses,
+    links: Links,
     config: Arc<Config>,
-    new_deadline: Arc<Notify>,
+    channels: Arc<delivery::Channels>,
+    bells: Arc<Bells>,
 }
 
 impl App {
-    /// Opens (and migrates) the database named by the config.
-    pub async fn open(config: Config) -> Result<App, store::StoreError> {
+    /// Opens (and migrates) the database named by the config, and checks the providers.
+    pub async fn open(config: Config) -> Result<App, OpenError> {
+        let channels = delivery::Channels::from_config(&config).map_err(OpenError::Config)?;
         let store = Store::open(&config.database).await?;
-        let new_deadline = Arc::new(Notify::new());
-        let pauses = Pauses::new(store.clone(), Arc::default(), Arc::clone(&new_deadline));
+        let links = Links::load(&store).await?;
+        let bells = Arc::new(Bells::default());
+        let pauses = Pauses::new(store.clone(), Arc::default(), Arc::clone(&bells));
         Ok(App {
             store,
             pauses,
+            links,
             config: Arc::new(config),
-            new_deadline,
+            channels: Arc::new(channels),
+            bells,
         })
     }
 
@@ -63,23 +98,58 @@ impl App {
         &self.pauses
     }
 
+    pub fn links(&self) -> &Links {
+        &self.links
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }
 
-    /// Serves the API on `listener` and runs the workers until `shutdown` completes,
-    /// then lets requests in flight finish (long-polls answer at once) and closes the
-    /// database.
+    /// The delivery providers, as configured.
+    pub fn channels(&self) -> &delivery::Channels {
+        &self.channels
+    }
+
+    /// Serves the API and the response page on `listener` and runs the workers until
+    /// `shutdown` completes, then lets requests in flight finish (long-polls answer at
+    /// once) and closes the database.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let public_url = match &self.config.public_url {
+            Some(url) => url.as_str().trim_end_matches('/').to_owned(),
+            None => format!("http://{}", listener.local_addr()?),
+        };
+        let deliveries = Arc::new(delivery::Deliveries::new(
+            self.store.clone(),
+            self.links.clone(),
+            Arc::clone(&self.channels),
+            public_url,
+            self.config.delivery_retry.clone(),
+        ));
+
         let stop = CancellationToken::new();
-        let worker = tokio::spawn(timeouts::run(
-            self.pauses.clone(),
-            Arc::clone(&self.new_deadline),
+        let pauses = self.pauses.clone();
+        let timeouts = tokio::spawn(workers::run(
+            "timeouts",
+            Arc::clone(&self.bells.deadlines),
             stop.clone(),
+            move |now| {
+                let pauses = pauses.clone();
+                async move { timeouts::step(&pauses, now).await }
+            },
+        ));
+        let delivery = tokio::spawn(workers::run(
+            "delivery",
+            Arc::clone(&self.bells.deliveries),
+            stop.clone(),
+            move |now| {
+                let deliveries = Arc::clone(&deliveries);
+                async move { deliveries.step(now).await }
+            },
         ));
         let router = http::router(self.clone(), stop.clone());
         let signal = stop.clone();
@@ -90,8 +160,10 @@ impl App {
             })
             .await;
         stop.cancel();
-        if let Err(e) = worker.await {
-            tracing::error!(error = %e, "the timeout worker failed");
+        for (name, worker) in [("timeouts", timeouts), ("delivery", delivery)] {
+            if let Err(e) = worker.await {
+                tracing::error!(worker = name, error = %e, "worker failed");
+            }
         }
         self.store.close().await;
         served

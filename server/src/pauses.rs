@@ -9,13 +9,13 @@ use jiff::{SignedDuration, Timestamp};
 use pausepoint_api::validation::NewPause;
 use pausepoint_api::{AuditEventKind, Decision, Pause, PauseStatus, ValidationError};
 use serde_json::{json, Value};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::store::pauses::Outcome;
 use crate::store::{Store, StoreError};
 use crate::wakeups::Wakeups;
+use crate::Bells;
 
 /// Why an operation on a pause did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -51,16 +51,15 @@ pub struct Created {
 pub struct Pauses {
     store: Store,
     wakeups: Arc<Wakeups>,
-    /// Rung whenever a pause is created, so the timeout worker can sleep less.
-    new_deadline: Arc<Notify>,
+    bells: Arc<Bells>,
 }
 
 impl Pauses {
-    pub fn new(store: Store, wakeups: Arc<Wakeups>, new_deadline: Arc<Notify>) -> Pauses {
+    pub fn new(store: Store, wakeups: Arc<Wakeups>, bells: Arc<Bells>) -> Pauses {
         Pauses {
             store,
             wakeups,
-            new_deadline,
+            bells,
         }
     }
 
@@ -141,7 +140,8 @@ impl Pauses {
         )
         .await?;
         tx.commit().await.map_err(StoreError::from)?;
-        self.new_deadline.notify_one();
+        self.bells.deliveries.notify_one();
+        self.bells.deadlines.notify_one();
         Ok(Created {
             pause: created,
             replayed: false,
@@ -240,6 +240,38 @@ impl Pauses {
                 }
             }
         }
+    }
+
+    /// Records `pause.viewed` the first time the human opens the pause's link.
+    pub async fn record_view(
+        &self,
+        project_id: Uuid,
+        pause: &Pause,
+        user_agent: &str,
+    ) -> Result<(), PauseError> {
+        let now = now();
+        let mut tx = self.store.begin().await?;
+        if Store::mark_viewed(&mut tx, pause.pause_id, now).await? {
+            let user_agent: String = user_agent.chars().take(200).collect();
+            Store::append_audit(
+                &mut tx,
+                project_id,
+                AuditEventKind::PauseViewed,
+                Some(pause.pause_id),
+                &format!("recipient:{}", pause.recipient),
+                json!({
+                    "channel": pause.channel,
+                    "recipient": pause.recipient,
+                    "message": pause.message,
+                    "options": pause.options,
+                    "user_agent": user_agent,
+                }),
+                now,
+            )
+            .await?;
+            tx.commit().await.map_err(StoreError::from)?;
+        }
+        Ok(())
     }
 
     /// How many pauses have a long-poll waiting on them right now.

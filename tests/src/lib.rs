@@ -154,6 +154,22 @@ impl Client {
             .await
     }
 
+    /// The pause once its delivery is no longer pending (sent, logged, failed or skipped).
+    pub async fn delivered(&self, id: Uuid) -> Pause {
+        for _ in 0..1000 {
+            let pause = self.get(id).await.pause(StatusCode::OK);
+            if pause
+                .delivery
+                .as_ref()
+                .is_some_and(|d| d.status != "pending")
+            {
+                return pause;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the delivery of {id} never settled");
+    }
+
     pub async fn get_path(&self, path: &str) -> Reply {
         self.send(Method::GET, path, None, &[]).await
     }
@@ -166,6 +182,23 @@ impl Client {
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         serde_json::from_value(reply.body["data"].clone()).unwrap()
     }
+}
+
+/// The pause without its `delivery`, which the delivery worker changes on its own time.
+pub fn without_delivery(pause: &Pause) -> Pause {
+    Pause {
+        delivery: None,
+        ..pause.clone()
+    }
+}
+
+/// True for the audit events of delivery attempts, which come on the worker's own time.
+pub fn is_delivery_event(event: &AuditEvent) -> bool {
+    matches!(
+        event.event,
+        pausepoint_api::AuditEventKind::PauseNotified
+            | pausepoint_api::AuditEventKind::PauseNotificationFailed
+    )
 }
 
 /// A create body like the spec's SMS example, with a short timeout when given.
@@ -197,6 +230,13 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        // PAUSEPOINT_TEST_LOG=debug shows the server's log while debugging a test.
+        if let Ok(filter) = std::env::var("PAUSEPOINT_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
         let dir = tempfile::tempdir().unwrap();
         let database = dir.path().join("pausepoint.db");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -2,12 +2,14 @@
 //!
 //! - [`pauses`]: create, get (with long-poll), cancel and list pauses.
 //! - [`audit`]: query, export and verify the audit log.
+//! - [`page`]: the response page humans open from their message.
 //! - [`extract`]: the caller's key, JSON bodies and query parameters.
 //! - [`error`]: the one error type and body.
 
 pub mod audit;
 pub mod error;
 pub mod extract;
+pub mod page;
 pub mod pauses;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -42,6 +44,7 @@ pub fn router(app: App, stop: CancellationToken) -> Router {
         .route("/v1/audit", get(audit::query))
         .route("/v1/audit/export", get(audit::export))
         .route("/v1/audit/verify", get(audit::verify))
+        .route("/r/{token}", get(page::show).post(page::answer))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

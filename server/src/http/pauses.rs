@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use pausepoint_api::validation::NewPause;
+use pausepoint_api::validation::{NewPause, Recipient};
 use pausepoint_api::{CreatePause, Pause, PauseList, PauseStatus};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, QueryParams};
 use super::AppState;
+use crate::outbound;
 use crate::pauses::Idempotency;
 
 /// The longest a `GET /v1/pause/{id}?wait=` may hold, in seconds.
@@ -38,6 +39,13 @@ pub async fn create(
         .await?
         .ok_or_else(|| ApiError::unauthorized("the API key's project no longer exists"))?;
     let pause = NewPause::parse(body.value, project.max_timeout)?;
+    let allow_private = state.app.config().allow_private_network;
+    if let Recipient::Slack(url) = &pause.recipient {
+        outbound::check_url(url, allow_private).map_err(|e| ApiError::invalid("recipient", e))?;
+    }
+    if let Some(url) = &pause.webhook_url {
+        outbound::check_url(url, allow_private).map_err(|e| ApiError::invalid("webhook_url", e))?;
+    }
     let idempotency = idempotency(&headers, &body.raw)?;
     let created = state
         .app

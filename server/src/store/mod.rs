@@ -7,11 +7,15 @@
 //! - [`keys`]: API keys, stored as SHA-256 hashes only.
 //! - [`pauses`]: pause rows and their one-way status change.
 //! - [`audit`]: the append-only, hash-chained audit log.
+//! - [`deliveries`]: the durable notification of each pause's human.
+//! - [`settings`]: server-wide values such as the link-signing key.
 
 pub mod audit;
+pub mod deliveries;
 pub mod keys;
 pub mod pauses;
 pub mod projects;
+pub mod settings;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -3,7 +3,7 @@
 
 use jiff::Timestamp;
 use pausepoint_api::validation::NewPause;
-use pausepoint_api::{Decision, Pause, PauseStatus};
+use pausepoint_api::{Decision, Delivery, Pause, PauseStatus};
 use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -38,9 +38,12 @@ pub struct IdempotentPause {
     pub request_hash: Option<String>,
 }
 
-const COLUMNS: &str = "id, status, channel, recipient, message, options, allow_text_response, \
-    timeout_default, response_choice, response_text, response_at, created_at, expires_at, \
-    metadata, webhook_url, request_hash";
+/// Every read of a pause goes through this, so a pause always carries its delivery.
+const SELECT: &str = "SELECT p.id, p.project_id, p.status, p.channel, p.recipient, p.message, \
+    p.options, p.allow_text_response, p.timeout_default, p.response_choice, p.response_text, \
+    p.response_at, p.created_at, p.expires_at, p.metadata, p.webhook_url, p.request_hash, \
+    d.status AS delivery_status, d.attempts AS delivery_attempts, d.last_error AS delivery_last_error \
+    FROM pauses p LEFT JOIN deliveries d ON d.pause_id = p.id";
 
 fn from_row(row: &AnyRow) -> Result<Pause, StoreError> {
     let corrupt = |detail: String| StoreError::corrupt("pauses", detail);
@@ -68,8 +71,20 @@ fn from_row(row: &AnyRow) -> Result<Pause, StoreError> {
             .transpose()
             .map_err(|e| corrupt(format!("metadata: {e}")))?,
         webhook_url: row.try_get("webhook_url")?,
-        delivery: None,
+        delivery: delivery_from_row(row)?,
     })
+}
+
+fn delivery_from_row(row: &AnyRow) -> Result<Option<Delivery>, StoreError> {
+    let Some(status) = row.try_get::<Option<String>, _>("delivery_status")? else {
+        return Ok(None);
+    };
+    let attempts: i64 = row.try_get("delivery_attempts")?;
+    Ok(Some(Delivery {
+        status,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        last_error: row.try_get("delivery_last_error")?,
+    }))
 }
 
 impl Store {
@@ -85,41 +100,79 @@ impl Store {
         idempotency_key: Option<&str>,
         request_hash: Option<&str>,
     ) -> Result<Pause, StoreError> {
-        let sql = format!(
+        sqlx::query(
             "INSERT INTO pauses (id, project_id, status, channel, recipient, message, options, \
                  allow_text_response, timeout_default, created_at, expires_at, metadata, \
                  webhook_url, idempotency_key, request_hash) \
-             VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-             RETURNING {COLUMNS}"
-        );
+             VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(id.to_string())
+        .bind(project_id.to_string())
+        .bind(pause.channel().as_str())
+        .bind(pause.recipient.as_str())
+        .bind(&pause.message)
+        .bind(Value::from(pause.options.as_slice().to_vec()).to_string())
+        .bind(i64::from(pause.allow_text_response))
+        .bind(pause.timeout_default.as_deref())
+        .bind(created_at.as_millisecond())
+        .bind(expires_at.as_millisecond())
+        .bind(
+            pause
+                .metadata
+                .as_ref()
+                .map(|m| Value::Object(m.clone()).to_string()),
+        )
+        .bind(pause.webhook_url.as_ref().map(|u| u.to_string()))
+        .bind(idempotency_key)
+        .bind(request_hash)
+        .execute(&mut *conn)
+        .await?;
+        Store::insert_delivery(&mut *conn, project_id, id, pause.channel(), created_at).await?;
+        Store::pause_in(conn, id).await?.ok_or_else(|| {
+            StoreError::corrupt("pauses", "a pause vanished inside its own transaction")
+        })
+    }
+
+    /// The pause with this id inside `conn`'s transaction, whatever its project.
+    async fn pause_in(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Pause>, StoreError> {
+        let sql = format!("{SELECT} WHERE p.id = $1");
         let row = sqlx::query(&sql)
             .bind(id.to_string())
-            .bind(project_id.to_string())
-            .bind(pause.channel().as_str())
-            .bind(pause.recipient.as_str())
-            .bind(&pause.message)
-            .bind(Value::from(pause.options.as_slice().to_vec()).to_string())
-            .bind(i64::from(pause.allow_text_response))
-            .bind(pause.timeout_default.as_deref())
-            .bind(created_at.as_millisecond())
-            .bind(expires_at.as_millisecond())
-            .bind(
-                pause
-                    .metadata
-                    .as_ref()
-                    .map(|m| Value::Object(m.clone()).to_string()),
-            )
-            .bind(pause.webhook_url.as_ref().map(|u| u.to_string()))
-            .bind(idempotency_key)
-            .bind(request_hash)
-            .fetch_one(&mut *conn)
+            .fetch_optional(&mut *conn)
             .await?;
-        from_row(&row)
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// The pause with this id and the project it belongs to. Only for callers that proved
+    /// their right to it some other way (a signed link).
+    pub async fn pause_anywhere(&self, id: Uuid) -> Result<Option<(Uuid, Pause)>, StoreError> {
+        let sql = format!("{SELECT} WHERE p.id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|row| Ok((uuid_column(&row, "pauses", "project_id")?, from_row(&row)?)))
+            .transpose()
+    }
+
+    /// Marks the pause as opened by its human; true only the first time.
+    pub async fn mark_viewed(
+        conn: &mut AnyConnection,
+        id: Uuid,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let updated =
+            sqlx::query("UPDATE pauses SET viewed_at = $2 WHERE id = $1 AND viewed_at IS NULL")
+                .bind(id.to_string())
+                .bind(now.as_millisecond())
+                .execute(&mut *conn)
+                .await?;
+        Ok(updated.rows_affected() == 1)
     }
 
     /// The project's pause with this id.
     pub async fn pause(&self, project_id: Uuid, id: Uuid) -> Result<Option<Pause>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM pauses WHERE id = $1 AND project_id = $2");
+        let sql = format!("{SELECT} WHERE p.id = $1 AND p.project_id = $2");
         let row = sqlx::query(&sql)
             .bind(id.to_string())
             .bind(project_id.to_string())
@@ -134,8 +187,7 @@ impl Store {
         project_id: Uuid,
         key: &str,
     ) -> Result<Option<IdempotentPause>, StoreError> {
-        let sql =
-            format!("SELECT {COLUMNS} FROM pauses WHERE project_id = $1 AND idempotency_key = $2");
+        let sql = format!("{SELECT} WHERE p.project_id = $1 AND p.idempotency_key = $2");
         let row = sqlx::query(&sql)
             .bind(project_id.to_string())
             .bind(key)
@@ -160,11 +212,11 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<Pause>, StoreError> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM pauses \
-             WHERE project_id = $1 \
-               AND (CAST($2 AS TEXT) IS NULL OR status = $2) \
-               AND (CAST($3 AS TEXT) IS NULL OR id < $3) \
-             ORDER BY id DESC LIMIT $4"
+            "{SELECT} \
+             WHERE p.project_id = $1 \
+               AND (CAST($2 AS TEXT) IS NULL OR p.status = $2) \
+               AND (CAST($3 AS TEXT) IS NULL OR p.id < $3) \
+             ORDER BY p.id DESC LIMIT $4"
         );
         let rows = sqlx::query(&sql)
             .bind(project_id.to_string())
@@ -192,7 +244,7 @@ impl Store {
             }
             Outcome::TimedOut | Outcome::Cancelled => (None, None),
         };
-        let sql = format!(
+        let updated = sqlx::query(
             "UPDATE pauses \
              SET status = $3, \
                  response_choice = CASE WHEN $3 = 'timed_out' THEN timeout_default ELSE $4 END, \
@@ -200,19 +252,20 @@ impl Store {
                  response_at = $6 \
              WHERE id = $1 AND project_id = $2 AND status = 'pending' \
                AND ($3 <> 'responded' OR expires_at > $6) \
-               AND ($3 <> 'timed_out' OR expires_at <= $6) \
-             RETURNING {COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(id.to_string())
-            .bind(project_id.to_string())
-            .bind(outcome.status().as_str())
-            .bind(choice)
-            .bind(text)
-            .bind(now.as_millisecond())
-            .fetch_optional(&mut *conn)
-            .await?;
-        row.as_ref().map(from_row).transpose()
+               AND ($3 <> 'timed_out' OR expires_at <= $6)",
+        )
+        .bind(id.to_string())
+        .bind(project_id.to_string())
+        .bind(outcome.status().as_str())
+        .bind(choice)
+        .bind(text)
+        .bind(now.as_millisecond())
+        .execute(&mut *conn)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(None);
+        }
+        Store::pause_in(conn, id).await
     }
 
     /// Pending pauses whose deadline has passed at `now`, earliest first, as (project, pause).

@@ -3,7 +3,7 @@
 
 use pausepoint_api::audit::GENESIS_HASH;
 use pausepoint_api::{AuditEvent, AuditEventKind};
-use pausepoint_tests::{sms_pause, TestServer};
+use pausepoint_tests::{is_delivery_event, sms_pause, TestServer};
 use reqwest::StatusCode;
 use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::{Executor, SqlitePool};
@@ -16,6 +16,9 @@ async fn a_decided_history(server: &TestServer) -> Vec<uuid::Uuid> {
             .create(sms_pause(None))
             .await
             .pause(StatusCode::CREATED);
+        // As a person would: the message arrives, then they answer.
+        let delivered = server.client.delivered(pause.pause_id).await;
+        assert_eq!(delivered.delivery.unwrap().status, "logged");
         if i % 2 == 0 {
             server
                 .client
@@ -54,19 +57,40 @@ async fn behind_the_servers_back(server: &TestServer) -> SqlitePool {
 async fn every_change_is_an_event_with_actor_and_full_context() {
     let server = TestServer::start().await;
     let ids = a_decided_history(&server).await;
-    let events = server.client.audit("").await;
-    // key.created, then created + ended for each pause.
-    assert_eq!(events.len(), 1 + 2 * ids.len());
-    assert_eq!(events[0].event, AuditEventKind::KeyCreated);
-    for (i, event) in events.iter().enumerate() {
+    let all = server.client.audit("").await;
+
+    for (i, event) in all.iter().enumerate() {
         assert_eq!(event.seq, i as i64 + 1);
         let prev = if i == 0 {
             GENESIS_HASH.to_owned()
         } else {
-            events[i - 1].hash.clone()
+            all[i - 1].hash.clone()
         };
         assert_eq!(event.prev_hash, prev);
         assert_eq!(event.chain_hash(&prev), event.hash);
+    }
+    // key.created, then created, notified (on the console) and ended for each pause.
+    assert_eq!(all.len(), 1 + 3 * ids.len());
+    assert_eq!(
+        all.iter()
+            .filter(|e| e.event == AuditEventKind::PauseNotified)
+            .count(),
+        ids.len()
+    );
+    let events: Vec<AuditEvent> = all
+        .iter()
+        .filter(|e| !is_delivery_event(e))
+        .cloned()
+        .collect();
+    assert_eq!(events.len(), 1 + 2 * ids.len());
+    assert_eq!(events[0].event, AuditEventKind::KeyCreated);
+    for (i, event) in events.iter().enumerate() {
+        if i > 0 {
+            assert!(event.seq > events[i - 1].seq);
+        }
+    }
+    for event in &events {
+        assert!(!event.actor.is_empty());
     }
     let created = &events[1];
     assert_eq!(created.event, AuditEventKind::PauseCreated);
@@ -90,7 +114,8 @@ async fn every_change_is_an_event_with_actor_and_full_context() {
     );
 
     // Filters and the cursor.
-    let one = server.client.audit(&format!("pause_id={}", ids[1])).await;
+    let mut one = server.client.audit(&format!("pause_id={}", ids[1])).await;
+    one.retain(|e| !is_delivery_event(e));
     assert_eq!(
         one.iter().map(|e| e.event).collect::<Vec<_>>(),
         [AuditEventKind::PauseCreated, AuditEventKind::PauseResponded]
@@ -119,8 +144,8 @@ async fn every_change_is_an_event_with_actor_and_full_context() {
     let report = server.client.get_path("/v1/audit/verify").await;
     assert_eq!(report.status, StatusCode::OK);
     assert_eq!(report.body["ok"], true);
-    assert_eq!(report.body["events_checked"], events.len());
-    assert_eq!(report.body["head_hash"], events.last().unwrap().hash);
+    assert_eq!(report.body["events_checked"], all.len());
+    assert_eq!(report.body["head_hash"], all.last().unwrap().hash);
     assert_eq!(report.body["first_bad_seq"], serde_json::Value::Null);
 }
 
@@ -267,9 +292,19 @@ async fn a_large_export_streams_every_event() {
         .await
         .unwrap();
     let body = response.text().await.unwrap();
-    let seqs: Vec<i64> = body
+    let events: Vec<AuditEvent> = body
         .lines()
-        .map(|l| serde_json::from_str::<AuditEvent>(l).unwrap().seq)
+        .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(seqs, (1..=601).collect::<Vec<_>>());
+    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=events.len() as i64).collect::<Vec<_>>(),
+        "every event, in order, none twice"
+    );
+    let created = events
+        .iter()
+        .filter(|e| e.event == AuditEventKind::PauseCreated)
+        .count();
+    assert_eq!(created, 600);
 }

@@ -1,0 +1,147 @@
+//! Email over SMTP with lettre: a text part and an HTML part with a button per option.
+
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use url::Url;
+
+use super::{Attempt, Notice};
+use crate::config::SmtpConfig;
+use crate::views;
+
+/// A configured SMTP server and sender.
+pub struct Smtp {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl Smtp {
+    /// Reads `smtp://[user:pass@]host[:port]` (STARTTLS when the server offers it) or
+    /// `smtps://…` (TLS from the first byte).
+    pub fn new(config: &SmtpConfig) -> Result<Smtp, String> {
+        let url =
+            Url::parse(config.url.expose()).map_err(|e| format!("--smtp-url is not a URL: {e}"))?;
+        let host = url.host_str().ok_or("--smtp-url has no host")?.to_owned();
+        let tls_parameters =
+            || TlsParameters::new(host.clone()).map_err(|e| format!("TLS for {host}: {e}"));
+        let (tls, default_port) = match url.scheme() {
+            "smtp" => (Tls::Opportunistic(tls_parameters()?), 587),
+            "smtps" => (Tls::Wrapper(tls_parameters()?), 465),
+            other => {
+                return Err(format!(
+                    "--smtp-url must start with smtp:// or smtps://, not {other}://"
+                ))
+            }
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host)
+            .port(url.port().unwrap_or(default_port))
+            .tls(tls)
+            .timeout(Some(std::time::Duration::from_secs(15)));
+        if !url.username().is_empty() {
+            let decode = |s: &str| percent_decode(s);
+            builder = builder.credentials(Credentials::new(
+                decode(url.username()),
+                decode(url.password().unwrap_or_default()),
+            ));
+        }
+        let from = config
+            .from
+            .parse::<Mailbox>()
+            .map_err(|e| format!("--email-from {:?} is not an address: {e}", config.from))?;
+        Ok(Smtp {
+            transport: builder.build(),
+            from,
+        })
+    }
+
+    pub async fn send(&self, notice: &Notice<'_>) -> Attempt {
+        let message = match self.message(notice) {
+            Ok(message) => message,
+            Err(e) => return Attempt::Permanent(e),
+        };
+        match self.transport.send(message).await {
+            Ok(response) => Attempt::Sent {
+                via: "smtp",
+                reference: response.message().next().map(str::to_owned),
+            },
+            Err(e) if e.is_permanent() => {
+                Attempt::Permanent(format!("the mail server refused the message: {e}"))
+            }
+            Err(e) => Attempt::Transient(format!(
+                "could not hand the message to the mail server: {e}"
+            )),
+        }
+    }
+
+    fn message(&self, notice: &Notice<'_>) -> Result<Message, String> {
+        let pause = notice.pause;
+        let to = pause
+            .recipient
+            .parse::<Mailbox>()
+            .map_err(|e| format!("{:?} is not an address: {e}", pause.recipient))?;
+        let html = views::email(pause, notice.project, &notice.link, notice.now).into_string();
+        Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject(&pause.message))
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(text(notice)),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(html),
+                    ),
+            )
+            .map_err(|e| format!("could not build the email: {e}"))
+    }
+}
+
+/// "Decision needed: " and the message's first line, cut to fit a subject line.
+pub fn subject(message: &str) -> String {
+    let first = message
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    let mut subject: String = first.chars().take(80).collect();
+    if first.chars().count() > 80 {
+        subject.push('…');
+    }
+    format!("Decision needed: {subject}")
+}
+
+/// The plain-text part: the question, a link per option, and the page link.
+fn text(notice: &Notice<'_>) -> String {
+    let pause = notice.pause;
+    let mut text = format!("{} asks:\n\n{}\n\n", notice.project, pause.message);
+    for option in &pause.options {
+        text.push_str(&format!(
+            "{option}: {}\n",
+            views::choice_link(&notice.link, option)
+        ));
+    }
+    text.push_str(&format!(
+        "\nAnswer within {} ({}).",
+        views::human_duration(pause.expires_at.duration_since(notice.now)),
+        pause.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+    ));
+    if let Some(default) = &pause.timeout_default {
+        text.push_str(&format!(" If nobody answers: {default}."));
+    }
+    text.push_str(&format!("\nOr open: {}\n", notice.link));
+    text
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}

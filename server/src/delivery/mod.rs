@@ -1,0 +1,250 @@
+//! Reaching the human. Each pause has a delivery row, written with it; this worker sends
+//! it right after the create is acknowledged (a create never waits for a provider),
+//! retries with backoff when a provider is down or slow (never when it refuses), and
+//! records every attempt as an audit event and in the pause's `delivery` field.
+//!
+//! - [`sms`]: Twilio. - [`email`]: SMTP. - [`slack`]: incoming webhooks.
+//!
+//! A channel with no provider configured prints the link on the server's console instead
+//! (delivery `logged`), so a fresh server works end to end with no accounts.
+
+pub mod email;
+pub mod slack;
+pub mod sms;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use pausepoint_api::{AuditEventKind, Channel, Pause};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::links::{self, Links};
+use crate::outbound;
+use crate::store::deliveries::DeliveryState;
+use crate::store::{Store, StoreError};
+use crate::workers;
+
+/// How long a worker holds a delivery it is sending.
+const LEASE: SignedDuration = SignedDuration::from_secs(60);
+/// Deliveries sent at once.
+const BATCH: u32 = 20;
+
+/// What a channel is given to send.
+pub struct Notice<'a> {
+    pub pause: &'a Pause,
+    pub project: &'a str,
+    /// The response link; it appears nowhere but in the message to the human.
+    pub link: String,
+    pub now: Timestamp,
+}
+
+/// How one attempt went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Accepted by the provider.
+    Sent {
+        via: &'static str,
+        reference: Option<String>,
+    },
+    /// Printed on the console: no provider is configured for the channel.
+    Logged,
+    /// Down, slow or busy: worth trying again.
+    Transient(String),
+    /// Refused: trying again would not help.
+    Permanent(String),
+}
+
+/// The providers, as configured.
+pub struct Channels {
+    twilio: Option<sms::Twilio>,
+    smtp: Option<email::Smtp>,
+    http: reqwest::Client,
+}
+
+impl Channels {
+    pub fn from_config(config: &Config) -> Result<Channels, String> {
+        Ok(Channels {
+            twilio: config.twilio.clone().map(sms::Twilio::new),
+            smtp: config.smtp.as_ref().map(email::Smtp::new).transpose()?,
+            http: outbound::client(config.allow_private_network),
+        })
+    }
+
+    /// Whether `channel` reaches people (rather than the console).
+    pub fn configured(&self, channel: Channel) -> bool {
+        match channel {
+            Channel::Sms => self.twilio.is_some(),
+            Channel::Email => self.smtp.is_some(),
+            Channel::Slack => true,
+        }
+    }
+
+    async fn send(&self, notice: &Notice<'_>) -> Attempt {
+        match notice.pause.channel {
+            Channel::Sms => match &self.twilio {
+                Some(twilio) => twilio.send(notice).await,
+                None => console(notice),
+            },
+            Channel::Email => match &self.smtp {
+                Some(smtp) => smtp.send(notice).await,
+                None => console(notice),
+            },
+            Channel::Slack => slack::send(&self.http, notice).await,
+        }
+    }
+}
+
+/// The "logged" channel: the link goes to the console (stdout), never into the log.
+fn console(notice: &Notice<'_>) -> Attempt {
+    let pause = notice.pause;
+    println!(
+        "Delivery ({} to {}, no provider configured): {:?}\n  Answer at {}",
+        pause.channel, pause.recipient, pause.message, notice.link
+    );
+    Attempt::Logged
+}
+
+/// The delivery worker's state.
+pub struct Deliveries {
+    store: Store,
+    links: Links,
+    channels: Arc<Channels>,
+    public_url: String,
+    retry: Vec<Duration>,
+}
+
+impl Deliveries {
+    pub fn new(
+        store: Store,
+        links: Links,
+        channels: Arc<Channels>,
+        public_url: String,
+        retry: Vec<Duration>,
+    ) -> Deliveries {
+        Deliveries {
+            store,
+            links,
+            channels,
+            public_url,
+            retry,
+        }
+    }
+
+    /// Sends every delivery due at `now`, and says how long until the next is due.
+    pub async fn step(&self, now: Timestamp) -> Result<Duration, StoreError> {
+        loop {
+            let due = self.store.due_deliveries(now, BATCH).await?;
+            let mut claimed = Vec::with_capacity(due.len());
+            for id in due {
+                if self.store.claim_delivery(id, now, now + LEASE).await? {
+                    claimed.push(id);
+                }
+            }
+            if claimed.is_empty() {
+                break;
+            }
+            let sends = claimed.into_iter().map(|id| self.deliver(id, now));
+            for result in futures_util::future::join_all(sends).await {
+                result?;
+            }
+        }
+        Ok(workers::until(now, self.store.next_delivery_at().await?))
+    }
+
+    /// One attempt at one claimed delivery.
+    async fn deliver(&self, pause_id: Uuid, now: Timestamp) -> Result<(), StoreError> {
+        let Some((project_id, pause)) = self.store.pause_anywhere(pause_id).await? else {
+            return Ok(());
+        };
+        if pause.status.is_final() || pause.expires_at <= now {
+            return self.store.skip_delivery(pause_id, now).await;
+        }
+        let project = self
+            .store
+            .project(project_id)
+            .await?
+            .map(|p| p.name)
+            .unwrap_or_default();
+        let token = self.links.token_for(pause_id, pause.expires_at);
+        let notice = Notice {
+            pause: &pause,
+            project: &project,
+            link: links::link(&self.public_url, &token),
+            now,
+        };
+        let attempt = self.channels.send(&notice).await;
+        // A provider's error may quote what it was sent: keep the token out of the record.
+        let scrub = |e: &str| e.replace(&token, "[link]");
+        let attempt_number = pause.delivery.as_ref().map_or(0, |d| d.attempts) + 1;
+
+        let (state, event, error) = match &attempt {
+            Attempt::Sent { .. } => (DeliveryState::Sent, AuditEventKind::PauseNotified, None),
+            Attempt::Logged => (DeliveryState::Logged, AuditEventKind::PauseNotified, None),
+            Attempt::Transient(e) => {
+                let retry_at = self
+                    .retry
+                    .get(attempt_number as usize - 1)
+                    .and_then(|delay| SignedDuration::try_from(*delay).ok())
+                    .map(|delay| now + delay)
+                    .filter(|at| *at < pause.expires_at);
+                let state = retry_at.map_or(DeliveryState::Failed, DeliveryState::Retry);
+                (
+                    state,
+                    AuditEventKind::PauseNotificationFailed,
+                    Some(scrub(e)),
+                )
+            }
+            Attempt::Permanent(e) => (
+                DeliveryState::Failed,
+                AuditEventKind::PauseNotificationFailed,
+                Some(scrub(e)),
+            ),
+        };
+        let mut data = json!({
+            "channel": pause.channel,
+            "recipient": pause.recipient,
+            "attempt": attempt_number,
+            "message": pause.message,
+            "options": pause.options,
+        });
+        match (&attempt, state) {
+            (Attempt::Sent { via, reference }, _) => {
+                data["via"] = json!(via);
+                data["reference"] = json!(reference);
+            }
+            (Attempt::Logged, _) => data["via"] = json!("console"),
+            (_, DeliveryState::Retry(at)) => {
+                data["error"] = json!(error);
+                data["next_attempt_at"] = json!(at);
+            }
+            _ => {
+                data["error"] = json!(error);
+                data["next_attempt_at"] = json!(null);
+            }
+        }
+        match &error {
+            Some(e) => {
+                tracing::warn!(pause_id = %pause_id, channel = %pause.channel, attempt = attempt_number, error = %e, "delivery failed")
+            }
+            None => tracing::info!(pause_id = %pause_id, channel = %pause.channel, "delivered"),
+        }
+
+        let mut tx = self.store.begin().await?;
+        Store::record_delivery_attempt(&mut tx, pause_id, state, error.as_deref(), now).await?;
+        Store::append_audit(
+            &mut tx,
+            project_id,
+            event,
+            Some(pause_id),
+            "system",
+            data,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

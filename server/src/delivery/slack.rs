@@ -1,0 +1,87 @@
+//! Slack: Block Kit posted to the recipient's incoming-webhook URL, a URL button per option.
+
+use serde_json::{json, Value};
+
+use super::{Attempt, Notice};
+use crate::{outbound, views};
+
+/// Slack's limit on a button's text.
+const MAX_BUTTON_CHARS: usize = 75;
+
+pub async fn send(http: &reqwest::Client, notice: &Notice<'_>) -> Attempt {
+    let response = http
+        .post(&notice.pause.recipient)
+        .json(&blocks(notice))
+        .send()
+        .await;
+    let response = match response {
+        Ok(response) => response,
+        Err(e) => return Attempt::Transient(format!("Slack: {}", outbound::describe(&e))),
+    };
+    let status = response.status();
+    if status.is_success() {
+        return Attempt::Sent {
+            via: "slack",
+            reference: None,
+        };
+    }
+    let text: String = response
+        .text()
+        .await
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect();
+    let error = format!("Slack answered {status}: {text}");
+    if status.is_server_error() || status.as_u16() == 429 {
+        Attempt::Transient(error)
+    } else {
+        Attempt::Permanent(error)
+    }
+}
+
+/// The message: the question, a button per option, and who asks; `text` is the fallback
+/// shown in notifications.
+pub fn blocks(notice: &Notice<'_>) -> Value {
+    let pause = notice.pause;
+    let buttons: Vec<Value> = pause
+        .options
+        .iter()
+        .enumerate()
+        .map(|(i, option)| {
+            let mut label: String = option.chars().take(MAX_BUTTON_CHARS).collect();
+            if option.chars().count() > MAX_BUTTON_CHARS {
+                label.pop();
+                label.push('…');
+            }
+            json!({
+                "type": "button",
+                "action_id": format!("pausepoint_option_{i}"),
+                "text": { "type": "plain_text", "text": label },
+                "url": views::choice_link(&notice.link, option),
+            })
+        })
+        .collect();
+    json!({
+        "text": format!("Decision needed: {} {}", pause.message, notice.link),
+        "blocks": [
+            { "type": "section", "text": { "type": "mrkdwn", "text": escape(&pause.message) } },
+            { "type": "actions", "elements": buttons },
+            { "type": "context", "elements": [{
+                "type": "mrkdwn",
+                "text": format!(
+                    "Asked by {} · answer within {}",
+                    escape(notice.project),
+                    views::human_duration(pause.expires_at.duration_since(notice.now))
+                ),
+            }]},
+        ],
+    })
+}
+
+/// Slack's mrkdwn treats `&`, `<` and `>` as markup.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}

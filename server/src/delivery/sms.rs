@@ -1,0 +1,115 @@
+//! SMS through Twilio's Messages API: a form POST with basic auth, the message then the link.
+
+use pausepoint_api::Pause;
+use serde::Deserialize;
+
+use super::{Attempt, Notice};
+use crate::config::TwilioConfig;
+use crate::outbound;
+
+/// Twilio refuses longer bodies.
+pub const MAX_BODY_CHARS: usize = 1600;
+
+/// A configured Twilio account.
+pub struct Twilio {
+    config: TwilioConfig,
+    http: reqwest::Client,
+}
+
+/// Twilio's error body.
+#[derive(Deserialize)]
+struct TwilioError {
+    code: Option<i64>,
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TwilioMessage {
+    sid: Option<String>,
+}
+
+impl Twilio {
+    pub fn new(config: TwilioConfig) -> Twilio {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(outbound::TIMEOUT)
+            .build()
+            .unwrap_or_default();
+        Twilio { config, http }
+    }
+
+    pub async fn send(&self, notice: &Notice<'_>) -> Attempt {
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Messages.json",
+            self.config.api_url.trim_end_matches('/'),
+            self.config.account_sid
+        );
+        let body = body(notice.pause, &notice.link);
+        // A Messaging Service SID (MG…) sends from the service's own pool of numbers.
+        let sender = if self.config.from.starts_with("MG") {
+            "MessagingServiceSid"
+        } else {
+            "From"
+        };
+        let form = [
+            ("To", notice.pause.recipient.as_str()),
+            (sender, self.config.from.as_str()),
+            ("Body", body.as_str()),
+        ];
+        let response = self
+            .http
+            .post(&url)
+            .basic_auth(
+                &self.config.account_sid,
+                Some(self.config.auth_token.expose()),
+            )
+            .form(&form)
+            .send()
+            .await;
+        let response = match response {
+            Ok(response) => response,
+            Err(e) => return Attempt::Transient(format!("Twilio: {}", outbound::describe(&e))),
+        };
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if status.is_success() {
+            let sid = serde_json::from_str::<TwilioMessage>(&text)
+                .ok()
+                .and_then(|m| m.sid);
+            return Attempt::Sent {
+                via: "twilio",
+                reference: sid,
+            };
+        }
+        let detail = match serde_json::from_str::<TwilioError>(&text) {
+            Ok(TwilioError {
+                code,
+                message: Some(message),
+            }) => match code {
+                Some(code) => format!("{message} (Twilio error {code})"),
+                None => message,
+            },
+            _ => text.chars().take(200).collect(),
+        };
+        let error = format!("Twilio answered {status}: {detail}");
+        if status.is_server_error() || status.as_u16() == 429 {
+            Attempt::Transient(error)
+        } else {
+            Attempt::Permanent(error)
+        }
+    }
+}
+
+/// The SMS: the message, then the link. When too long, the message is cut, never the link.
+pub fn body(pause: &Pause, link: &str) -> String {
+    let tail = format!("\n\nAnswer: {link}");
+    let room = MAX_BODY_CHARS.saturating_sub(tail.chars().count());
+    let message = if pause.message.chars().count() > room {
+        let mut cut: String = pause.message.chars().take(room.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    } else {
+        pause.message.clone()
+    };
+    format!("{message}{tail}")
+}

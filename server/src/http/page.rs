@@ -1,0 +1,199 @@
+//! `/r/{token}`: the page a human opens from the message. GET only shows (link scanners
+//! and chat unfurlers fetch links too); POST decides. Every answer carries the headers
+//! that keep the page and its token private.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use maud::Markup;
+use pausepoint_api::{Pause, PauseStatus};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::AppState;
+use crate::links::LinkError;
+use crate::pauses::{self, PauseError};
+use crate::views;
+
+/// An HTML page with the response page's headers.
+pub struct Page(pub StatusCode, pub Markup);
+
+impl IntoResponse for Page {
+    fn into_response(self) -> Response {
+        let mut response = (self.0, Html(self.1.into_string())).into_response();
+        let headers = response.headers_mut();
+        let fixed = [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (
+                header::HeaderName::from_static("x-robots-tag"),
+                "noindex, nofollow",
+            ),
+        ];
+        for (name, value) in fixed {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+        if let Ok(policy) = HeaderValue::from_str(views::content_security_policy()) {
+            headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+        }
+        response
+    }
+}
+
+/// A pause opened by a valid link, with the name of the project that asks.
+struct Opened {
+    project_id: Uuid,
+    project: String,
+    pause: Pause,
+}
+
+/// Follows a token to its pause, or to the page that says why not.
+async fn open(state: &AppState, token: &str) -> Result<Opened, Page> {
+    let id = match state.app.links().verify(token, pauses::now()) {
+        Ok(id) => id,
+        Err(LinkError::Invalid) => return Err(Page(StatusCode::NOT_FOUND, views::invalid_link())),
+        Err(LinkError::Expired) => return Err(Page(StatusCode::GONE, views::expired_link())),
+    };
+    let store = state.app.store();
+    let found = store.pause_anywhere(id).await.map_err(|e| failure(&e))?;
+    let Some((project_id, pause)) = found else {
+        return Err(Page(StatusCode::NOT_FOUND, views::invalid_link()));
+    };
+    let project = store
+        .project(project_id)
+        .await
+        .map_err(|e| failure(&e))?
+        .map(|p| p.name)
+        .unwrap_or_default();
+    Ok(Opened {
+        project_id,
+        project,
+        pause,
+    })
+}
+
+fn failure(error: &dyn std::error::Error) -> Page {
+    tracing::error!(error = %error, "response page failed");
+    Page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        views::bad_request(
+            "Something went wrong on our side. Please try the link again in a minute.",
+        ),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct ShowQuery {
+    choice: Option<String>,
+}
+
+/// `GET /r/{token}`: the question, or what became of it. Never decides.
+pub async fn show(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Query(query): Query<ShowQuery>,
+    headers: HeaderMap,
+) -> Page {
+    let opened = match open(&state, &token).await {
+        Ok(opened) => opened,
+        Err(page) => return page,
+    };
+    let now = pauses::now();
+    let pause = &opened.pause;
+    if pause.status.is_final() || pause.expires_at <= now {
+        return Page(StatusCode::OK, views::decided(pause, &opened.project));
+    }
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if let Err(e) = state
+        .app
+        .pauses()
+        .record_view(opened.project_id, pause, user_agent)
+        .await
+    {
+        tracing::error!(error = %e, "could not record that a pause was viewed");
+    }
+    let preselected = query
+        .choice
+        .as_deref()
+        .and_then(|choice| pause.options.iter().find(|o| *o == choice))
+        .map(String::as_str);
+    Page(
+        StatusCode::OK,
+        views::question(&views::Question {
+            pause,
+            project: &opened.project,
+            now,
+            preselected,
+            error: None,
+        }),
+    )
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    choice: String,
+    note: Option<String>,
+}
+
+/// `POST /r/{token}`: the human's tap.
+pub async fn answer(State(state): State<AppState>, Path(token): Path<String>, body: Bytes) -> Page {
+    let opened = match open(&state, &token).await {
+        Ok(opened) => opened,
+        Err(page) => return page,
+    };
+    let Ok(answer) = serde_urlencoded::from_bytes::<Answer>(&body) else {
+        return Page(
+            StatusCode::BAD_REQUEST,
+            views::bad_request("Tap one of the answers to respond."),
+        );
+    };
+    let pause = &opened.pause;
+    let actor = format!("recipient:{}", pause.recipient);
+    let result = state
+        .app
+        .pauses()
+        .respond(
+            opened.project_id,
+            pause.pause_id,
+            &answer.choice,
+            answer.note.as_deref(),
+            &actor,
+        )
+        .await;
+    match result {
+        Ok(decided) => Page(StatusCode::OK, views::recorded(&decided, &opened.project)),
+        Err(PauseError::NotPending(_) | PauseError::Expired) => {
+            // Show the state that won, read afresh.
+            let current = match state.app.store().pause_anywhere(pause.pause_id).await {
+                Ok(Some((_, current))) => current,
+                Ok(None) => return Page(StatusCode::NOT_FOUND, views::invalid_link()),
+                Err(e) => return failure(&e),
+            };
+            let mut shown = current;
+            if shown.status == PauseStatus::Pending {
+                shown.status = PauseStatus::TimedOut;
+            }
+            Page(
+                StatusCode::CONFLICT,
+                views::decided(&shown, &opened.project),
+            )
+        }
+        Err(PauseError::Invalid(e)) => Page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            views::question(&views::Question {
+                pause,
+                project: &opened.project,
+                now: pauses::now(),
+                preselected: None,
+                error: Some(&e.message),
+            }),
+        ),
+        Err(e) => failure(&e),
+    }
+}
