@@ -116,8 +116,12 @@ pub fn recorded(pause: &Pause, project: &str) -> Markup {
         html! {
             p.from { "Decision requested by " strong { (project) } }
             p.state.done { "✓ Your answer was recorded: " (pause.response_choice.as_deref().unwrap_or("")) }
-            @if let Some(text) = &pause.response_text { p.quote { (text) } }
             p.quote { (pause.message) }
+            @if let Some(text) = &pause.response_text {
+                p.meta { "Your note:" }
+                p.quote { (text) }
+            }
+
             p.meta { "You can close this page." }
         },
     )

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod receivers;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -230,6 +232,11 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        TestServer::start_with(|_| {}).await
+    }
+
+    /// The real server with settings changed by `configure` (providers, retries…).
+    pub async fn start_with(configure: impl FnOnce(&mut Config)) -> TestServer {
         // PAUSEPOINT_TEST_LOG=debug shows the server's log while debugging a test.
         if let Ok(filter) = std::env::var("PAUSEPOINT_TEST_LOG") {
             let _ = tracing_subscriber::fmt()
@@ -241,9 +248,9 @@ impl TestServer {
         let database = dir.path().join("pausepoint.db");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let app = App::open(Config::new(database.display().to_string(), address))
-            .await
-            .unwrap();
+        let mut config = Config::new(database.display().to_string(), address);
+        configure(&mut config);
+        let app = App::open(config).await.unwrap();
         let key = keys::create_key(
             app.store(),
             DEFAULT_PROJECT,
@@ -268,6 +275,12 @@ impl TestServer {
             serving: Some(serving),
             _dir: dir,
         }
+    }
+
+    /// The link the pause's human receives.
+    pub fn link(&self, pause: &Pause) -> String {
+        let token = self.app.links().token_for(pause.pause_id, pause.expires_at);
+        pausepoint_server::links::link(&self.client.base, &token)
     }
 
     /// A key of another project (created when missing).
@@ -346,12 +359,19 @@ pub struct ServerProcess {
     pub port: u16,
     /// Everything the server printed on stdout and stderr, gathered in the background.
     pub output: std::sync::Arc<std::sync::Mutex<String>>,
+    /// What it printed on stderr alone: its log.
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl ServerProcess {
     /// Starts `pp server --db DATABASE --bind 127.0.0.1:PORT` (0 picks a port) and waits
     /// until it is healthy.
     pub async fn start(database: &Path, port: u16) -> ServerProcess {
+        ServerProcess::start_with(database, port, &[]).await
+    }
+
+    /// Like [`ServerProcess::start`], with more `pp server` arguments.
+    pub async fn start_with(database: &Path, port: u16, extra: &[&str]) -> ServerProcess {
         let mut child = Command::new(pp_binary())
             .args([
                 "server",
@@ -360,6 +380,7 @@ impl ServerProcess {
                 "--bind",
                 &format!("127.0.0.1:{port}"),
             ])
+            .args(extra)
             .env_remove("PAUSEPOINT_DATABASE_URL")
             .env("PAUSEPOINT_LOG", "info")
             .stdout(Stdio::piped())
@@ -382,11 +403,14 @@ impl ServerProcess {
                 gathered.lock().unwrap().push_str(&format!("{line}\n"));
             }
         });
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
         let gathered = output.clone();
+        let logged = log.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = stderr.next_line().await {
                 gathered.lock().unwrap().push_str(&format!("{line}\n"));
+                logged.lock().unwrap().push_str(&format!("{line}\n"));
             }
         });
         let base = match tokio::time::timeout(Duration::from_secs(60), address_rx).await {
@@ -403,6 +427,7 @@ impl ServerProcess {
             base,
             port,
             output,
+            log,
         }
     }
 
@@ -429,6 +454,11 @@ impl ServerProcess {
 
     pub fn printed(&self) -> String {
         self.output.lock().unwrap().clone()
+    }
+
+    /// The server's log (stderr) so far.
+    pub fn logged(&self) -> String {
+        self.log.lock().unwrap().clone()
     }
 }
 

@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use pausepoint_api::{AuditEventKind, PauseStatus};
+use pausepoint_tests::receivers::{find_link, FakeTwilio};
 use pausepoint_tests::{admin_create_key, run_pp, sms_pause, Client, ServerProcess};
+
 use reqwest::StatusCode;
 
 #[tokio::test]
@@ -190,6 +192,102 @@ async fn admin_keys_create_list_and_revoke() {
     let (code, _, _) = run_pp(&["admin", "keys", "revoke", "not-an-id", "--db", &db]).await;
     assert_eq!(code, 2, "a malformed id is a usage error");
     server.terminate().await;
+}
+
+#[tokio::test]
+async fn links_reach_the_human_and_never_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("pp.db");
+    let key = admin_create_key(&database, "agent", "default").await;
+    let mut twilio = FakeTwilio::start(&[503]).await;
+    let server = ServerProcess::start_with(
+        &database,
+        0,
+        &[
+            "--twilio-account-sid",
+            &twilio.sid,
+            "--twilio-auth-token",
+            &twilio.token,
+            "--twilio-from",
+            "+15550001111",
+            "--twilio-api-url",
+            &twilio.url,
+        ],
+    )
+    .await;
+    let client = Client::new(&server.base, &key);
+
+    // SMS through Twilio (after one 503), email printed on the console.
+    let sms = client
+        .create(sms_pause(None))
+        .await
+        .pause(StatusCode::CREATED);
+    let email = client
+        .create(serde_json::json!({"recipient": "cfo@company.com", "channel": "email", "message": "Send the campaign?", "options": ["Send", "Hold"]}))
+        .await
+        .pause(StatusCode::CREATED);
+    let received = tokio::time::timeout(Duration::from_secs(60), twilio.received.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let sms_link = find_link(&received["Body"]).unwrap();
+    let delivered = client.delivered(email.pause_id).await;
+    assert_eq!(delivered.delivery.unwrap().status, "logged");
+    let printed = server.printed();
+    let email_link = printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Answer at "))
+        .expect("the console shows the email's link")
+        .to_owned();
+
+    // Open and answer both, the way a human would.
+    let http = reqwest::Client::new();
+    for (link, choice) in [(&sms_link, "Approve"), (&email_link, "Hold")] {
+        assert_eq!(
+            http.get(link.as_str()).send().await.unwrap().status(),
+            StatusCode::OK
+        );
+        let done = http
+            .post(link.as_str())
+            .form(&[("choice", choice)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(done.status(), StatusCode::OK);
+    }
+    assert_eq!(
+        client
+            .wait(sms.pause_id, 10)
+            .await
+            .pause(StatusCode::OK)
+            .response_choice
+            .as_deref(),
+        Some("Approve")
+    );
+    assert_eq!(
+        client
+            .wait(email.pause_id, 10)
+            .await
+            .pause(StatusCode::OK)
+            .response_choice
+            .as_deref(),
+        Some("Hold")
+    );
+
+    let log = server.logged();
+    server.terminate().await;
+    assert!(
+        log.contains("delivery failed") && log.contains("503"),
+        "the failed attempt is logged: {log}"
+    );
+    for link in [&sms_link, &email_link] {
+        let token = link.rsplit('/').next().unwrap();
+        assert!(!log.contains(token), "a token reached the log:\n{log}");
+    }
+    assert!(
+        !log.contains(&twilio.token),
+        "the Twilio token reached the log"
+    );
 }
 
 #[tokio::test]

@@ -3,9 +3,13 @@
 #![allow(clippy::unwrap_used)]
 
 mod audit;
+mod delivery;
+
 mod idempotency_and_tenancy;
 mod keys;
 mod long_poll;
+mod page;
+
 mod races;
 mod spec_examples;
 mod timeouts;

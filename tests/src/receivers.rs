@@ -1,0 +1,274 @@
+//! Real receivers on `127.0.0.1:0` for what the server sends: a stand-in for Twilio's
+//! Messages API that checks what Twilio checks, a Slack incoming webhook, and a real SMTP
+//! server. Each hands what it received to the test through a channel, and answers with
+//! the statuses the test scripted (then 2xx).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use base64::Engine;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+/// Statuses to answer with, in order; 2xx once they run out.
+type Script = Arc<Mutex<VecDeque<u16>>>;
+
+fn next_status(script: &Script, success: u16) -> StatusCode {
+    let status = script.lock().unwrap().pop_front().unwrap_or(success);
+    StatusCode::from_u16(status).unwrap()
+}
+
+async fn serve(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{address}")
+}
+
+/// One message Twilio was asked to send: its form fields.
+pub type Sms = HashMap<String, String>;
+
+/// A stand-in for `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`.
+pub struct FakeTwilio {
+    pub url: String,
+    pub sid: String,
+    pub token: String,
+    pub received: mpsc::UnboundedReceiver<Sms>,
+}
+
+#[derive(Clone)]
+struct TwilioState {
+    sid: String,
+    token: String,
+    script: Script,
+    sent: mpsc::UnboundedSender<Sms>,
+}
+
+impl FakeTwilio {
+    /// Answers the scripted statuses (503, 400…) before accepting with 201.
+    pub async fn start(script: &[u16]) -> FakeTwilio {
+        let (sent, received) = mpsc::unbounded_channel();
+        let state = TwilioState {
+            sid: "AC0123456789abcdef0123456789abcdef".into(),
+            token: "twilio-secret-token".into(),
+            script: Arc::new(Mutex::new(script.iter().copied().collect())),
+            sent,
+        };
+        let router = Router::new()
+            .route(
+                "/2010-04-01/Accounts/{sid}/Messages.json",
+                post(twilio_messages),
+            )
+            .with_state(state.clone());
+        FakeTwilio {
+            url: serve(router).await,
+            sid: state.sid,
+            token: state.token,
+            received,
+        }
+    }
+}
+
+fn twilio_error(status: StatusCode, code: u32, message: &str) -> Response {
+    let body = json!({ "code": code, "message": message, "more_info": format!("https://www.twilio.com/docs/errors/{code}"), "status": status.as_u16() });
+    (status, Json(body)).into_response()
+}
+
+async fn twilio_messages(
+    State(state): State<TwilioState>,
+    Path(sid): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", state.sid, state.token))
+    );
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str())
+        || sid != state.sid
+    {
+        return twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    }
+    if headers.get("content-type").and_then(|v| v.to_str().ok())
+        != Some("application/x-www-form-urlencoded")
+    {
+        return twilio_error(StatusCode::BAD_REQUEST, 20001, "Invalid content type");
+    }
+    let form: Sms = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let to = form.get("To").cloned().unwrap_or_default();
+    if !to.starts_with('+') || to.len() < 8 || !to[1..].chars().all(|c| c.is_ascii_digit()) {
+        return twilio_error(
+            StatusCode::BAD_REQUEST,
+            21211,
+            &format!("The 'To' number {to} is not a valid phone number."),
+        );
+    }
+    if !form.contains_key("From") && !form.contains_key("MessagingServiceSid") {
+        return twilio_error(
+            StatusCode::BAD_REQUEST,
+            21603,
+            "A 'From' or 'MessagingServiceSid' parameter is required to send a message",
+        );
+    }
+    let text = form.get("Body").cloned().unwrap_or_default();
+    if text.is_empty() {
+        return twilio_error(StatusCode::BAD_REQUEST, 21602, "Message body is required.");
+    }
+    if text.chars().count() > 1600 {
+        return twilio_error(
+            StatusCode::BAD_REQUEST,
+            21617,
+            "The concatenated message body exceeds the 1600 character limit.",
+        );
+    }
+    let status = next_status(&state.script, 201);
+    if !status.is_success() {
+        return twilio_error(status, 20500, "Service is unavailable. Please try again");
+    }
+    let _ = state.sent.send(form.clone());
+    let body = json!({
+        "sid": "SM0123456789abcdef0123456789abcdef",
+        "account_sid": state.sid,
+        "to": to,
+        "from": form.get("From"),
+        "body": text,
+        "status": "queued",
+        "num_segments": "1",
+    });
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
+/// A Slack incoming webhook: receives JSON posts.
+pub struct SlackReceiver {
+    pub url: String,
+    pub received: mpsc::UnboundedReceiver<Value>,
+}
+
+#[derive(Clone)]
+struct SlackState {
+    script: Script,
+    sent: mpsc::UnboundedSender<Value>,
+}
+
+impl SlackReceiver {
+    pub async fn start(script: &[u16]) -> SlackReceiver {
+        let (sent, received) = mpsc::unbounded_channel();
+        let state = SlackState {
+            script: Arc::new(Mutex::new(script.iter().copied().collect())),
+            sent,
+        };
+        let router = Router::new()
+            .route("/services/T000/B000/XXXX", post(slack_hook))
+            .with_state(state);
+        SlackReceiver {
+            url: format!("{}/services/T000/B000/XXXX", serve(router).await),
+            received,
+        }
+    }
+}
+
+async fn slack_hook(State(state): State<SlackState>, Json(body): Json<Value>) -> Response {
+    let status = next_status(&state.script, 200);
+    if !status.is_success() {
+        return (status, "service_unavailable").into_response();
+    }
+    let _ = state.sent.send(body);
+    (StatusCode::OK, "ok").into_response()
+}
+
+/// A real SMTP server (mailin), receiving whole messages.
+pub struct SmtpReceiver {
+    pub url: String,
+    pub received: mpsc::UnboundedReceiver<String>,
+}
+
+#[derive(Clone)]
+struct MailHandler {
+    buffer: Vec<u8>,
+    sent: mpsc::UnboundedSender<String>,
+}
+
+impl mailin_embedded::Handler for MailHandler {
+    fn data_start(
+        &mut self,
+        _domain: &str,
+        _from: &str,
+        _is8bit: bool,
+        _to: &[String],
+    ) -> mailin_embedded::Response {
+        self.buffer.clear();
+        mailin_embedded::response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.buffer.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        let _ = self
+            .sent
+            .send(String::from_utf8_lossy(&self.buffer).into_owned());
+        mailin_embedded::response::OK
+    }
+}
+
+impl SmtpReceiver {
+    pub fn start() -> SmtpReceiver {
+        let (sent, received) = mpsc::unbounded_channel();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut server = mailin_embedded::Server::new(MailHandler {
+            buffer: Vec::new(),
+            sent,
+        });
+        server.with_name("mail.test").with_tcp_listener(listener);
+        std::thread::spawn(move || {
+            if let Err(e) = server.serve() {
+                eprintln!("the test SMTP server stopped: {e}");
+            }
+        });
+        SmtpReceiver {
+            url: format!("smtp://{address}"),
+            received,
+        }
+    }
+}
+
+/// Undoes quoted-printable encoding (soft line breaks and `=XX` escapes).
+pub fn decode_quoted_printable(text: &str) -> String {
+    let joined = text.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 2 < bytes.len() {
+            if let Ok(byte) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The first response link (`…/r/TOKEN`) in a text, without any `?choice=`.
+pub fn find_link(text: &str) -> Option<String> {
+    let start = text.find("http://")?;
+    let rest = &text[start..];
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '"' || c == '<' || c == '?')
+        .unwrap_or(rest.len());
+    let link = &rest[..end];
+    link.contains("/r/").then(|| link.to_owned())
+}
