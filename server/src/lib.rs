@@ -77,7 +77,15 @@ impl App {
     pub async fn open(config: Config) -> Result<App, OpenError> {
         let channels = delivery::Channels::from_config(&config).map_err(OpenError::Config)?;
         let store = Store::open(&config.database).await?;
+        let released = store.release_leases_of_a_crashed_server().await?;
+        if released > 0 {
+            tracing::info!(
+                count = released,
+                "resuming deliveries interrupted by a crash"
+            );
+        }
         let links = Links::load(&store).await?;
+
         let bells = Arc::new(Bells::default());
         let pauses = Pauses::new(store.clone(), Arc::default(), Arc::clone(&bells));
         Ok(App {

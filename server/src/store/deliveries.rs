@@ -127,6 +127,19 @@ impl Store {
         Ok(())
     }
 
+    /// Releases every lease, at start. Only where one server owns the database (SQLite):
+    /// then any lease left is a crashed process's, and its deliveries can go out at once.
+    /// Servers sharing a database wait for leases to run out instead.
+    pub async fn release_leases_of_a_crashed_server(&self) -> Result<u64, StoreError> {
+        if !self.dialect().single_server() {
+            return Ok(0);
+        }
+        let released = sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE status = 'pending' AND lease_until IS NOT NULL")
+            .execute(self.pool())
+            .await?;
+        Ok(released.rows_affected())
+    }
+
     /// When the next pending delivery is due (or its lease runs out).
     pub async fn next_delivery_at(&self) -> Result<Option<Timestamp>, StoreError> {
         let row = sqlx::query(

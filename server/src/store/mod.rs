@@ -58,6 +58,11 @@ pub enum Dialect {
 }
 
 impl Dialect {
+    /// True when one server owns the database: a SQLite file is not shared between hosts.
+    pub fn single_server(self) -> bool {
+        matches!(self, Dialect::Sqlite)
+    }
+
     /// Opens a write transaction. SQLite takes the write lock up front (`BEGIN
     /// IMMEDIATE`): a transaction that reads and then writes would otherwise fail with
     /// SQLITE_BUSY when another writer got there between the two.
