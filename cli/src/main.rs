@@ -1,27 +1,43 @@
-//! `pp`, the PausePoint command line: runs the server (`pp server`) and administers its
-//! database (`pp admin`).
+//! `pp`, the PausePoint command line. It runs the server (`pp server`), administers its
+//! database (`pp admin`), and, as a client of a running server, asks humans questions and
+//! waits for their answers (`pp ask --wait`), shows and cancels pauses, and reads the audit
+//! log.
 //!
-//! - `server`: the `pp server` command.
-//! - `admin`: `pp admin keys create|list|revoke`.
+//! - `server`, `admin`: the server side.
+//! - `connection`: which server and key the client commands use (`pp login`).
+//! - `ask`: `pp ask` and `pp wait`. - `pauses`: status, cancel, list. - `audit`: `pp audit`.
+//! - `output`: tables and JSON.
 
 #![forbid(unsafe_code)]
 
 mod admin;
+mod ask;
+mod audit;
+mod connection;
+mod output;
+mod pauses;
 mod server;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  pp server                                   run the service on 127.0.0.1:8080
+  choice=$(pp ask \"Deploy build #4712 to production?\" --to ops@example.com \\
+            -o Deploy -o Abort --default Abort --timeout 30m --wait)
+  pp list --status pending
+  pp audit --pause PAUSE_ID
+Exit codes: 0 answered (or done), 10 timed out, 11 cancelled, 1 error, 2 usage, 130 interrupted.";
 
 #[derive(Parser)]
 #[command(
     name = "pp",
     version,
     about = "PausePoint: pause an AI agent until a human decides",
-    long_about = "PausePoint pauses an AI agent until a human decides. `pp server` runs the \
-                  service (REST API, timeouts, audit log) on a SQLite file by default; \
-                  `pp admin` manages its API keys."
+    after_help = EXAMPLES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -30,13 +46,48 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the PausePoint service (REST API, timeouts, audit log)
+    /// Ask a human; with --wait, block until they answer and print the answer
+    #[command(
+        after_help = "Examples:\n  pp ask \"Wire $8,400 to Meridian?\" --to \"+1 (312) 847-1928\" -o Approve -o Reject --default Reject --timeout 4h --wait\n  id=$(pp ask \"Send the campaign?\" --to cfo@company.com -o Send -o Hold)\n\nExit codes with --wait: 0 answered, 10 timed out (stdout has the default, if any), 11 cancelled, 1 error, 130 interrupted."
+    )]
+    Ask(Box<ask::AskArgs>),
+    /// Wait for a pause to be decided and print the answer
+    Wait(ask::WaitArgs),
+    /// Show one pause
+    Status(pauses::StatusArgs),
+    /// Withdraw a pending pause
+    Cancel(pauses::CancelArgs),
+    /// List pauses, newest first
+    List(pauses::ListArgs),
+    /// Read, export (--export jsonl|csv) or verify (--verify) the audit log
+    Audit(audit::AuditArgs),
+    /// Save the server URL and API key for the other commands (mode 0600)
+    Login(LoginArgs),
+    /// Print a shell completion script: pp completions bash > ~/.local/share/bash-completion/completions/pp
+    Completions(CompletionsArgs),
+    /// Run the PausePoint service (REST API, response page, delivery, timeouts, audit log)
     #[command(
         after_help = "Examples:\n  pp server\n  pp server --bind 0.0.0.0:8080 --public-url https://pause.example.com\n  pp server --db /var/lib/pausepoint/pausepoint.db"
     )]
     Server(Box<server::ServerArgs>),
     /// Administer the server's database directly (API keys)
     Admin(admin::AdminArgs),
+}
+
+#[derive(Args)]
+struct LoginArgs {
+    /// The PausePoint server, such as https://pause.example.com
+    #[arg(long)]
+    url: String,
+    /// An API key (pp_live_…)
+    #[arg(long)]
+    key: String,
+}
+
+#[derive(Args)]
+struct CompletionsArgs {
+    /// bash, zsh, fish, elvish or powershell
+    shell: clap_complete::Shell,
 }
 
 /// The database option shared by every command that opens the database itself.
@@ -54,6 +105,27 @@ impl DatabaseArg {
             pausepoint_server::config::default_database()
                 .display()
                 .to_string()
+        })
+    }
+}
+
+/// How a command ended, as the exit code scripts branch on.
+pub enum Outcome {
+    /// Answered, or simply done.
+    Done,
+    TimedOut,
+    Cancelled,
+    /// Ctrl-C while waiting.
+    Interrupted,
+}
+
+impl Outcome {
+    fn exit_code(self) -> ExitCode {
+        ExitCode::from(match self {
+            Outcome::Done => 0,
+            Outcome::TimedOut => 10,
+            Outcome::Cancelled => 11,
+            Outcome::Interrupted => 130,
         })
     }
 }
@@ -77,13 +149,32 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Server(args) => server::run(*args).await,
-
-            Command::Admin(args) => admin::run(args).await,
+            Command::Ask(args) => ask::ask(*args).await,
+            Command::Wait(args) => ask::wait(args).await,
+            Command::Status(args) => pauses::status(args).await,
+            Command::Cancel(args) => pauses::cancel(args).await,
+            Command::List(args) => pauses::list(args).await,
+            Command::Audit(args) => audit::run(args).await,
+            Command::Login(args) => connection::login(&args.url, &args.key)
+                .await
+                .map(|()| Outcome::Done),
+            Command::Completions(args) => {
+                clap_complete::generate(
+                    args.shell,
+                    &mut Cli::command(),
+                    "pp",
+                    &mut std::io::stdout(),
+                );
+                Ok(Outcome::Done)
+            }
+            Command::Server(args) => server::run(*args).await.map(|()| Outcome::Done),
+            Command::Admin(args) => admin::run(args).await.map(|()| Outcome::Done),
         }
     });
+    // Leave no waiting task (a spinner, a long-poll) holding the process open.
+    runtime.shutdown_background();
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(outcome) => outcome.exit_code(),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

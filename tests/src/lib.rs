@@ -169,7 +169,8 @@ impl Client {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("the delivery of {id} never settled");
+        let pause = self.get(id).await.body;
+        panic!("the delivery of {id} never settled: {pause}");
     }
 
     pub async fn get_path(&self, path: &str) -> Reply {
@@ -317,6 +318,8 @@ pub async fn wait_until_healthy(base: &str) {
 }
 
 /// The `pp` binary of this build: beside the test binary's `deps` folder, or `PP_BIN`.
+/// `cargo test --workspace` builds it afresh; `cargo test -p pausepoint-tests` alone does
+/// not, so build it (`cargo build -p pausepoint-cli`) after changing the server.
 pub fn pp_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("PP_BIN") {
         return PathBuf::from(path);

@@ -1,0 +1,664 @@
+//! The `pp` client commands as a script or a person uses them: the real binary against the
+//! real server, exit codes, stdout and stderr.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use pausepoint_api::{AuditEvent, Pause, PauseStatus};
+use pausepoint_tests::{admin_create_key, pp_binary, sms_pause, Client, ServerProcess, TestServer};
+use reqwest::StatusCode;
+use tokio::process::Command;
+use uuid::Uuid;
+
+/// `pp ARGS` against a server, with no config file and no inherited settings.
+fn pp(base: &str, key: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(pp_binary());
+    command
+        .args(args)
+        .env("PAUSEPOINT_URL", base)
+        .env("PAUSEPOINT_API_KEY", key)
+        .env(
+            "PAUSEPOINT_CONFIG",
+            "/nonexistent/pausepoint-test-config.json",
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+async fn run(mut command: Command) -> Ran {
+    let output = tokio::time::timeout(Duration::from_secs(120), command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    Ran {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+/// Waits until a pause with this message exists, and returns it.
+async fn pause_asked(client: &Client, message: &str) -> Pause {
+    for _ in 0..500 {
+        let list = client.get_path("/v1/pause?limit=100").await;
+        let pauses: Vec<Pause> = serde_json::from_value(list.body["data"].clone()).unwrap();
+        if let Some(pause) = pauses.into_iter().find(|p| p.message == message) {
+            return pause;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no pause {message:?} was created");
+}
+
+/// Waits until some long-poll is waiting on the pause.
+async fn until_waiting(server: &TestServer) {
+    while server.app.pauses().watching() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn ask_without_wait_prints_the_id_alone() {
+    let server = TestServer::start().await;
+    let ran = run(pp(
+        &server.client.base,
+        &server.client.key,
+        &[
+            "ask",
+            "Wire $8,400 to Meridian?",
+            "--to",
+            "+1 (312) 847-1928",
+            "-o",
+            "Approve",
+            "-o",
+            "Reject",
+            "--default",
+            "Reject",
+            "--timeout",
+            "4h",
+            "--meta",
+            "amount=8400",
+            "--meta",
+            "vendor=Meridian Supplies",
+            "--allow-text",
+        ],
+    ))
+    .await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let id: Uuid = ran.stdout.trim().parse().unwrap();
+    let pause = server.client.get(id).await.pause(StatusCode::OK);
+    assert_eq!(pause.recipient, "+13128471928");
+    assert_eq!(pause.channel.as_str(), "sms");
+    assert_eq!(pause.options, ["Approve", "Reject"]);
+    assert_eq!(pause.timeout_default.as_deref(), Some("Reject"));
+    assert!(pause.allow_text_response);
+    assert_eq!(
+        pause.expires_at.duration_since(pause.created_at),
+        jiff::SignedDuration::from_hours(4)
+    );
+    let metadata = serde_json::Value::Object(pause.metadata.unwrap());
+    assert_eq!(
+        metadata,
+        serde_json::json!({"amount": 8400, "vendor": "Meridian Supplies"})
+    );
+}
+
+#[tokio::test]
+async fn ask_wait_prints_the_humans_choice_and_exits_0() {
+    let server = TestServer::start().await;
+    let asking = tokio::spawn(run(pp(
+        &server.client.base,
+        &server.client.key,
+        &[
+            "ask",
+            "Deploy build #4712 to production?",
+            "--to",
+            "ops@example.com",
+            "-o",
+            "Deploy",
+            "-o",
+            "Abort",
+            "--wait",
+        ],
+    )));
+    let pause = pause_asked(&server.client, "Deploy build #4712 to production?").await;
+    assert_eq!(pause.channel.as_str(), "email", "inferred from the address");
+    until_waiting(&server).await;
+    let page = reqwest::Client::new()
+        .post(server.link(&pause))
+        .form(&[("choice", "Deploy")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let ran = asking.await.unwrap();
+    assert_eq!(
+        (ran.code, ran.stdout.as_str()),
+        (0, "Deploy\n"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.is_empty(),
+        "nothing on stderr when it is not a terminal: {}",
+        ran.stderr
+    );
+}
+
+#[tokio::test]
+async fn ask_wait_exits_10_with_the_default_on_timeout() {
+    let server = TestServer::start().await;
+    let ran = run(pp(
+        &server.client.base,
+        &server.client.key,
+        &[
+            "ask",
+            "Approve?",
+            "--to",
+            "+15550100",
+            "-o",
+            "Yes",
+            "-o",
+            "No",
+            "--default",
+            "No",
+            "--timeout",
+            "1s",
+            "--wait",
+        ],
+    ))
+    .await;
+    assert_eq!(
+        (ran.code, ran.stdout.as_str()),
+        (10, "No\n"),
+        "{}",
+        ran.stderr
+    );
+    let ran = run(pp(
+        &server.client.base,
+        &server.client.key,
+        &[
+            "ask",
+            "Approve?",
+            "--to",
+            "+15550100",
+            "-o",
+            "Yes",
+            "-o",
+            "No",
+            "--timeout",
+            "1s",
+            "--wait",
+        ],
+    ))
+    .await;
+    assert_eq!(
+        (ran.code, ran.stdout.as_str()),
+        (10, ""),
+        "no default, nothing on stdout"
+    );
+}
+
+#[tokio::test]
+async fn wait_exits_11_when_another_process_cancels() {
+    let server = TestServer::start().await;
+    let pause = server
+        .client
+        .create(sms_pause(None))
+        .await
+        .pause(StatusCode::CREATED);
+    let id = pause.pause_id.to_string();
+    let waiting = tokio::spawn(run(pp(
+        &server.client.base,
+        &server.client.key,
+        &["wait", &id],
+    )));
+    until_waiting(&server).await;
+    let cancelled = run(pp(
+        &server.client.base,
+        &server.client.key,
+        &["cancel", &id],
+    ))
+    .await;
+    assert_eq!(cancelled.code, 0);
+    assert_eq!(cancelled.stdout, format!("Cancelled pause {id}.\n"));
+    let ran = waiting.await.unwrap();
+    assert_eq!((ran.code, ran.stdout.as_str()), (11, ""));
+    // Cancelling again says why not.
+    let again = run(pp(
+        &server.client.base,
+        &server.client.key,
+        &["cancel", &id],
+    ))
+    .await;
+    assert_eq!(again.code, 1);
+    assert!(
+        again.stderr.contains("already cancelled"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[tokio::test]
+async fn ask_wait_rides_out_a_kill_9_and_restart_of_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("pp.db");
+    let key = admin_create_key(&database, "deploy", "default").await;
+    let server = ServerProcess::start(&database, 0).await;
+    let port = server.port;
+    let base = server.base.clone();
+    let asking = tokio::spawn(run(pp(
+        &base,
+        &key,
+        &[
+            "ask",
+            "Roll back the database migration?",
+            "--to",
+            "+15550100",
+            "-o",
+            "Roll back",
+            "-o",
+            "Keep",
+            "--wait",
+        ],
+    )));
+    let client = Client::new(&base, &key);
+    let pause = pause_asked(&client, "Roll back the database migration?").await;
+    client.delivered(pause.pause_id).await;
+    let printed = server.printed();
+    server.kill().await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    let server = ServerProcess::start(&database, port).await;
+    let link = printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Answer at "))
+        .unwrap()
+        .to_owned();
+    let page = reqwest::Client::new()
+        .post(&link)
+        .form(&[("choice", "Roll back")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let ran = asking.await.unwrap();
+    assert_eq!(
+        (ran.code, ran.stdout.as_str()),
+        (0, "Roll back\n"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.contains("cannot reach PausePoint"),
+        "it says once that it lost the server: {}",
+        ran.stderr
+    );
+    assert_eq!(ran.stderr.lines().count(), 1, "{}", ran.stderr);
+    server.terminate().await;
+}
+
+#[tokio::test]
+async fn status_list_and_audit_as_tables_and_json() {
+    let server = TestServer::start().await;
+    let (base, key) = (server.client.base.clone(), server.client.key.clone());
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let mut body = sms_pause(None);
+        body["message"] = serde_json::json!(format!("Question number {i}"));
+        ids.push(
+            server
+                .client
+                .create(body)
+                .await
+                .pause(StatusCode::CREATED)
+                .pause_id,
+        );
+    }
+    server.client.cancel(ids[0]).await.pause(StatusCode::OK);
+    let id = ids[1].to_string();
+
+    let status = run(pp(&base, &key, &["status", &id])).await;
+    assert_eq!(status.code, 0);
+    for expected in [
+        "pause_id",
+        &id,
+        "pending",
+        "+13128471928 (sms)",
+        "Question number 1",
+        "Approve | Reject",
+        "expires",
+    ] {
+        assert!(
+            status.stdout.contains(expected),
+            "{expected} missing from:\n{}",
+            status.stdout
+        );
+    }
+    let json = run(pp(&base, &key, &["status", &id, "--json"])).await;
+    let pause: Pause = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(pause.pause_id, ids[1]);
+
+    let list = run(pp(&base, &key, &["list"])).await;
+    assert_eq!(list.code, 0);
+    let rows: Vec<&str> = list.stdout.lines().collect();
+    assert!(rows[0].contains("PAUSE ID") && rows[0].contains("STATUS"));
+    assert_eq!(rows.len(), 4, "{}", list.stdout);
+    assert!(rows[1].contains(&ids[2].to_string()), "newest first");
+    let pending = run(pp(&base, &key, &["list", "--status", "pending", "--json"])).await;
+    let pending: Vec<Pause> = serde_json::from_str(&pending.stdout).unwrap();
+    assert_eq!(pending.len(), 2);
+    assert!(pending.iter().all(|p| p.status == PauseStatus::Pending));
+    let all = run(pp(
+        &base,
+        &key,
+        &["list", "--limit", "1", "--all", "--json"],
+    ))
+    .await;
+    assert_eq!(
+        serde_json::from_str::<Vec<Pause>>(&all.stdout)
+            .unwrap()
+            .len(),
+        3,
+        "every page"
+    );
+
+    let audit = run(pp(&base, &key, &["audit", "--pause", &ids[0].to_string()])).await;
+    assert!(
+        audit.stdout.contains("pause.created") && audit.stdout.contains("pause.cancelled"),
+        "{}",
+        audit.stdout
+    );
+    let events = run(pp(
+        &base,
+        &key,
+        &["audit", "--event", "pause.created", "--json"],
+    ))
+    .await;
+    let events: Vec<AuditEvent> = serde_json::from_str(&events.stdout).unwrap();
+    assert_eq!(events.len(), 3);
+    let recent = run(pp(&base, &key, &["audit", "--since", "1h", "--json"])).await;
+    assert!(!serde_json::from_str::<Vec<AuditEvent>>(&recent.stdout)
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn audit_exports_and_verifies() {
+    let server = TestServer::start().await;
+    let (base, key) = (server.client.base.clone(), server.client.key.clone());
+    let pause = server
+        .client
+        .create(sms_pause(None))
+        .await
+        .pause(StatusCode::CREATED);
+    server.client.delivered(pause.pause_id).await;
+    server
+        .client
+        .cancel(pause.pause_id)
+        .await
+        .pause(StatusCode::OK);
+    let expected = server.client.audit("").await;
+
+    let jsonl = run(pp(&base, &key, &["audit", "--export", "jsonl"])).await;
+    assert_eq!(jsonl.code, 0);
+    let exported: Vec<AuditEvent> = jsonl
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(exported, expected);
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.csv");
+    let csv = run(pp(
+        &base,
+        &key,
+        &["audit", "--export", "csv", "-o", file.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(csv.code, 0, "{}", csv.stderr);
+    let mut reader = csv::Reader::from_path(&file).unwrap();
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        [
+            "seq",
+            "event_id",
+            "occurred_at",
+            "event",
+            "pause_id",
+            "actor",
+            "data",
+            "prev_hash",
+            "hash"
+        ]
+    );
+    assert_eq!(reader.records().count(), expected.len());
+
+    let verify = run(pp(&base, &key, &["audit", "--verify"])).await;
+    assert_eq!(verify.code, 0);
+    assert!(
+        verify.stdout.starts_with(&format!(
+            "The audit chain is intact: {} events",
+            expected.len()
+        )),
+        "{}",
+        verify.stdout
+    );
+}
+
+#[tokio::test]
+async fn each_error_is_one_clear_line() {
+    let server = TestServer::start().await;
+    let (base, key) = (server.client.base.as_str(), server.client.key.as_str());
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let unknown = Uuid::now_v7().to_string();
+    let cases: Vec<(Command, &str)> = vec![
+        (
+            pp(&nowhere, key, &["list"]),
+            "is `pp server` running there?",
+        ),
+        (
+            pp(base, "pp_live_wrongwrongwrongwrongwrongwrong00", &["list"]),
+            "the API key was refused",
+        ),
+        (
+            pp(base, key, &["status", &unknown]),
+            "no pause with this id",
+        ),
+        (
+            pp(
+                base,
+                key,
+                &["ask", "Go?", "--to", "+15550100", "-o", "Only"],
+            ),
+            "options: give 2 to 5 options",
+        ),
+        (
+            pp(
+                base,
+                key,
+                &["ask", "Go?", "--to", "not a number", "-o", "A", "-o", "B"],
+            ),
+            "recipient:",
+        ),
+        (
+            pp(
+                base,
+                key,
+                &[
+                    "ask",
+                    "Go?",
+                    "--to",
+                    "+15550100",
+                    "-o",
+                    "A",
+                    "-o",
+                    "B",
+                    "--default",
+                    "C",
+                ],
+            ),
+            "timeout_default",
+        ),
+    ];
+    for (command, expected) in cases {
+        let ran = run(command).await;
+        assert_eq!(ran.code, 1, "{}", ran.stderr);
+        assert!(
+            ran.stderr.starts_with("error: ") && ran.stderr.contains(expected),
+            "{expected}: {}",
+            ran.stderr
+        );
+        assert_eq!(
+            ran.stderr.trim_end().lines().count(),
+            1,
+            "one line: {}",
+            ran.stderr
+        );
+        assert!(ran.stdout.is_empty());
+    }
+    let mut no_key = pp(base, "", &["list"]);
+    no_key.env_remove("PAUSEPOINT_API_KEY");
+    let ran = run(no_key).await;
+    assert_eq!(ran.code, 1);
+    assert!(
+        ran.stderr.contains("no API key") && ran.stderr.contains("pp login"),
+        "{}",
+        ran.stderr
+    );
+
+    for usage in [
+        &["ask", "Go?"][..],
+        &["ask", "Go?", "--to", "x", "-o", "A", "--timeout", "soon"],
+        &["status", "not-an-id"],
+        &["list", "--status", "done"],
+    ] {
+        let ran = run(pp(base, key, usage)).await;
+        assert_eq!(ran.code, 2, "{usage:?}: {}", ran.stderr);
+    }
+}
+
+#[tokio::test]
+async fn login_saves_the_url_and_key_privately() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pp/config.json");
+    let mut login = pp(
+        "http://unused",
+        "",
+        &[
+            "login",
+            "--url",
+            &server.client.base,
+            "--key",
+            &server.client.key,
+        ],
+    );
+    login
+        .env("PAUSEPOINT_CONFIG", &config)
+        .env_remove("PAUSEPOINT_URL")
+        .env_remove("PAUSEPOINT_API_KEY");
+    let ran = run(login).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        !ran.stdout.contains(&server.client.key),
+        "the key is not echoed whole"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&config).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let mut list = pp("http://unused", "", &["list", "--json"]);
+    list.env("PAUSEPOINT_CONFIG", &config)
+        .env_remove("PAUSEPOINT_URL")
+        .env_remove("PAUSEPOINT_API_KEY");
+    assert_eq!(run(list).await.code, 0);
+
+    let mut bad = pp(
+        "http://unused",
+        "",
+        &[
+            "login",
+            "--url",
+            &server.client.base,
+            "--key",
+            "pp_live_nope",
+        ],
+    );
+    bad.env("PAUSEPOINT_CONFIG", dir.path().join("other.json"));
+    let ran = run(bad).await;
+    assert_eq!(ran.code, 1);
+    assert!(!Path::new(&dir.path().join("other.json")).exists());
+}
+
+#[tokio::test]
+async fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let ran = run(pp("http://unused", "", &["completions", shell])).await;
+        assert_eq!(ran.code, 0);
+        assert!(ran.stdout.contains("pp") && ran.stdout.len() > 1000);
+    }
+}
+
+#[tokio::test]
+async fn the_readme_shell_example_runs_as_written() {
+    let server = TestServer::start().await;
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let start = readme
+        .find("choice=$(pp ask")
+        .expect("the README shows the pp ask example");
+    let example: String = readme[start..]
+        .lines()
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("```"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let script = format!("set -e\n{example}\necho \"decided: $choice\"\n");
+    let bin_dir = pp_binary().parent().unwrap().to_owned();
+    let mut shell = Command::new("bash");
+    shell
+        .arg("-c")
+        .arg(&script)
+        .env(
+            "PATH",
+            format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("PAUSEPOINT_URL", &server.client.base)
+        .env("PAUSEPOINT_API_KEY", &server.client.key)
+        .env("PAUSEPOINT_CONFIG", "/nonexistent/config.json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let running = tokio::spawn(run(shell));
+    let pause = pause_asked(&server.client, "Deploy build #4712 to production?").await;
+    until_waiting(&server).await;
+    reqwest::Client::new()
+        .post(server.link(&pause))
+        .form(&[("choice", "Deploy")])
+        .send()
+        .await
+        .unwrap();
+    let ran = running.await.unwrap();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(ran.stdout.contains("decided: Deploy"), "{}", ran.stdout);
+}
