@@ -662,3 +662,57 @@ async fn the_readme_shell_example_runs_as_written() {
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert!(ran.stdout.contains("decided: Deploy"), "{}", ran.stdout);
 }
+
+#[tokio::test]
+async fn ctrl_c_stops_waiting_and_says_how_to_resume_or_cancels() {
+    let server = TestServer::start().await;
+    let (base, key) = (server.client.base.clone(), server.client.key.clone());
+    for cancel in [false, true] {
+        let pause = server
+            .client
+            .create(sms_pause(None))
+            .await
+            .pause(StatusCode::CREATED);
+        let id = pause.pause_id.to_string();
+        let mut args = vec!["wait", id.as_str()];
+        if cancel {
+            args.push("--cancel-on-interrupt");
+        }
+        let child = pp(&base, &key, &args).spawn().unwrap();
+        until_waiting(&server).await;
+        let pid = child.id().unwrap().to_string();
+        let sent = Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(sent.success());
+        let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        let status = server
+            .client
+            .get(pause.pause_id)
+            .await
+            .pause(StatusCode::OK)
+            .status;
+        if cancel {
+            assert_eq!(output.status.code(), Some(11), "{stderr}");
+            assert!(
+                stderr.contains(&format!("Cancelled pause {id}")),
+                "{stderr}"
+            );
+            assert_eq!(status, PauseStatus::Cancelled);
+        } else {
+            assert_eq!(output.status.code(), Some(130), "{stderr}");
+            assert!(stderr.contains(&format!("pp wait {id}")), "{stderr}");
+            assert_eq!(status, PauseStatus::Pending);
+        }
+        assert!(output.stdout.is_empty());
+        while server.app.pauses().watching() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
