@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::Table;
 use pausepoint_server::keys::{self, DEFAULT_PROJECT};
-use pausepoint_server::{pauses, Store};
+use pausepoint_server::{pauses, webhooks, Store};
 use uuid::Uuid;
 
 use crate::DatabaseArg;
@@ -21,6 +21,20 @@ enum AdminCommand {
     /// Create, list and revoke API keys
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Print the project's webhook signing secret (alone, on stdout); --rotate makes a new one
+    #[command(
+        after_help = "After --rotate the old secret keeps signing beside the new one for 24 hours,\nso receivers can switch without missing an event."
+    )]
+    WebhookSecret {
+        /// Make a new secret; the old one keeps signing for 24 hours
+        #[arg(long)]
+        rotate: bool,
+        /// The project whose secret to print
+        #[arg(long, default_value = DEFAULT_PROJECT)]
+        project: String,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -56,6 +70,11 @@ enum KeysCommand {
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     match args.command {
         AdminCommand::Keys(command) => keys_command(command).await,
+        AdminCommand::WebhookSecret {
+            rotate,
+            project,
+            database,
+        } => webhook_secret(rotate, &project, &database).await,
     }
 }
 
@@ -112,6 +131,32 @@ async fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+async fn webhook_secret(rotate: bool, project: &str, database: &DatabaseArg) -> anyhow::Result<()> {
+    let store = open(database).await?;
+    let now = pauses::now();
+    let mut tx = store.begin().await?;
+    let project = Store::ensure_project(&mut tx, project.trim(), now).await?;
+    tx.commit().await?;
+    let secret = if rotate {
+        let secret = webhooks::rotate_secret(&store, project.id, now).await?;
+        eprintln!(
+            "New secret for project \"{}\". The previous one keeps signing until {}.",
+            project.name,
+            (now + webhooks::ROTATION_OVERLAP).strftime("%Y-%m-%d %H:%M UTC")
+        );
+        secret
+    } else {
+        let secrets = webhooks::signing_secrets(&store, project.id, now).await?;
+        secrets
+            .into_iter()
+            .next()
+            .context("the project has no webhook secret")?
+    };
+    println!("{secret}");
+    store.close().await;
     Ok(())
 }
 

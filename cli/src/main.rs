@@ -6,6 +6,7 @@
 //! - `server`, `admin`: the server side.
 //! - `connection`: which server and key the client commands use (`pp login`).
 //! - `ask`: `pp ask` and `pp wait`. - `pauses`: status, cancel, list. - `audit`: `pp audit`.
+//! - `webhook`: `pp webhook list|resend|verify`.
 //! - `output`: tables and JSON.
 
 #![forbid(unsafe_code)]
@@ -17,6 +18,7 @@ mod connection;
 mod output;
 mod pauses;
 mod server;
+mod webhook;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -61,6 +63,8 @@ enum Command {
     List(pauses::ListArgs),
     /// Read, export (--export jsonl|csv) or verify (--verify) the audit log
     Audit(audit::AuditArgs),
+    /// A pause's webhook events: list, resend a failed one, verify a received one
+    Webhook(webhook::WebhookArgs),
     /// Save the server URL and API key for the other commands (mode 0600)
     Login(LoginArgs),
     /// Print a shell completion script: pp completions bash > ~/.local/share/bash-completion/completions/pp
@@ -155,6 +159,7 @@ fn main() -> ExitCode {
             Command::Cancel(args) => pauses::cancel(args).await,
             Command::List(args) => pauses::list(args).await,
             Command::Audit(args) => audit::run(args).await,
+            Command::Webhook(args) => webhook::run(args).await,
             Command::Login(args) => connection::login(&args.url, &args.key)
                 .await
                 .map(|()| Outcome::Done),

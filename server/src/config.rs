@@ -20,6 +20,18 @@ pub const DELIVERY_RETRY: [Duration; 5] = [
     Duration::from_secs(1800),
 ];
 
+/// The waits before each retry of a webhook event (the first attempt is immediate):
+/// 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, each give or take a fifth.
+pub const WEBHOOK_RETRY: [Duration; 7] = [
+    Duration::from_secs(5),
+    Duration::from_secs(300),
+    Duration::from_secs(1800),
+    Duration::from_secs(7200),
+    Duration::from_secs(18_000),
+    Duration::from_secs(36_000),
+    Duration::from_secs(36_000),
+];
+
 /// A value that must not reach a log: Debug shows only that it is there.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -76,6 +88,8 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     /// The waits between delivery attempts; after the last, the delivery has failed.
     pub delivery_retry: Vec<Duration>,
+    /// The waits between webhook attempts; after the last, the event has failed.
+    pub webhook_retry: Vec<Duration>,
 }
 
 impl Config {
@@ -89,6 +103,7 @@ impl Config {
             twilio: None,
             smtp: None,
             delivery_retry: DELIVERY_RETRY.to_vec(),
+            webhook_retry: WEBHOOK_RETRY.to_vec(),
         }
     }
 }

@@ -12,6 +12,7 @@
 //! - [`links`]: the signed links humans answer through.
 //! - [`views`]: the response page and email markup.
 //! - [`outbound`]: HTTP to caller-chosen URLs, kept off private networks.
+//! - [`webhooks`]: the worker that sends signed webhook events to agents.
 //! - [`workers`]: the loop every background worker runs.
 //! - [`http`]: the REST API and the response page.
 
@@ -29,6 +30,7 @@ pub mod store;
 pub mod timeouts;
 pub mod views;
 pub mod wakeups;
+pub mod webhooks;
 pub mod workers;
 
 use std::future::Future;
@@ -59,6 +61,8 @@ pub struct Bells {
     pub deadlines: Arc<Notify>,
     /// Rung when a pause is created: its delivery is due now.
     pub deliveries: Arc<Notify>,
+    /// Rung when a pause with a webhook is decided: its event is due now.
+    pub webhooks: Arc<Notify>,
 }
 
 /// The service's shared state: the store and the operations on it. Cheap to clone.
@@ -77,12 +81,11 @@ impl App {
     pub async fn open(config: Config) -> Result<App, OpenError> {
         let channels = delivery::Channels::from_config(&config).map_err(OpenError::Config)?;
         let store = Store::open(&config.database).await?;
-        let released = store.release_leases_of_a_crashed_server().await?;
-        if released > 0 {
-            tracing::info!(
-                count = released,
-                "resuming deliveries interrupted by a crash"
-            );
+        for outbox in [store::outbox::DELIVERIES, store::outbox::WEBHOOK_EVENTS] {
+            let released = store.release_leases_of_a_crashed_server(outbox).await?;
+            if released > 0 {
+                tracing::info!(count = released, "resuming work interrupted by a crash");
+            }
         }
         let links = Links::load(&store).await?;
 
@@ -112,6 +115,11 @@ impl App {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Tells the webhook worker an event is due now.
+    pub fn ring_webhooks(&self) {
+        self.bells.webhooks.notify_one();
     }
 
     /// The delivery providers, as configured.
@@ -159,6 +167,20 @@ impl App {
                 async move { deliveries.step(now).await }
             },
         ));
+        let webhooks = Arc::new(webhooks::Webhooks::new(
+            self.store.clone(),
+            self.config.allow_private_network,
+            self.config.webhook_retry.clone(),
+        ));
+        let webhook_worker = tokio::spawn(workers::run(
+            "webhooks",
+            Arc::clone(&self.bells.webhooks),
+            stop.clone(),
+            move |now| {
+                let webhooks = Arc::clone(&webhooks);
+                async move { webhooks.step(now).await }
+            },
+        ));
         let router = http::router(self.clone(), stop.clone());
         let signal = stop.clone();
         let served = axum::serve(listener, router)
@@ -168,7 +190,11 @@ impl App {
             })
             .await;
         stop.cancel();
-        for (name, worker) in [("timeouts", timeouts), ("delivery", delivery)] {
+        for (name, worker) in [
+            ("timeouts", timeouts),
+            ("delivery", delivery),
+            ("webhooks", webhook_worker),
+        ] {
             if let Err(e) = worker.await {
                 tracing::error!(worker = name, error = %e, "worker failed");
             }

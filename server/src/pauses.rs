@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::store::pauses::Outcome;
 use crate::store::{Store, StoreError};
 use crate::wakeups::Wakeups;
+use crate::webhooks;
 use crate::Bells;
 
 /// Why an operation on a pause did not happen.
@@ -317,8 +318,12 @@ impl Pauses {
             now,
         )
         .await?;
+        let webhook = webhooks::enqueue(&mut tx, project_id, &pause, now).await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.wakeups.wake(id);
+        if webhook {
+            self.bells.webhooks.notify_one();
+        }
         Ok(pause)
     }
 }

@@ -272,3 +272,107 @@ pub fn find_link(text: &str) -> Option<String> {
     let link = &rest[..end];
     link.contains("/r/").then(|| link.to_owned())
 }
+
+/// One request a webhook receiver got: its headers (lower-case names) and exact body.
+#[derive(Debug, Clone)]
+pub struct ReceivedWebhook {
+    pub headers: HashMap<String, String>,
+    pub body: String,
+}
+
+impl ReceivedWebhook {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+}
+
+/// What a scripted webhook receiver answers.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    Status(u16),
+    /// A status with a `Retry-After` header in seconds.
+    RetryAfter(u16, u64),
+    /// 302 to another URL.
+    Redirect(String),
+}
+
+/// An agent's webhook endpoint: records every request, answers as scripted (then 200).
+pub struct WebhookReceiver {
+    pub url: String,
+    pub received: mpsc::UnboundedReceiver<ReceivedWebhook>,
+}
+
+#[derive(Clone)]
+struct WebhookState {
+    script: Arc<Mutex<VecDeque<Answer>>>,
+    sent: mpsc::UnboundedSender<ReceivedWebhook>,
+}
+
+impl WebhookReceiver {
+    pub async fn start(script: Vec<Answer>) -> WebhookReceiver {
+        let (sent, received) = mpsc::unbounded_channel();
+        let state = WebhookState {
+            script: Arc::new(Mutex::new(script.into())),
+            sent,
+        };
+        let router = Router::new()
+            .route("/hooks/pausepoint", post(webhook_hook))
+            .with_state(state);
+        WebhookReceiver {
+            url: format!("{}/hooks/pausepoint", serve(router).await),
+            received,
+        }
+    }
+
+    /// The next request, waiting up to `seconds`.
+    pub async fn next(&mut self, seconds: u64) -> ReceivedWebhook {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(seconds),
+            self.received.recv(),
+        )
+        .await
+        .expect("no webhook arrived in time")
+        .unwrap()
+    }
+}
+
+async fn webhook_hook(
+    State(state): State<WebhookState>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let headers = headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                value.to_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let _ = state.sent.send(ReceivedWebhook { headers, body });
+    let answer = state
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or(Answer::Status(200));
+    match answer {
+        Answer::Status(code) => (
+            StatusCode::from_u16(code).unwrap(),
+            format!("answered {code}"),
+        )
+            .into_response(),
+        Answer::RetryAfter(code, seconds) => (
+            StatusCode::from_u16(code).unwrap(),
+            [("retry-after", seconds.to_string())],
+            "slow down",
+        )
+            .into_response(),
+        Answer::Redirect(to) => (StatusCode::FOUND, [("location", to)], "moved").into_response(),
+    }
+}

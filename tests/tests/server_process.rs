@@ -322,3 +322,125 @@ async fn the_server_log_holds_no_key() {
     assert!(!printed.contains(&key));
     assert!(!printed.contains("pp_live_wrong"));
 }
+
+#[tokio::test]
+async fn webhook_events_undelivered_at_a_kill_9_arrive_after_restart() {
+    use pausepoint_tests::receivers::{Answer, WebhookReceiver};
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("pp.db");
+    let db = database.display().to_string();
+    let key = admin_create_key(&database, "agent", "default").await;
+    let (code, secret, _) = run_pp(&["admin", "webhook-secret", "--db", &db]).await;
+    assert_eq!(code, 0);
+    let secret = secret.trim().to_owned();
+    assert!(secret.starts_with("whsec_") && !secret.contains('\n'));
+
+    // The receiver is down (503) for the first attempt of each event.
+    let mut receiver = WebhookReceiver::start(vec![Answer::Status(503), Answer::Status(503)]).await;
+    let server = ServerProcess::start_with(&database, 0, &["--allow-private-network"]).await;
+    let client = Client::new(&server.base, &key);
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let mut body = sms_pause(None);
+        body["webhook_url"] = serde_json::json!(receiver.url);
+        let pause = client.create(body).await.pause(StatusCode::CREATED);
+        client.cancel(pause.pause_id).await.pause(StatusCode::OK);
+        ids.push(pause.pause_id);
+    }
+    let first = [receiver.next(30).await, receiver.next(30).await];
+    server.kill().await;
+
+    // Nothing is lost: after the restart both events arrive, with their first ids.
+    let server = ServerProcess::start_with(&database, 0, &["--allow-private-network"]).await;
+    let again = [receiver.next(60).await, receiver.next(60).await];
+    let mut before: Vec<&str> = first.iter().map(|h| h.header("webhook-id")).collect();
+    let mut after: Vec<&str> = again.iter().map(|h| h.header("webhook-id")).collect();
+    before.sort_unstable();
+    after.sort_unstable();
+    assert_eq!(before, after);
+    let now = jiff::Timestamp::now().as_second();
+    for hook in &again {
+        let verified = pausepoint_api::webhooks::verify(
+            &secret,
+            hook.header("webhook-id"),
+            hook.header("webhook-timestamp"),
+            hook.header("webhook-signature"),
+            hook.body.as_bytes(),
+            now,
+        );
+        assert_eq!(verified, Ok(()), "signed with the secret pp admin printed");
+    }
+
+    // `pp webhook list` shows both attempts.
+    let listed = tokio::process::Command::new(pausepoint_tests::pp_binary())
+        .args(["webhook", "list", &ids[0].to_string(), "--json"])
+        .env("PAUSEPOINT_URL", &server.base)
+        .env("PAUSEPOINT_API_KEY", &key)
+        .output()
+        .await
+        .unwrap();
+    let events: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let attempts = events[0]["attempt_log"].as_array().unwrap();
+    assert_eq!(attempts[0]["status_code"], 503);
+    server.terminate().await;
+}
+
+#[tokio::test]
+async fn rotating_the_webhook_secret_prints_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pp.db").display().to_string();
+    let (_, first, _) = run_pp(&["admin", "webhook-secret", "--db", &db]).await;
+    let (_, same, _) = run_pp(&["admin", "webhook-secret", "--db", &db]).await;
+    assert_eq!(first, same);
+    let (code, rotated, note) = run_pp(&["admin", "webhook-secret", "--rotate", "--db", &db]).await;
+    assert_eq!(code, 0);
+    assert_ne!(rotated, first);
+    assert!(note.contains("keeps signing until"), "{note}");
+    let (_, now_current, _) = run_pp(&["admin", "webhook-secret", "--db", &db]).await;
+    assert_eq!(now_current, rotated);
+}
+
+#[tokio::test]
+async fn pp_webhook_verify_says_whether_a_signature_holds_and_why_not() {
+    // The Standard Webhooks specification's test vector, checked at its own time.
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body.json");
+    std::fs::write(&body, r#"{"test": 2432232314}"#).unwrap();
+    let headers = dir.path().join("headers.txt");
+    std::fs::write(
+        &headers,
+        "HTTP/1.1 POST /hooks\r\nwebhook-id: msg_p5jXN8AQM9LWM0D4loKWxJek\r\nWebhook-Timestamp: 1614265330\r\nwebhook-signature: v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=\r\n",
+    )
+    .unwrap();
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let args = |body: &str, now: &str| {
+        vec![
+            "webhook".to_owned(),
+            "verify".into(),
+            "--secret".into(),
+            secret.into(),
+            "--headers".into(),
+            headers.display().to_string(),
+            "--now".into(),
+            now.into(),
+            body.into(),
+        ]
+    };
+    let run = |args: Vec<String>| async move {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_pp(&refs).await
+    };
+    let (code, out, _) = run(args(&body.display().to_string(), "1614265340")).await;
+    assert_eq!(code, 0);
+    assert!(out.starts_with("valid: the signature matches"), "{out}");
+
+    std::fs::write(&body, r#"{"test": 2432232315}"#).unwrap();
+    let (code, _, err) = run(args(&body.display().to_string(), "1614265340")).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("not valid: no signature matches"), "{err}");
+
+    std::fs::write(&body, r#"{"test": 2432232314}"#).unwrap();
+    let (code, _, err) = run(args(&body.display().to_string(), "1614266000")).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("a replay, or a clock that is off"), "{err}");
+}

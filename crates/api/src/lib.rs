@@ -6,12 +6,14 @@
 //!   hold a bad value, and a human's answer into a [`validation::Decision`].
 //! - [`audit`]: audit events, the hash chain that makes them tamper-evident, and the
 //!   verification report.
+//! - [`webhooks`]: Standard Webhooks events, secrets and signatures.
 //! - [`error`]: the `{"error": {"code", "message", "field"}}` body every failure uses.
 
 pub mod audit;
 pub mod error;
 pub mod pause;
 pub mod validation;
+pub mod webhooks;
 
 pub use audit::{AuditEvent, AuditEventKind, AuditPage, VerifyReport};
 pub use error::{ErrorBody, ErrorDetail};

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use pausepoint_api::webhooks::{WebhookDelivery, WebhookDeliveryList};
 use pausepoint_api::{
     AuditPage, CreatePause, ErrorBody, Pause, PauseList, PauseStatus, VerifyReport,
 };
@@ -280,6 +281,25 @@ impl Client {
             written += chunk.len() as u64;
         }
         Ok(written)
+    }
+
+    /// The pause's webhook events, each with its attempts.
+    pub async fn webhooks(&self, id: Uuid) -> Result<WebhookDeliveryList, ClientError> {
+        self.send(self.request(Method::GET, &format!("/v1/pause/{id}/webhooks")))
+            .await
+    }
+
+    /// Sends a failed webhook event again.
+    pub async fn resend_webhook(
+        &self,
+        id: Uuid,
+        event_id: &str,
+    ) -> Result<WebhookDelivery, ClientError> {
+        self.send(self.request(
+            Method::POST,
+            &format!("/v1/pause/{id}/webhooks/{event_id}/resend"),
+        ))
+        .await
     }
 
     /// Walks the audit hash chain on the server.

@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::links::{self, Links};
 use crate::outbound;
 use crate::store::deliveries::DeliveryState;
+use crate::store::outbox::DELIVERIES;
 use crate::store::{Store, StoreError};
 use crate::workers;
 
@@ -136,10 +137,18 @@ impl Deliveries {
     /// Sends every delivery due at `now`, and says how long until the next is due.
     pub async fn step(&self, now: Timestamp) -> Result<Duration, StoreError> {
         loop {
-            let due = self.store.due_deliveries(now, BATCH).await?;
+            let due = self.store.outbox_due(DELIVERIES, now, BATCH).await?;
             let mut claimed = Vec::with_capacity(due.len());
-            for id in due {
-                if self.store.claim_delivery(id, now, now + LEASE).await? {
+            for key in due {
+                if self
+                    .store
+                    .outbox_claim(DELIVERIES, &key, now, now + LEASE)
+                    .await?
+                {
+                    let id = Uuid::parse_str(&key).map_err(|e| StoreError::Corrupt {
+                        table: "deliveries",
+                        detail: e.to_string(),
+                    })?;
                     claimed.push(id);
                 }
             }
@@ -151,7 +160,10 @@ impl Deliveries {
                 result?;
             }
         }
-        Ok(workers::until(now, self.store.next_delivery_at().await?))
+        Ok(workers::until(
+            now,
+            self.store.outbox_next_at(DELIVERIES).await?,
+        ))
     }
 
     /// One attempt at one claimed delivery.

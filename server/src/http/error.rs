@@ -46,6 +46,11 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// 409: the request conflicts with the state of what it names.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, code, message)
+    }
+
     /// 405: the path exists, the method does not.
     pub fn method_not_allowed() -> ApiError {
         ApiError::new(

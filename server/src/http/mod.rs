@@ -2,6 +2,7 @@
 //!
 //! - [`pauses`]: create, get (with long-poll), cancel and list pauses.
 //! - [`audit`]: query, export and verify the audit log.
+//! - [`webhooks`]: a pause's webhook events, and resending one.
 //! - [`page`]: the response page humans open from their message.
 //! - [`extract`]: the caller's key, JSON bodies and query parameters.
 //! - [`error`]: the one error type and body.
@@ -11,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod page;
 pub mod pauses;
+pub mod webhooks;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -41,6 +43,11 @@ pub fn router(app: App, stop: CancellationToken) -> Router {
         .route("/v1/pause", post(pauses::create).get(pauses::list))
         .route("/v1/pause/{id}", get(pauses::get))
         .route("/v1/pause/{id}/cancel", post(pauses::cancel))
+        .route("/v1/pause/{id}/webhooks", get(webhooks::list))
+        .route(
+            "/v1/pause/{id}/webhooks/{event_id}/resend",
+            post(webhooks::resend),
+        )
         .route("/v1/audit", get(audit::query))
         .route("/v1/audit/export", get(audit::export))
         .route("/v1/audit/verify", get(audit::verify))

@@ -1,13 +1,12 @@
 //! Delivery rows: one per pause, written with it, so a notification survives a crash.
-//! Workers claim a due row with a conditional UPDATE and a lease: of two servers that
-//! reach for the same row one gets it, and a crashed holder's lease runs out.
+//! Workers take them through the [`super::outbox`] like any other pending work.
 
 use jiff::Timestamp;
 use pausepoint_api::Channel;
 use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
-use super::{uuid_column, Store, StoreError};
+use super::{Store, StoreError};
 
 /// Where a delivery ends after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,47 +38,6 @@ impl Store {
         .execute(&mut *conn)
         .await?;
         Ok(())
-    }
-
-    /// Pauses whose delivery is due at `now` and held by nobody, earliest first.
-    pub async fn due_deliveries(
-        &self,
-        now: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<Uuid>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT pause_id FROM deliveries \
-             WHERE status = 'pending' AND next_attempt_at <= $1 \
-               AND (lease_until IS NULL OR lease_until <= $1) \
-             ORDER BY next_attempt_at LIMIT $2",
-        )
-        .bind(now.as_millisecond())
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| uuid_column(row, "deliveries", "pause_id"))
-            .collect()
-    }
-
-    /// Takes the delivery until `lease_until`; false when someone else holds it or it is done.
-    pub async fn claim_delivery(
-        &self,
-        pause_id: Uuid,
-        now: Timestamp,
-        lease_until: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let claimed = sqlx::query(
-            "UPDATE deliveries SET lease_until = $3 \
-             WHERE pause_id = $1 AND status = 'pending' \
-               AND (lease_until IS NULL OR lease_until <= $2)",
-        )
-        .bind(pause_id.to_string())
-        .bind(now.as_millisecond())
-        .bind(lease_until.as_millisecond())
-        .execute(self.pool())
-        .await?;
-        Ok(claimed.rows_affected() == 1)
     }
 
     /// Records one attempt and releases the lease, inside `conn`'s transaction; returns
@@ -125,34 +83,5 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(())
-    }
-
-    /// Releases every lease, at start. Only where one server owns the database (SQLite):
-    /// then any lease left is a crashed process's, and its deliveries can go out at once.
-    /// Servers sharing a database wait for leases to run out instead.
-    pub async fn release_leases_of_a_crashed_server(&self) -> Result<u64, StoreError> {
-        if !self.dialect().single_server() {
-            return Ok(0);
-        }
-        let released = sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE status = 'pending' AND lease_until IS NOT NULL")
-            .execute(self.pool())
-            .await?;
-        Ok(released.rows_affected())
-    }
-
-    /// When the next pending delivery is due (or its lease runs out).
-    pub async fn next_delivery_at(&self) -> Result<Option<Timestamp>, StoreError> {
-        let row = sqlx::query(
-            "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at \
-                             THEN lease_until ELSE next_attempt_at END) AS next \
-             FROM deliveries WHERE status = 'pending'",
-        )
-        .fetch_one(self.pool())
-        .await?;
-        let next: Option<i64> = row.try_get("next")?;
-        next.map(|ms| {
-            Timestamp::from_millisecond(ms).map_err(|e| StoreError::corrupt("deliveries", e))
-        })
-        .transpose()
     }
 }

@@ -8,14 +8,18 @@
 //! - [`pauses`]: pause rows and their one-way status change.
 //! - [`audit`]: the append-only, hash-chained audit log.
 //! - [`deliveries`]: the durable notification of each pause's human.
+//! - [`outbox`]: how workers claim rows of work (deliveries, webhook events).
+//! - [`webhooks`]: webhook events, their attempts, and each project's signing secrets.
 //! - [`settings`]: server-wide values such as the link-signing key.
 
 pub mod audit;
 pub mod deliveries;
 pub mod keys;
+pub mod outbox;
 pub mod pauses;
 pub mod projects;
 pub mod settings;
+pub mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;

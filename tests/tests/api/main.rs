@@ -14,3 +14,4 @@ mod races;
 mod spec_examples;
 mod timeouts;
 mod validation;
+mod webhooks;
