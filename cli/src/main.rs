@@ -6,6 +6,7 @@
 //! - `server`, `admin`: the server side.
 //! - `connection`: which server and key the client commands use (`pp login`).
 //! - `ask`: `pp ask` and `pp wait`. - `pauses`: status, cancel, list. - `audit`: `pp audit`.
+//! - `mcp`: `pp mcp`, the MCP stdio server.
 //! - `webhook`: `pp webhook list|resend|verify`.
 //! - `output`: tables and JSON.
 
@@ -15,6 +16,7 @@ mod admin;
 mod ask;
 mod audit;
 mod connection;
+mod mcp;
 mod output;
 mod pauses;
 mod server;
@@ -65,6 +67,11 @@ enum Command {
     Audit(audit::AuditArgs),
     /// A pause's webhook events: list, resend a failed one, verify a received one
     Webhook(webhook::WebhookArgs),
+    /// Serve PausePoint as MCP tools over stdio, for Claude Code and other MCP clients
+    #[command(
+        after_help = "Example:\n  claude mcp add pausepoint --env PAUSEPOINT_URL=http://127.0.0.1:8080 --env PAUSEPOINT_API_KEY=pp_live_… -- pp mcp"
+    )]
+    Mcp(mcp::McpArgs),
     /// Save the server URL and API key for the other commands (mode 0600)
     Login(LoginArgs),
     /// Print a shell completion script: pp completions bash > ~/.local/share/bash-completion/completions/pp
@@ -160,6 +167,7 @@ fn main() -> ExitCode {
             Command::List(args) => pauses::list(args).await,
             Command::Audit(args) => audit::run(args).await,
             Command::Webhook(args) => webhook::run(args).await,
+            Command::Mcp(args) => mcp::run(args).await.map(|()| Outcome::Done),
             Command::Login(args) => connection::login(&args.url, &args.key)
                 .await
                 .map(|()| Outcome::Done),

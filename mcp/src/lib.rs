@@ -1,5 +1,565 @@
-//! PausePoint as MCP tools over stdio, a thin layer over `pausepoint-client`.
-//!
-//! Not written yet: it arrives with the MCP issue.
+//! PausePoint as MCP tools over stdio (`pp mcp`), a thin layer over `pausepoint-client`:
+//! a model creates a pause, waits for the human's decision, cancels, lists and reads the
+//! audit log without writing HTTP code. `request_permission` answers Claude Code's
+//! `--permission-prompt-tool` by asking a human. Nothing here prints to stdout: stdout is
+//! the protocol.
 
-pub use pausepoint_client as client;
+use std::time::{Duration, Instant};
+
+use pausepoint_api::{CreatePause, Pause, PauseStatus};
+use pausepoint_client::{AuditQuery, Client, ClientError};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{
+    CallToolResult, ContentBlock, Implementation, ProgressNotificationParam, ServerCapabilities,
+    ServerConfig,
+};
+use rmcp::schemars::JsonSchema;
+use rmcp::service::RequestContext;
+use rmcp::{tool, tool_handler, tool_router, RoleServer, ServerHandler, ServiceExt};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+/// The longest one `poll_pause_request` call waits.
+pub const MAX_WAIT_SECONDS: u64 = 50;
+/// How often a waiting call reports progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Who `request_permission` asks, and how long they have.
+#[derive(Debug, Clone)]
+pub struct Approver {
+    /// A phone number, an email address or a Slack webhook URL.
+    pub recipient: String,
+    /// `sms`, `email` or `slack`; inferred from the recipient when None.
+    pub channel: Option<String>,
+    pub timeout: Duration,
+}
+
+/// The MCP server.
+#[derive(Clone)]
+pub struct PausePointTools {
+    client: Client,
+    approver: Option<Approver>,
+    #[allow(dead_code)] // read by the tool_handler macro
+    tool_router: ToolRouter<Self>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+pub struct CreatePauseArgs {
+    /// Who answers. A phone number in international form for SMS ("+13128471928"; spaces,
+    /// dashes and parentheses are fine), an email address, or a Slack incoming-webhook URL.
+    pub recipient: String,
+    /// "sms", "email" or "slack". Leave out to infer it from the recipient.
+    pub channel: Option<String>,
+    /// The question the human sees, 1 to 2000 characters. Say what will happen and why,
+    /// with the numbers that matter ("Wire $8,400 to Meridian Supplies for invoice 1042?").
+    pub message: String,
+    /// 2 to 5 short, distinct answers, such as ["Approve", "Reject"].
+    pub options: Vec<String>,
+    /// How long the human has, in hours (may be fractional, e.g. 0.5). Default 24, at most 720.
+    pub timeout_hours: Option<f64>,
+    /// How long the human has, in seconds, instead of timeout_hours.
+    pub timeout_seconds: Option<u64>,
+    /// The option to take if nobody answers in time (must be one of options). Leave out to
+    /// get status "timed_out" with no choice.
+    pub timeout_default: Option<String>,
+    /// Let the human add a written note to their answer.
+    pub allow_text_response: Option<bool>,
+    /// Any JSON object; returned unchanged with the pause (use it for your run or task ids).
+    pub metadata: Option<Map<String, Value>>,
+    /// An https URL to receive a signed event when the pause is decided.
+    pub webhook_url: Option<String>,
+    /// Any unique string; calling again with the same key returns the first pause instead
+    /// of asking the human twice.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+pub struct PollArgs {
+    /// The pause_id that create_pause_request returned.
+    pub pause_id: String,
+    /// How long to wait for the decision in this call, 0 to 50 seconds (default 30). 0
+    /// answers at once.
+    pub wait_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+pub struct PauseIdArgs {
+    /// The pause_id that create_pause_request returned.
+    pub pause_id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+pub struct ListArgs {
+    /// Only pauses in this state: "pending", "responded", "timed_out" or "cancelled".
+    pub status: Option<String>,
+    /// How many, newest first: 1 to 100 (default 20).
+    pub limit: Option<u32>,
+    /// The next_cursor of a previous call, for the next page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+pub struct AuditArgs {
+    /// Only the events of this pause.
+    pub pause_id: Option<String>,
+    /// Only one kind of event, such as "pause.responded" or "pause.timed_out".
+    pub event: Option<String>,
+    /// Only events at or after this time, RFC 3339 ("2026-11-22T09:00:00Z").
+    pub since: Option<String>,
+    /// How many events, oldest first: 1 to 1000 (default 100).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+pub struct PermissionArgs {
+    /// The tool that wants to run.
+    pub tool_name: String,
+    /// The input it would run with.
+    #[serde(default)]
+    pub input: Value,
+    /// The id of this tool use, when the caller has one.
+    pub tool_use_id: Option<String>,
+}
+
+/// A tool's answer: the JSON and a short text.
+fn answer(summary: String, structured: Value) -> CallToolResult {
+    let mut result = CallToolResult::success(vec![ContentBlock::text(summary)]);
+    result.structured_content = Some(structured);
+    result
+}
+
+/// A tool error a model can read and act on.
+fn failure(message: impl Into<String>) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message.into())])
+}
+
+fn client_failure(error: &ClientError) -> CallToolResult {
+    failure(match error {
+        ClientError::Unreachable { .. } => format!(
+            "{error}. Check that the PausePoint server is running and PAUSEPOINT_URL points at it."
+        ),
+        ClientError::Unauthorized(_) => format!("{error}. Check PAUSEPOINT_API_KEY."),
+        _ => error.to_string(),
+    })
+}
+
+fn parse_id(raw: &str) -> Result<Uuid, CallToolResult> {
+    Uuid::parse_str(raw.trim()).map_err(|_| {
+        failure(format!(
+            "{raw:?} is not a pause_id; use the pause_id that create_pause_request returned"
+        ))
+    })
+}
+
+fn short(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match (s / 86_400, s % 86_400 / 3600, s % 3600 / 60) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h{m:02}m"),
+        (d, h, _) => format!("{d}d{h}h"),
+    }
+}
+
+/// One line on where a pause stands and what to do next.
+pub fn summary(pause: &Pause) -> String {
+    match pause.status {
+        PauseStatus::Pending => {
+            let left = pause.expires_at.as_second() - jiff::Timestamp::now().as_second();
+            format!(
+                "Still pending; expires in {}. Call poll_pause_request again to keep waiting.",
+                short(left)
+            )
+        }
+        PauseStatus::Responded => {
+            let choice = pause.response_choice.as_deref().unwrap_or("");
+            match &pause.response_text {
+                Some(note) => format!("Responded: {choice} (note: {note})"),
+                None => format!("Responded: {choice}"),
+            }
+        }
+        PauseStatus::TimedOut => match &pause.response_choice {
+            Some(default) => format!("Timed out with no answer; the default applies: {default}"),
+            None => "Timed out with no answer and no default.".into(),
+        },
+        PauseStatus::Cancelled => "Cancelled; nobody will answer it.".into(),
+    }
+}
+
+fn pause_value(pause: &Pause) -> Value {
+    serde_json::to_value(pause).unwrap_or(Value::Null)
+}
+
+fn infer_channel(recipient: &str) -> &'static str {
+    let recipient = recipient.trim();
+    if recipient.starts_with("https://") || recipient.starts_with("http://") {
+        "slack"
+    } else if recipient.contains('@') {
+        "email"
+    } else {
+        "sms"
+    }
+}
+
+/// "Bash with command: rm -rf build" from a tool's input, cut to a length fit for an SMS.
+pub fn input_summary(input: &Value) -> String {
+    let text = match input {
+        Value::Object(map) => map
+            .iter()
+            .map(|(key, value)| match value {
+                Value::String(s) => format!("{key}: {s}"),
+                other => format!("{key}: {other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let line = text.replace(['\n', '\r'], " ");
+    if line.chars().count() > 300 {
+        format!("{}…", line.chars().take(299).collect::<String>())
+    } else {
+        line
+    }
+}
+
+impl PausePointTools {
+    pub fn new(client: Client, approver: Option<Approver>) -> PausePointTools {
+        PausePointTools {
+            client,
+            approver,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Long-polls until the pause is decided or `wait` passes, reporting progress while it
+    /// waits and stopping as soon as the client cancels the call.
+    async fn wait_with_progress(
+        &self,
+        id: Uuid,
+        wait: Duration,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Pause, ClientError> {
+        let started = Instant::now();
+        let token = context.meta.get_progress_token();
+        let mut pause = self.client.get(id).await?;
+        loop {
+            let elapsed = started.elapsed();
+            if pause.status.is_final() || elapsed >= wait || context.ct.is_cancelled() {
+                return Ok(pause);
+            }
+            // Report where things stand now, then again after every slice of waiting.
+            if let Some(token) = &token {
+                let left = pause.expires_at.as_second() - jiff::Timestamp::now().as_second();
+                let progress =
+                    ProgressNotificationParam::new(token.clone(), elapsed.as_secs_f64().round())
+                        .with_total(wait.as_secs_f64())
+                        .with_message(format!(
+                            "waited {}s; the human has {} left",
+                            elapsed.as_secs(),
+                            short(left)
+                        ));
+                let _ = context.peer.notify_progress(progress).await;
+            }
+            let slice = (wait - elapsed).min(PROGRESS_EVERY);
+            tokio::select! {
+                polled = self.client.poll(id, slice.max(Duration::from_secs(1))) => pause = polled?,
+                () = context.ct.cancelled() => return Ok(pause),
+            }
+        }
+    }
+}
+
+#[tool_router]
+impl PausePointTools {
+    /// Ask a human to decide before you do something irreversible (move money, send to
+    /// many people, delete data, deploy). Returns at once with a pause_id while the human
+    /// gets a text, email or Slack message with a link to answer; then call
+    /// poll_pause_request with that pause_id to wait for the decision. Do not go ahead
+    /// until the answer allows it.
+    #[tool(name = "create_pause_request")]
+    async fn create_pause_request(
+        &self,
+        Parameters(args): Parameters<CreatePauseArgs>,
+    ) -> CallToolResult {
+        let timeout_seconds = match (args.timeout_seconds, args.timeout_hours) {
+            (Some(seconds), _) => Some(seconds),
+            (None, Some(hours)) if hours.is_finite() && hours > 0.0 => {
+                Some((hours * 3600.0).round() as u64)
+            }
+            (None, Some(_)) => return failure("timeout_hours must be a positive number of hours"),
+            (None, None) => None,
+        };
+        let channel = args
+            .channel
+            .clone()
+            .unwrap_or_else(|| infer_channel(&args.recipient).to_owned());
+        let request = CreatePause {
+            recipient: Some(args.recipient),
+            channel: Some(channel),
+            message: Some(args.message),
+            options: Some(args.options),
+            allow_text_response: args.allow_text_response,
+            timeout_seconds,
+            timeout_default: args.timeout_default,
+            metadata: args.metadata.map(Value::Object),
+            webhook_url: args.webhook_url,
+            ..CreatePause::default()
+        };
+        match self
+            .client
+            .create(&request, args.idempotency_key.as_deref())
+            .await
+        {
+            Ok(pause) => {
+                let left = pause.expires_at.as_second() - pause.created_at.as_second();
+                let text = format!(
+                    "Created pause {id}: asked {to} ({channel}) to choose {options}; expires in {left}. \
+                     Call poll_pause_request with pause_id {id} to wait for the decision.",
+                    id = pause.pause_id,
+                    to = pause.recipient,
+                    channel = pause.channel,
+                    options = pause.options.join(" / "),
+                    left = short(left),
+                );
+                answer(text, pause_value(&pause))
+            }
+            Err(e) => client_failure(&e),
+        }
+    }
+
+    /// Wait for the human's decision on a pause, up to wait_seconds (at most 50) per call.
+    /// Returns the pause and a one-line summary. While status is "pending", call again; once
+    /// it is "responded" use response_choice (and response_text); "timed_out" means nobody
+    /// answered (response_choice is the timeout_default, if any); "cancelled" means the
+    /// question was withdrawn.
+    #[tool(name = "poll_pause_request")]
+    async fn poll_pause_request(
+        &self,
+        Parameters(args): Parameters<PollArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let id = match parse_id(&args.pause_id) {
+            Ok(id) => id,
+            Err(error) => return error,
+        };
+        let wait = args.wait_seconds.unwrap_or(30).min(MAX_WAIT_SECONDS);
+        match self
+            .wait_with_progress(id, Duration::from_secs(wait), &context)
+            .await
+        {
+            Ok(pause) => answer(summary(&pause), pause_value(&pause)),
+            Err(e) => client_failure(&e),
+        }
+    }
+
+    /// Withdraw a pending question, for example when it no longer matters. The human's
+    /// link then says it was withdrawn. Fails if the pause was already decided.
+    #[tool(name = "cancel_pause_request")]
+    async fn cancel_pause_request(
+        &self,
+        Parameters(args): Parameters<PauseIdArgs>,
+    ) -> CallToolResult {
+        let id = match parse_id(&args.pause_id) {
+            Ok(id) => id,
+            Err(error) => return error,
+        };
+        match self.client.cancel(id).await {
+            Ok(pause) => answer(format!("Cancelled pause {id}."), pause_value(&pause)),
+            Err(e) => client_failure(&e),
+        }
+    }
+
+    /// List pause requests, newest first, optionally only those in one status. Returns
+    /// {data, next_cursor}; pass next_cursor back as cursor for the next page.
+    #[tool(name = "list_pause_requests")]
+    async fn list_pause_requests(&self, Parameters(args): Parameters<ListArgs>) -> CallToolResult {
+        let status = match args
+            .status
+            .as_deref()
+            .map(str::parse::<PauseStatus>)
+            .transpose()
+        {
+            Ok(status) => status,
+            Err(e) => return failure(e),
+        };
+        match self
+            .client
+            .list(status, args.limit, args.cursor.as_deref())
+            .await
+        {
+            Ok(page) => {
+                let mut lines: Vec<String> = page
+                    .data
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{} {} {}: {}",
+                            p.pause_id,
+                            p.status,
+                            p.recipient,
+                            p.message.chars().take(80).collect::<String>()
+                        )
+                    })
+                    .collect();
+                if lines.is_empty() {
+                    lines.push("No pauses.".into());
+                }
+                if page.next_cursor.is_some() {
+                    lines.push("More: call again with cursor = next_cursor.".into());
+                }
+                answer(
+                    lines.join("\n"),
+                    serde_json::to_value(&page).unwrap_or(Value::Null),
+                )
+            }
+            Err(e) => client_failure(&e),
+        }
+    }
+
+    /// Read the tamper-evident audit log, oldest first: who asked what, who answered what,
+    /// timeouts and cancellations, with times and the exact message and options.
+    #[tool(name = "get_audit_log")]
+    async fn get_audit_log(&self, Parameters(args): Parameters<AuditArgs>) -> CallToolResult {
+        let pause_id = match args.pause_id.as_deref().map(parse_id).transpose() {
+            Ok(id) => id,
+            Err(error) => return error,
+        };
+        let query = AuditQuery {
+            pause_id,
+            event: args.event,
+            since: args.since,
+            until: None,
+            limit: args.limit,
+            cursor: None,
+        };
+        match self.client.audit(&query).await {
+            Ok(page) => {
+                let mut lines: Vec<String> = page
+                    .data
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{} {} {} by {}",
+                            e.occurred_at,
+                            e.event,
+                            e.pause_id.map(|p| p.to_string()).unwrap_or_default(),
+                            e.actor
+                        )
+                    })
+                    .collect();
+                if lines.is_empty() {
+                    lines.push("No matching events.".into());
+                }
+                answer(
+                    lines.join("\n"),
+                    serde_json::to_value(&page).unwrap_or(Value::Null),
+                )
+            }
+            Err(e) => client_failure(&e),
+        }
+    }
+
+    /// Ask the configured human approver whether a tool may run (Claude Code's
+    /// --permission-prompt-tool). Blocks until they answer Allow or Deny; no answer in time
+    /// means deny. Returns {"behavior":"allow","updatedInput":…} or {"behavior":"deny","message":…}.
+    #[tool(name = "request_permission")]
+    async fn request_permission(
+        &self,
+        Parameters(args): Parameters<PermissionArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let deny = |message: String| {
+            let decision = json!({ "behavior": "deny", "message": message });
+            answer(decision.to_string(), decision)
+        };
+        let Some(approver) = &self.approver else {
+            return deny("No approver is configured: set PAUSEPOINT_APPROVER for pp mcp.".into());
+        };
+        let summary = input_summary(&args.input);
+        let message = if summary.is_empty() {
+            format!("Allow {}?", args.tool_name)
+        } else {
+            format!("Allow {} with {summary}?", args.tool_name)
+        };
+        let request = CreatePause {
+            recipient: Some(approver.recipient.clone()),
+            channel: Some(
+                approver
+                    .channel
+                    .clone()
+                    .unwrap_or_else(|| infer_channel(&approver.recipient).to_owned()),
+            ),
+            message: Some(message),
+            options: Some(vec!["Allow".into(), "Deny".into()]),
+            // A note lets the approver say why, and the reason goes back to the model.
+            allow_text_response: Some(true),
+            timeout_seconds: Some(approver.timeout.as_secs().max(1)),
+            timeout_default: Some("Deny".into()),
+            metadata: Some(json!({ "tool_name": args.tool_name, "tool_use_id": args.tool_use_id })),
+            ..CreatePause::default()
+        };
+        let pause = match self
+            .client
+            .create(&request, args.tool_use_id.as_deref())
+            .await
+        {
+            Ok(pause) => pause,
+            Err(e) => return deny(format!("Could not ask the approver: {e}")),
+        };
+        let wait = Duration::from_secs(approver.timeout.as_secs() + 30);
+        let decided = match self
+            .wait_with_progress(pause.pause_id, wait, &context)
+            .await
+        {
+            Ok(decided) => decided,
+            Err(e) => return deny(format!("Lost the approver's answer: {e}")),
+        };
+        match (decided.status, decided.response_choice.as_deref()) {
+            (PauseStatus::Responded, Some("Allow")) => {
+                let decision = json!({ "behavior": "allow", "updatedInput": args.input });
+                answer(decision.to_string(), decision)
+            }
+            (PauseStatus::Responded, _) => deny(match &decided.response_text {
+                Some(note) => format!("The approver denied it: {note}"),
+                None => "The approver denied it.".into(),
+            }),
+            (PauseStatus::TimedOut, _) => deny("The approver did not answer in time.".into()),
+            (PauseStatus::Cancelled, _) => deny("The approval request was cancelled.".into()),
+            (PauseStatus::Pending, _) => deny("Stopped waiting for the approver.".into()),
+        }
+    }
+}
+
+#[tool_handler]
+impl ServerHandler for PausePointTools {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("pausepoint", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "PausePoint asks a human before an irreversible action. Call create_pause_request \
+                 with the question and options, then poll_pause_request until the status is no \
+                 longer pending, and act only on the decision.",
+            )
+    }
+}
+
+/// Serves the tools over stdin/stdout until the client goes away.
+pub async fn serve_stdio(
+    client: Client,
+    approver: Option<Approver>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let service = PausePointTools::new(client, approver)
+        .serve(rmcp::transport::stdio())
+        .await?;
+    service.waiting().await?;
+    Ok(())
+}

@@ -1,0 +1,39 @@
+//! `pp mcp`: PausePoint's tools over stdio. Logs go to stderr; stdout is the protocol.
+
+use std::time::Duration;
+
+use clap::Args;
+use pausepoint_mcp::Approver;
+
+use crate::connection::ConnectionArgs;
+
+#[derive(Args)]
+pub struct McpArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    /// Who request_permission asks: a phone number, an email address or a Slack webhook URL
+    #[arg(long, env = "PAUSEPOINT_APPROVER", value_name = "RECIPIENT")]
+    approver: Option<String>,
+    /// How to reach the approver: sms, email or slack [default: inferred]
+    #[arg(long, env = "PAUSEPOINT_APPROVER_CHANNEL", value_name = "CHANNEL")]
+    approver_channel: Option<String>,
+    /// How long the approver has before request_permission denies
+    #[arg(long, env = "PAUSEPOINT_APPROVAL_TIMEOUT", value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    approval_timeout: Duration,
+}
+
+pub async fn run(args: McpArgs) -> anyhow::Result<()> {
+    let client = args.connection.client()?;
+    let approver = args.approver.map(|recipient| Approver {
+        recipient,
+        channel: args.approver_channel,
+        timeout: args.approval_timeout,
+    });
+    tracing::info!(
+        url = client.base_url(),
+        "serving PausePoint tools over stdio"
+    );
+    pausepoint_mcp::serve_stdio(client, approver)
+        .await
+        .map_err(|e| anyhow::anyhow!("the MCP connection failed: {e}"))
+}
