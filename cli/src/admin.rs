@@ -21,6 +21,11 @@ enum AdminCommand {
     /// Create, list and revoke API keys
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Apply the database migrations and exit (run it before a rolling deploy)
+    Migrate {
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
     /// Print the project's webhook signing secret (alone, on stdout); --rotate makes a new one
     #[command(
         after_help = "After --rotate the old secret keeps signing beside the new one for 24 hours,\nso receivers can switch without missing an event."
@@ -70,6 +75,16 @@ enum KeysCommand {
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     match args.command {
         AdminCommand::Keys(command) => keys_command(command).await,
+        AdminCommand::Migrate { database } => {
+            let url = database.resolve();
+            let store = Store::connect(&url)
+                .await
+                .with_context(|| format!("cannot connect to {url}"))?;
+            store.migrate().await.context("the migrations failed")?;
+            println!("The database {} is up to date.", store.location());
+            store.close().await;
+            Ok(())
+        }
         AdminCommand::WebhookSecret {
             rotate,
             project,

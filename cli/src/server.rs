@@ -55,6 +55,9 @@ pub struct ServerArgs {
     /// Twilio's API address (change it only to test against a stand-in)
     #[arg(long, env = "PAUSEPOINT_TWILIO_API_URL", value_name = "URL", default_value = TWILIO_API_URL, help_heading = "SMS (Twilio)")]
     twilio_api_url: String,
+    /// How long a server holds a delivery or webhook it claimed before another may take it
+    #[arg(long, env = "PAUSEPOINT_WORK_LEASE", value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration, hide = true)]
+    work_lease: std::time::Duration,
     /// SMTP server for email: smtp://user:pass@host:587 (STARTTLS when offered) or smtps://…:465
     #[arg(
         long,
@@ -112,6 +115,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.allow_private_network = args.allow_private_network;
     config.twilio = args.twilio()?;
     config.smtp = args.smtp()?;
+    config.work_lease = args.work_lease;
     let app = App::open(config)
         .await
         .with_context(|| format!("cannot open the database {database}"))?;

@@ -32,6 +32,9 @@ pub const WEBHOOK_RETRY: [Duration; 7] = [
     Duration::from_secs(36_000),
 ];
 
+/// How long a server holds work it claimed: more than one attempt (15 s) can take.
+pub const WORK_LEASE: Duration = Duration::from_secs(60);
+
 /// A value that must not reach a log: Debug shows only that it is there.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -90,6 +93,9 @@ pub struct Config {
     pub delivery_retry: Vec<Duration>,
     /// The waits between webhook attempts; after the last, the event has failed.
     pub webhook_retry: Vec<Duration>,
+    /// How long a server holds a delivery or webhook it is sending. If it dies, another
+    /// server takes the work over once this runs out; it must outlast one attempt.
+    pub work_lease: Duration,
 }
 
 impl Config {
@@ -104,6 +110,7 @@ impl Config {
             smtp: None,
             delivery_retry: DELIVERY_RETRY.to_vec(),
             webhook_retry: WEBHOOK_RETRY.to_vec(),
+            work_lease: WORK_LEASE,
         }
     }
 }

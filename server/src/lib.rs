@@ -145,6 +145,7 @@ impl App {
             Arc::clone(&self.channels),
             public_url,
             self.config.delivery_retry.clone(),
+            self.config.work_lease,
         ));
 
         let stop = CancellationToken::new();
@@ -171,6 +172,7 @@ impl App {
             self.store.clone(),
             self.config.allow_private_network,
             self.config.webhook_retry.clone(),
+            self.config.work_lease,
         ));
         let webhook_worker = tokio::spawn(workers::run(
             "webhooks",
@@ -181,6 +183,14 @@ impl App {
                 async move { webhooks.step(now).await }
             },
         ));
+        let listener_task = (self.store.dialect() == store::Dialect::Postgres).then(|| {
+            tokio::spawn(listen_to_other_servers(
+                self.store.clone(),
+                self.pauses.clone(),
+                Arc::clone(&self.bells),
+                stop.clone(),
+            ))
+        });
         let router = http::router(self.clone(), stop.clone());
         let signal = stop.clone();
         let served = axum::serve(listener, router)
@@ -190,6 +200,9 @@ impl App {
             })
             .await;
         stop.cancel();
+        if let Some(task) = listener_task {
+            let _ = task.await;
+        }
         for (name, worker) in [
             ("timeouts", timeouts),
             ("delivery", delivery),
@@ -201,6 +214,51 @@ impl App {
         }
         self.store.close().await;
         served
+    }
+}
+
+/// On PostgreSQL, hears what other servers did: a decided pause wakes this server's
+/// long-polls on it (and its webhook worker); a new pause rings the timeout and delivery
+/// workers, so any server can take the work. A notice missed while reconnecting costs only
+/// time: waits run out and workers look at the database at least once a minute.
+async fn listen_to_other_servers(
+    store: Store,
+    pauses: Pauses,
+    bells: Arc<Bells>,
+    stop: CancellationToken,
+) {
+    let mut backoff = std::time::Duration::from_millis(200);
+    loop {
+        let listening = async {
+            let mut listener = sqlx::postgres::PgListener::connect(store.url()).await?;
+            listener.listen(store::NOTIFY_CHANNEL).await?;
+            tracing::info!("listening for work done on other servers");
+            loop {
+                let notification = listener.recv().await?;
+                if let Ok(id) = uuid::Uuid::parse_str(notification.payload()) {
+                    pauses.wake(id);
+                    bells.webhooks.notify_one();
+                } else if notification.payload() == store::NEW_PAUSE {
+                    bells.deadlines.notify_one();
+                    bells.deliveries.notify_one();
+                }
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), sqlx::Error>(())
+        };
+        tokio::select! {
+            result = listening => {
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "lost the PostgreSQL listener; reconnecting");
+                }
+            }
+            () = stop.cancelled() => return,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = stop.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
     }
 }
 

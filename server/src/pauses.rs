@@ -140,6 +140,7 @@ impl Pauses {
             now,
         )
         .await?;
+        self.store.notify(&mut tx, crate::store::NEW_PAUSE).await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.bells.deliveries.notify_one();
         self.bells.deadlines.notify_one();
@@ -275,6 +276,11 @@ impl Pauses {
         Ok(())
     }
 
+    /// Wakes this server's long-polls on `pause_id` (decided on another server).
+    pub fn wake(&self, pause_id: Uuid) {
+        self.wakeups.wake(pause_id);
+    }
+
     /// How many pauses have a long-poll waiting on them right now.
     pub fn watching(&self) -> usize {
         self.wakeups.watched()
@@ -319,6 +325,7 @@ impl Pauses {
         )
         .await?;
         let webhook = webhooks::enqueue(&mut tx, project_id, &pause, now).await?;
+        self.store.notify(&mut tx, &id.to_string()).await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.wakeups.wake(id);
         if webhook {

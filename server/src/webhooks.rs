@@ -18,8 +18,6 @@ use crate::store::webhooks::{AttemptRecord, StoredEvent, WebhookState};
 use crate::store::{Store, StoreError};
 use crate::workers;
 
-/// How long a worker holds an event it is sending: more than one attempt can take.
-const LEASE: SignedDuration = SignedDuration::from_secs(60);
 const BATCH: u32 = 20;
 /// How much of a receiver's answer is kept with the attempt.
 const RESPONSE_CHARS: usize = 1024;
@@ -106,32 +104,32 @@ pub struct Webhooks {
     allow_private_network: bool,
     /// Waits before the 2nd, 3rd… attempt; after the last, the event has failed.
     retry: Vec<Duration>,
+    lease: SignedDuration,
 }
 
 impl Webhooks {
-    pub fn new(store: Store, allow_private_network: bool, retry: Vec<Duration>) -> Webhooks {
+    pub fn new(
+        store: Store,
+        allow_private_network: bool,
+        retry: Vec<Duration>,
+        lease: Duration,
+    ) -> Webhooks {
         Webhooks {
             store,
             http: outbound::client(allow_private_network),
             allow_private_network,
             retry,
+            lease: SignedDuration::try_from(lease).unwrap_or(SignedDuration::from_secs(60)),
         }
     }
 
     /// Sends every event due at `now`, and says how long until the next is due.
     pub async fn step(&self, now: Timestamp) -> Result<Duration, StoreError> {
         loop {
-            let due = self.store.outbox_due(WEBHOOK_EVENTS, now, BATCH).await?;
-            let mut claimed = Vec::with_capacity(due.len());
-            for id in due {
-                if self
-                    .store
-                    .outbox_claim(WEBHOOK_EVENTS, &id, now, now + LEASE)
-                    .await?
-                {
-                    claimed.push(id);
-                }
-            }
+            let claimed = self
+                .store
+                .outbox_claim_due(WEBHOOK_EVENTS, now, now + self.lease, BATCH)
+                .await?;
             if claimed.is_empty() {
                 break;
             }

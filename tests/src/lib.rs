@@ -219,13 +219,88 @@ pub fn sms_pause(timeout_seconds: Option<u64>) -> Value {
     body
 }
 
-/// The real server, in this process, on `127.0.0.1:0` and a fresh SQLite file.
+/// Which database the suites run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The backend of this test binary: the `api_postgres` suite runs the API suite again on
+/// PostgreSQL; everything else runs on SQLite.
+pub fn backend() -> Backend {
+    let exe = std::env::current_exe().unwrap();
+    let name = exe.file_name().unwrap().to_string_lossy();
+    if name.starts_with("api_postgres") || name.starts_with("postgres") {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    }
+}
+
+/// Where the PostgreSQL suites look when `PAUSEPOINT_TEST_POSTGRES_URL` is not set.
+pub const DEFAULT_TEST_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A new, empty PostgreSQL database on the server named by `PAUSEPOINT_TEST_POSTGRES_URL`
+/// (else [`DEFAULT_TEST_POSTGRES_URL`]), and its URL. Without a server there: a failure in
+/// CI (`CI` set), a skip with a note elsewhere (None).
+pub async fn fresh_postgres() -> Option<String> {
+    let base = std::env::var("PAUSEPOINT_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| DEFAULT_TEST_POSTGRES_URL.to_owned());
+    sqlx::any::install_default_drivers();
+    let admin = match sqlx::AnyPool::connect(&base).await {
+        Ok(pool) => pool,
+        Err(e) if std::env::var_os("CI").is_some() => {
+            panic!("cannot reach PostgreSQL at {base} ({e}): the PostgreSQL suites must run in CI")
+        }
+        Err(e) => {
+            eprintln!("skipping: no PostgreSQL at {base} ({e}); set PAUSEPOINT_TEST_POSTGRES_URL");
+            return None;
+        }
+    };
+    // Databases of earlier runs (named with their creation time) are dropped after an hour.
+    let now = jiff::Timestamp::now().as_second();
+    let old: Vec<String> = sqlx::query_scalar::<_, String>(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'pp_test_%'",
+    )
+    .fetch_all(&admin)
+    .await
+    .unwrap_or_default();
+    for name in old {
+        let created: i64 = name
+            .split('_')
+            .nth(2)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(now);
+        if now - created > 3600 {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&admin)
+                .await;
+        }
+    }
+    let name = format!("pp_test_{now}_{}", Uuid::now_v7().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let mut url = url::Url::parse(&base).unwrap();
+    url.set_path(&format!("/{name}"));
+    Some(url.to_string())
+}
+
+/// The real server, in this process, on `127.0.0.1:0` and a fresh SQLite file (or, in the
+/// PostgreSQL suites, a fresh PostgreSQL database).
 pub struct TestServer {
     pub app: App,
     pub client: Client,
     /// The default project's id.
     pub project_id: Uuid,
-    pub database: PathBuf,
+    /// The SQLite file, or the PostgreSQL URL.
+    pub database: String,
+    pub backend: Backend,
     stop: Option<oneshot::Sender<()>>,
     serving: Option<JoinHandle<std::io::Result<()>>>,
     _dir: TempDir,
@@ -246,10 +321,17 @@ impl TestServer {
                 .try_init();
         }
         let dir = tempfile::tempdir().unwrap();
-        let database = dir.path().join("pausepoint.db");
+        let backend = backend();
+        let database = match backend {
+            Backend::Sqlite => dir.path().join("pausepoint.db").display().to_string(),
+            Backend::Postgres => match fresh_postgres().await {
+                Some(url) => url,
+                None => dir.path().join("pausepoint.db").display().to_string(),
+            },
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let mut config = Config::new(database.display().to_string(), address);
+        let mut config = Config::new(database.clone(), address);
         configure(&mut config);
         let app = App::open(config).await.unwrap();
         let key = keys::create_key(
@@ -271,6 +353,11 @@ impl TestServer {
             app,
             client,
             project_id: key.record.project_id,
+            backend: if database.starts_with("postgres") {
+                Backend::Postgres
+            } else {
+                Backend::Sqlite
+            },
             database,
             stop: Some(stop),
             serving: Some(serving),
@@ -369,20 +456,20 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `pp server --db DATABASE --bind 127.0.0.1:PORT` (0 picks a port) and waits
     /// until it is healthy.
-    pub async fn start(database: &Path, port: u16) -> ServerProcess {
+    pub async fn start(database: impl AsRef<std::ffi::OsStr>, port: u16) -> ServerProcess {
         ServerProcess::start_with(database, port, &[]).await
     }
 
     /// Like [`ServerProcess::start`], with more `pp server` arguments.
-    pub async fn start_with(database: &Path, port: u16, extra: &[&str]) -> ServerProcess {
+    pub async fn start_with(
+        database: impl AsRef<std::ffi::OsStr>,
+        port: u16,
+        extra: &[&str],
+    ) -> ServerProcess {
         let mut child = Command::new(pp_binary())
-            .args([
-                "server",
-                "--db",
-                &database.display().to_string(),
-                "--bind",
-                &format!("127.0.0.1:{port}"),
-            ])
+            .args(["server", "--db"])
+            .arg(database.as_ref())
+            .args(["--bind", &format!("127.0.0.1:{port}")])
             .args(extra)
             .env_remove("PAUSEPOINT_DATABASE_URL")
             .env("PAUSEPOINT_LOG", "info")
@@ -466,7 +553,8 @@ impl ServerProcess {
 }
 
 /// Creates a key with `pp admin keys create` and returns it (what it printed on stdout).
-pub async fn admin_create_key(database: &Path, name: &str, project: &str) -> String {
+pub async fn admin_create_key(database: impl AsRef<Path>, name: &str, project: &str) -> String {
+    let database = database.as_ref();
     let (code, stdout, stderr) = run_pp(&[
         "admin",
         "keys",

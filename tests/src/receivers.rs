@@ -310,14 +310,22 @@ pub struct WebhookReceiver {
 struct WebhookState {
     script: Arc<Mutex<VecDeque<Answer>>>,
     sent: mpsc::UnboundedSender<ReceivedWebhook>,
+    /// How long every answer takes.
+    delay: std::time::Duration,
 }
 
 impl WebhookReceiver {
     pub async fn start(script: Vec<Answer>) -> WebhookReceiver {
+        WebhookReceiver::start_slow(script, std::time::Duration::ZERO).await
+    }
+
+    /// A receiver that takes `delay` over every answer.
+    pub async fn start_slow(script: Vec<Answer>, delay: std::time::Duration) -> WebhookReceiver {
         let (sent, received) = mpsc::unbounded_channel();
         let state = WebhookState {
             script: Arc::new(Mutex::new(script.into())),
             sent,
+            delay,
         };
         let router = Router::new()
             .route("/hooks/pausepoint", post(webhook_hook))
@@ -354,13 +362,15 @@ async fn webhook_hook(
             )
         })
         .collect();
-    let _ = state.sent.send(ReceivedWebhook { headers, body });
+    // Take the answer before any await: a sender killed mid-request must not leave it unused.
     let answer = state
         .script
         .lock()
         .unwrap()
         .pop_front()
         .unwrap_or(Answer::Status(200));
+    let _ = state.sent.send(ReceivedWebhook { headers, body });
+    tokio::time::sleep(state.delay).await;
     match answer {
         Answer::Status(code) => (
             StatusCode::from_u16(code).unwrap(),

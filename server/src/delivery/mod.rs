@@ -28,8 +28,6 @@ use crate::store::outbox::DELIVERIES;
 use crate::store::{Store, StoreError};
 use crate::workers;
 
-/// How long a worker holds a delivery it is sending.
-const LEASE: SignedDuration = SignedDuration::from_secs(60);
 /// Deliveries sent at once.
 const BATCH: u32 = 20;
 
@@ -115,6 +113,7 @@ pub struct Deliveries {
     channels: Arc<Channels>,
     public_url: String,
     retry: Vec<Duration>,
+    lease: SignedDuration,
 }
 
 impl Deliveries {
@@ -124,6 +123,7 @@ impl Deliveries {
         channels: Arc<Channels>,
         public_url: String,
         retry: Vec<Duration>,
+        lease: Duration,
     ) -> Deliveries {
         Deliveries {
             store,
@@ -131,27 +131,25 @@ impl Deliveries {
             channels,
             public_url,
             retry,
+            lease: SignedDuration::try_from(lease).unwrap_or(SignedDuration::from_secs(60)),
         }
     }
 
     /// Sends every delivery due at `now`, and says how long until the next is due.
     pub async fn step(&self, now: Timestamp) -> Result<Duration, StoreError> {
         loop {
-            let due = self.store.outbox_due(DELIVERIES, now, BATCH).await?;
-            let mut claimed = Vec::with_capacity(due.len());
-            for key in due {
-                if self
-                    .store
-                    .outbox_claim(DELIVERIES, &key, now, now + LEASE)
-                    .await?
-                {
-                    let id = Uuid::parse_str(&key).map_err(|e| StoreError::Corrupt {
+            let claimed = self
+                .store
+                .outbox_claim_due(DELIVERIES, now, now + self.lease, BATCH)
+                .await?
+                .iter()
+                .map(|key| {
+                    Uuid::parse_str(key).map_err(|e| StoreError::Corrupt {
                         table: "deliveries",
                         detail: e.to_string(),
-                    })?;
-                    claimed.push(id);
-                }
-            }
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             if claimed.is_empty() {
                 break;
             }

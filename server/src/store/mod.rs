@@ -1,5 +1,5 @@
-//! Storage: one [`Store`] over SQLite (the default) or, later, PostgreSQL, chosen by the
-//! URL scheme. SQL is written once with `$1…` placeholders against sqlx's `Any` driver,
+//! Storage: one [`Store`] over SQLite (the default) or PostgreSQL (for several servers),
+//! chosen by the URL scheme. SQL is written once with `$1…` placeholders against sqlx's `Any` driver,
 //! using only portable column types: UUID text, integer milliseconds, JSON text. The few
 //! statements that differ per database live in [`Dialect`].
 //!
@@ -25,7 +25,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Row, Transaction};
 use uuid::Uuid;
 
 /// What went wrong below the domain: the database, or a row it holds that makes no sense.
@@ -59,6 +59,7 @@ impl StoreError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     Sqlite,
+    Postgres,
 }
 
 impl Dialect {
@@ -73,6 +74,16 @@ impl Dialect {
     fn begin_statement(self) -> &'static str {
         match self {
             Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        }
+    }
+
+    /// What a claim adds to its row lookup so that several servers claiming at once skip
+    /// each other's rows instead of queueing behind them. SQLite has one writer at a time.
+    pub(crate) fn skip_locked(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
         }
     }
 }
@@ -83,14 +94,23 @@ pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
     location: String,
+    /// The URL, for the PostgreSQL connection that listens for other servers' news.
+    url: String,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The PostgreSQL channel on which servers tell each other what happened: a pause id when
+/// it was decided, [`NEW_PAUSE`] when a pause was created.
+pub const NOTIFY_CHANNEL: &str = "pausepoint";
+/// The payload announcing a new pause (a deadline and a delivery for some worker).
+pub const NEW_PAUSE: &str = "created";
 
 impl Store {
-    /// Connects to `database` (a file path, `sqlite://PATH` or a database URL), creating a
-    /// SQLite file and its folder when missing, and applies the migrations.
-    pub async fn open(database: &str) -> Result<Store, StoreError> {
+    /// Connects to `database` (a file path, `sqlite://PATH` or `postgres://…`), creating a
+    /// SQLite file and its folder when missing, without touching the schema.
+    pub async fn connect(database: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let (dialect, url, location) = resolve(database)?;
         let pool = match dialect {
@@ -112,15 +132,60 @@ impl Store {
                     .connect(&url)
                     .await?
             }
+            Dialect::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(std::time::Duration::from_secs(10))
+                    .connect(&url)
+                    .await?
+            }
         };
-        match dialect {
-            Dialect::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
-        }
         Ok(Store {
             pool,
             dialect,
             location,
+            url,
         })
+    }
+
+    /// Opens the database and brings its schema up to date.
+    pub async fn open(database: &str) -> Result<Store, StoreError> {
+        let store = Store::connect(database).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies the migrations this version has and the database lacks. Safe to run from
+    /// several servers at once: the migrator takes a lock.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self.dialect {
+            Dialect::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+            Dialect::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    /// The database URL, for a PostgreSQL listener.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Tells every server sharing the database `news` (a decided pause's id, or
+    /// [`NEW_PAUSE`]) when the transaction on `conn` commits, and not if it rolls back.
+    /// Only PostgreSQL has other servers to tell.
+    pub(crate) async fn notify(
+        &self,
+        conn: &mut AnyConnection,
+        news: &str,
+    ) -> Result<(), StoreError> {
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(NOTIFY_CHANNEL)
+                .bind(news)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Where the data lives, for people: the SQLite file path, or the URL without password.
@@ -149,6 +214,19 @@ impl Store {
 
 /// Turns what a user passed as `--db` into a dialect, a driver URL and a display location.
 fn resolve(database: &str) -> Result<(Dialect, String, String), StoreError> {
+    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+        // Show where the data is, never the password.
+        let location = match url::Url::parse(database) {
+            Ok(mut url) => {
+                if url.password().is_some() {
+                    let _ = url.set_password(Some("***"));
+                }
+                url.to_string()
+            }
+            Err(_) => "postgres://…".to_owned(),
+        };
+        return Ok((Dialect::Postgres, database.to_owned(), location));
+    }
     let path = if let Some(rest) = database.strip_prefix("sqlite://") {
         rest
     } else if let Some(rest) = database.strip_prefix("sqlite:") {

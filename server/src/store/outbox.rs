@@ -1,6 +1,6 @@
 //! Rows of work that must survive a crash (deliveries to humans, webhook events) and the
-//! one way workers take them: a row is due at `next_attempt_at`, a worker claims it with
-//! a conditional UPDATE and a lease, so of several servers one gets it, and a crashed
+//! one way workers take them: a row is due at `next_attempt_at`, a worker claims a batch
+//! with one UPDATE (skipping rows other servers are claiming) and a lease, and a crashed
 //! holder's lease runs out.
 
 use jiff::Timestamp;
@@ -27,50 +27,33 @@ pub const WEBHOOK_EVENTS: Outbox = Outbox {
 };
 
 impl Store {
-    /// Rows due at `now` and held by nobody, earliest first.
-    pub async fn outbox_due(
+    /// Claims up to `limit` rows due at `now` and held by nobody, until `lease_until`, in
+    /// one statement; returns their keys. Servers claiming at once get different rows.
+    pub async fn outbox_claim_due(
         &self,
         outbox: Outbox,
         now: Timestamp,
+        lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<String>, StoreError> {
         let sql = format!(
-            "SELECT {key} AS key FROM {table} \
-             WHERE status = 'pending' AND next_attempt_at <= $1 \
-               AND (lease_until IS NULL OR lease_until <= $1) \
-             ORDER BY next_attempt_at LIMIT $2",
+            "UPDATE {table} SET lease_until = $2 WHERE {key} IN ( \
+                 SELECT {key} FROM {table} \
+                 WHERE status = 'pending' AND next_attempt_at <= $1 \
+                   AND (lease_until IS NULL OR lease_until <= $1) \
+                 ORDER BY next_attempt_at LIMIT $3 {lock}) \
+             RETURNING {key} AS key",
             key = outbox.key,
-            table = outbox.table
+            table = outbox.table,
+            lock = self.dialect().skip_locked()
         );
         let rows = sqlx::query(&sql)
             .bind(now.as_millisecond())
+            .bind(lease_until.as_millisecond())
             .bind(i64::from(limit))
             .fetch_all(self.pool())
             .await?;
         rows.iter().map(|row| Ok(row.try_get("key")?)).collect()
-    }
-
-    /// Takes the row until `lease_until`; false when someone else holds it or it is done.
-    pub async fn outbox_claim(
-        &self,
-        outbox: Outbox,
-        key: &str,
-        now: Timestamp,
-        lease_until: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let sql = format!(
-            "UPDATE {table} SET lease_until = $3 \
-             WHERE {key} = $1 AND status = 'pending' AND (lease_until IS NULL OR lease_until <= $2)",
-            key = outbox.key,
-            table = outbox.table
-        );
-        let claimed = sqlx::query(&sql)
-            .bind(key)
-            .bind(now.as_millisecond())
-            .bind(lease_until.as_millisecond())
-            .execute(self.pool())
-            .await?;
-        Ok(claimed.rows_affected() == 1)
     }
 
     /// Releases every lease, at start. Only where one server owns the database (SQLite):

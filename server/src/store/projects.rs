@@ -48,23 +48,18 @@ impl Store {
         name: &str,
         now: Timestamp,
     ) -> Result<Project, StoreError> {
+        // Two servers may make the same project at once: the second insert does nothing.
+        sqlx::query(
+            "INSERT INTO projects (id, name, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(name)
+        .bind(now.as_millisecond())
+        .execute(&mut *conn)
+        .await?;
         let sql = format!("SELECT {COLUMNS} FROM projects WHERE name = $1");
-        if let Some(row) = sqlx::query(&sql)
-            .bind(name)
-            .fetch_optional(&mut *conn)
-            .await?
-        {
-            return from_row(&row);
-        }
-        let sql = format!(
-            "INSERT INTO projects (id, name, created_at) VALUES ($1, $2, $3) RETURNING {COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(Uuid::now_v7().to_string())
-            .bind(name)
-            .bind(now.as_millisecond())
-            .fetch_one(&mut *conn)
-            .await?;
+        let row = sqlx::query(&sql).bind(name).fetch_one(&mut *conn).await?;
         from_row(&row)
     }
 }

@@ -239,6 +239,11 @@ impl Store {
         now: Timestamp,
     ) -> Result<Vec<String>, StoreError> {
         let mut tx = self.begin().await?;
+        // Lock the project's row, so two servers making its first secret take turns.
+        sqlx::query("UPDATE projects SET audit_seq = audit_seq WHERE id = $1")
+            .bind(project_id.to_string())
+            .execute(&mut *tx)
+            .await?;
         let existing: i64 =
             sqlx::query("SELECT COUNT(*) AS n FROM webhook_secrets WHERE project_id = $1")
                 .bind(project_id.to_string())

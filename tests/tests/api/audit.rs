@@ -3,10 +3,10 @@
 
 use pausepoint_api::audit::GENESIS_HASH;
 use pausepoint_api::{AuditEvent, AuditEventKind};
+use pausepoint_tests::Backend;
 use pausepoint_tests::{is_delivery_event, sms_pause, TestServer};
 use reqwest::StatusCode;
-use sqlx::sqlite::SqlitePoolOptions;
-use sqlx::{Executor, SqlitePool};
+use sqlx::{AnyPool, Executor};
 
 async fn a_decided_history(server: &TestServer) -> Vec<uuid::Uuid> {
     let mut ids = Vec::new();
@@ -44,13 +44,26 @@ async fn a_decided_history(server: &TestServer) -> Vec<uuid::Uuid> {
     ids
 }
 
-/// A second connection to the server's SQLite file, as someone editing it by hand.
-async fn behind_the_servers_back(server: &TestServer) -> SqlitePool {
-    SqlitePoolOptions::new()
+/// A second connection to the server's database, as someone editing it by hand.
+async fn behind_the_servers_back(server: &TestServer) -> AnyPool {
+    sqlx::any::install_default_drivers();
+    let url = match server.backend {
+        Backend::Sqlite => format!("sqlite://{}", server.database),
+        Backend::Postgres => server.database.clone(),
+    };
+    sqlx::any::AnyPoolOptions::new()
         .max_connections(1)
-        .connect(&format!("sqlite://{}", server.database.display()))
+        .connect(&url)
         .await
         .unwrap()
+}
+
+/// The statement that removes one of the audit log's guard triggers.
+fn drop_trigger(server: &TestServer, name: &str) -> String {
+    match server.backend {
+        Backend::Sqlite => format!("DROP TRIGGER {name};"),
+        Backend::Postgres => format!("DROP TRIGGER {name} ON audit_events;"),
+    }
 }
 
 #[tokio::test]
@@ -169,12 +182,11 @@ async fn verify_finds_a_row_edited_behind_the_servers_back() {
     let server = TestServer::start().await;
     a_decided_history(&server).await;
     let db = behind_the_servers_back(&server).await;
-    db.execute(
-        "DROP TRIGGER audit_events_refuse_update; \
-         UPDATE audit_events SET data = replace(data, 'Approve', 'Reject') WHERE seq = 5;",
-    )
-    .await
-    .unwrap();
+    let edit = format!(
+        "{} UPDATE audit_events SET data = replace(data, 'Approve', 'Reject') WHERE seq = 5;",
+        drop_trigger(&server, "audit_events_refuse_update")
+    );
+    db.execute(edit.as_str()).await.unwrap();
     let report = server.client.get_path("/v1/audit/verify").await;
     assert_eq!(report.body["ok"], false, "{}", report.body);
     assert_eq!(report.body["first_bad_seq"], 5);
@@ -186,9 +198,11 @@ async fn verify_finds_a_row_deleted_behind_the_servers_back() {
     let server = TestServer::start().await;
     a_decided_history(&server).await;
     let db = behind_the_servers_back(&server).await;
-    db.execute("DROP TRIGGER audit_events_refuse_delete; DELETE FROM audit_events WHERE seq = 3;")
-        .await
-        .unwrap();
+    let delete = format!(
+        "{} DELETE FROM audit_events WHERE seq = 3;",
+        drop_trigger(&server, "audit_events_refuse_delete")
+    );
+    db.execute(delete.as_str()).await.unwrap();
     let report = server.client.get_path("/v1/audit/verify").await;
     assert_eq!(report.body["ok"], false);
     assert_eq!(report.body["first_bad_seq"], 3);
@@ -197,9 +211,11 @@ async fn verify_finds_a_row_deleted_behind_the_servers_back() {
     let server = TestServer::start().await;
     a_decided_history(&server).await;
     let db = behind_the_servers_back(&server).await;
-    db.execute("DROP TRIGGER audit_events_refuse_delete; DELETE FROM audit_events WHERE seq >= 8;")
-        .await
-        .unwrap();
+    let delete = format!(
+        "{} DELETE FROM audit_events WHERE seq >= 8;",
+        drop_trigger(&server, "audit_events_refuse_delete")
+    );
+    db.execute(delete.as_str()).await.unwrap();
     let report = server.client.get_path("/v1/audit/verify").await;
     assert_eq!(report.body["ok"], false);
     assert_eq!(report.body["first_bad_seq"], 8);

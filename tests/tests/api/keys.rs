@@ -76,14 +76,33 @@ async fn a_revoked_key_gets_401_and_both_changes_are_audited() {
 #[tokio::test]
 async fn keys_are_stored_only_as_hashes() {
     let server = TestServer::start().await;
-    let raw = std::fs::read(&server.database).unwrap();
-    let wal = std::fs::read(server.database.with_extension("db-wal")).unwrap_or_default();
-    let needle = server.client.key.as_bytes();
-    let contains = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
-    assert!(
-        !contains(&raw) && !contains(&wal),
-        "the key is in the database file"
-    );
+    match server.backend {
+        pausepoint_tests::Backend::Sqlite => {
+            let raw = std::fs::read(&server.database).unwrap();
+            let wal = std::fs::read(format!("{}-wal", server.database)).unwrap_or_default();
+            let needle = server.client.key.as_bytes();
+            let contains = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+            assert!(
+                !contains(&raw) && !contains(&wal),
+                "the key is in the database file"
+            );
+        }
+        pausepoint_tests::Backend::Postgres => {
+            sqlx::any::install_default_drivers();
+            let db = sqlx::AnyPool::connect(&server.database).await.unwrap();
+            let found: i64 = sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM api_keys WHERE key_hash = $1 OR prefix = $1 OR name = $1 \
+                 UNION ALL SELECT COUNT(*) FROM settings WHERE value = $1",
+            )
+            .bind(&server.client.key)
+            .fetch_all(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .sum();
+            assert_eq!(found, 0, "the key is stored in the clear");
+        }
+    }
     let hash = keys::hash_key(&server.client.key);
     let listed = server.app.store().keys().await.unwrap();
     assert_eq!(listed.len(), 1);

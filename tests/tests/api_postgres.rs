@@ -1,0 +1,27 @@
+//! The API suite again, on PostgreSQL: each test gets a fresh database on the server
+//! named by `PAUSEPOINT_TEST_POSTGRES_URL` (see `pausepoint_tests::backend`).
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "api/audit.rs"]
+mod audit;
+#[path = "api/delivery.rs"]
+mod delivery;
+#[path = "api/idempotency_and_tenancy.rs"]
+mod idempotency_and_tenancy;
+#[path = "api/keys.rs"]
+mod keys;
+#[path = "api/long_poll.rs"]
+mod long_poll;
+#[path = "api/page.rs"]
+mod page;
+#[path = "api/races.rs"]
+mod races;
+#[path = "api/spec_examples.rs"]
+mod spec_examples;
+#[path = "api/timeouts.rs"]
+mod timeouts;
+#[path = "api/validation.rs"]
+mod validation;
+#[path = "api/webhooks.rs"]
+mod webhooks;

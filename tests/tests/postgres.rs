@@ -1,0 +1,242 @@
+//! Several `pp server` processes on one PostgreSQL database: each timeout happens once,
+//! with one audit event and one webhook; a decision made through one server wakes a
+//! long-poll held by another; a server killed mid-send has its work finished by another
+//! once its lease runs out. Needs `PAUSEPOINT_TEST_POSTGRES_URL` (CI sets it).
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use pausepoint_api::{AuditEvent, AuditEventKind, Pause, PauseStatus};
+use pausepoint_tests::receivers::WebhookReceiver;
+use pausepoint_tests::{admin_create_key, fresh_postgres, sms_pause, Client, ServerProcess};
+use reqwest::StatusCode;
+use serde_json::json;
+
+const FLAGS: &[&str] = &["--allow-private-network", "--work-lease", "3s"];
+
+/// Every audit event of the key's project, through all pages.
+async fn all_events(client: &Client) -> Vec<AuditEvent> {
+    let mut events = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = client
+            .get_path(&format!("/v1/audit?limit=1000{cursor}"))
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        events
+            .extend(serde_json::from_value::<Vec<AuditEvent>>(page.body["data"].clone()).unwrap());
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return events,
+        }
+    }
+}
+
+async fn pending(client: &Client) -> usize {
+    let page = client.get_path("/v1/pause?status=pending&limit=100").await;
+    page.body["data"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn two_servers_time_out_200_pauses_once_each() {
+    let Some(database) = fresh_postgres().await else {
+        return;
+    };
+    let key = admin_create_key(&database, "agents", "default").await;
+    let mut receiver = WebhookReceiver::start(vec![]).await;
+    let a = ServerProcess::start_with(&database, 0, FLAGS).await;
+    let b = ServerProcess::start_with(&database, 0, FLAGS).await;
+    let clients = [Client::new(&a.base, &key), Client::new(&b.base, &key)];
+
+    let creates = (0..200).map(|i| {
+        let client = clients[i % 2].clone();
+        let mut body = sms_pause(Some(6));
+        body["webhook_url"] = json!(receiver.url);
+        async move {
+            client
+                .create(body)
+                .await
+                .pause(StatusCode::CREATED)
+                .pause_id
+        }
+    });
+    let ids: Vec<_> = futures_util::stream::iter(creates)
+        .buffer_unordered(20)
+        .collect()
+        .await;
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 200);
+
+    let started = Instant::now();
+    while pending(&clients[0]).await > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "pauses never timed out"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut hooks = HashSet::new();
+    while hooks.len() < 200 {
+        let hook = receiver.next(60).await;
+        assert_eq!(hook.json()["type"], "pause.timed_out");
+        assert!(
+            hooks.insert(hook.header("webhook-id").to_owned()),
+            "a webhook arrived twice"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        receiver.received.try_recv().is_err(),
+        "no more than one webhook per pause"
+    );
+
+    let events = all_events(&clients[1]).await;
+    let timed_out: Vec<_> = events
+        .iter()
+        .filter(|e| e.event == AuditEventKind::PauseTimedOut)
+        .collect();
+    assert_eq!(timed_out.len(), 200, "one pause.timed_out per pause");
+    assert_eq!(
+        timed_out
+            .iter()
+            .map(|e| e.pause_id)
+            .collect::<HashSet<_>>()
+            .len(),
+        200
+    );
+    for id in &ids {
+        let pause = clients[0].get(*id).await.pause(StatusCode::OK);
+        assert_eq!(
+            (pause.status, pause.response_choice.as_deref()),
+            (PauseStatus::TimedOut, Some("Reject"))
+        );
+    }
+    let report = clients[0].get_path("/v1/audit/verify").await;
+    assert_eq!(
+        report.body["ok"], true,
+        "the chain stays one line under two writers: {}",
+        report.body
+    );
+    assert_eq!(report.body["events_checked"], events.len());
+    a.terminate().await;
+    b.terminate().await;
+}
+
+#[tokio::test]
+async fn a_decision_through_one_server_wakes_a_long_poll_on_another() {
+    let Some(database) = fresh_postgres().await else {
+        return;
+    };
+    let key = admin_create_key(&database, "agents", "default").await;
+    let a = ServerProcess::start_with(&database, 0, FLAGS).await;
+    let b = ServerProcess::start_with(&database, 0, FLAGS).await;
+    let (on_a, on_b) = (Client::new(&a.base, &key), Client::new(&b.base, &key));
+    for _ in 0..3 {
+        let pause = on_a
+            .create(sms_pause(None))
+            .await
+            .pause(StatusCode::CREATED);
+        let waiting = {
+            let on_b = on_b.clone();
+            tokio::spawn(async move {
+                let reply = on_b.wait(pause.pause_id, 30).await;
+                (reply, Instant::now())
+            })
+        };
+        // Let B's long-poll start, then decide through A.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let decided_at = Instant::now();
+        on_a.cancel(pause.pause_id).await.pause(StatusCode::OK);
+        let (reply, woke_at) = waiting.await.unwrap();
+        let seen: Pause = reply.pause(StatusCode::OK);
+        assert_eq!(seen.status, PauseStatus::Cancelled);
+        let lag = woke_at.saturating_duration_since(decided_at);
+        eprintln!("decision on A to long-poll on B: {} ms", lag.as_millis());
+        assert!(
+            lag < Duration::from_secs(10),
+            "woken by the decision, not by the end of its wait"
+        );
+    }
+    a.terminate().await;
+    b.terminate().await;
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_send_has_its_work_finished_by_the_other() {
+    let Some(database) = fresh_postgres().await else {
+        return;
+    };
+    let key = admin_create_key(&database, "agents", "default").await;
+    // Every answer takes 4 s: longer than the 3 s lease, so A dies holding work.
+    let mut receiver = WebhookReceiver::start_slow(vec![], Duration::from_secs(4)).await;
+    let a = ServerProcess::start_with(&database, 0, FLAGS).await;
+    let on_a = Client::new(&a.base, &key);
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        let mut body = sms_pause(None);
+        body["webhook_url"] = json!(receiver.url);
+        let pause = on_a.create(body).await.pause(StatusCode::CREATED);
+        on_a.cancel(pause.pause_id).await.pause(StatusCode::OK);
+        ids.push(pause.pause_id);
+    }
+    receiver.next(30).await; // A is in the middle of sending.
+    let b = ServerProcess::start_with(&database, 0, FLAGS).await;
+    a.kill().await;
+
+    let on_b = Client::new(&b.base, &key);
+    let started = Instant::now();
+    for id in &ids {
+        loop {
+            let list = on_b.get_path(&format!("/v1/pause/{id}/webhooks")).await;
+            if list.body["data"][0]["status"] == "delivered" {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "B never finished A's work: {}",
+                list.body
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let events = all_events(&on_b).await;
+    let delivered: HashSet<_> = events
+        .iter()
+        .filter(|e| e.event == AuditEventKind::WebhookDelivered)
+        .map(|e| e.pause_id)
+        .collect();
+    assert_eq!(delivered.len(), ids.len());
+    let report = on_b.get_path("/v1/audit/verify").await;
+    assert_eq!(report.body["ok"], true, "{}", report.body);
+    b.terminate().await;
+}
+
+#[tokio::test]
+async fn pp_admin_migrate_and_keys_work_on_postgres() {
+    let Some(database) = fresh_postgres().await else {
+        return;
+    };
+    let (code, out, err) = pausepoint_tests::run_pp(&["admin", "migrate", "--db", &database]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("The database postgres://"), "{out}");
+    let (code, again, _) = pausepoint_tests::run_pp(&["admin", "migrate", "--db", &database]).await;
+    assert_eq!((code, again), (0, out), "migrating twice is harmless");
+    let key = admin_create_key(&database, "ops", "default").await;
+    let (code, listed, _) =
+        pausepoint_tests::run_pp(&["admin", "keys", "list", "--db", &database]).await;
+    assert_eq!(code, 0);
+    assert!(listed.contains("ops") && listed.contains(&key[..12]));
+    // The audit log refuses changes on PostgreSQL too.
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&database).await.unwrap();
+    let refused = sqlx::query("UPDATE audit_events SET actor = 'nobody'")
+        .execute(&db)
+        .await;
+    assert!(refused.unwrap_err().to_string().contains("append-only"));
+    let refused = sqlx::query("DELETE FROM audit_events").execute(&db).await;
+    assert!(refused.unwrap_err().to_string().contains("append-only"));
+    let refused = sqlx::query("TRUNCATE audit_events").execute(&db).await;
+    assert!(refused.unwrap_err().to_string().contains("append-only"));
+}
