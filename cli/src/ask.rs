@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use pausepoint_api::{CreatePause, Pause, PauseStatus};
+use pausepoint_api::{Channel, CreatePause, Pause, PauseStatus};
 use pausepoint_client::{Client, ClientError};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -107,25 +107,13 @@ fn parse_meta(raw: &str) -> Result<(String, Value), String> {
     Ok((key.trim().to_owned(), value))
 }
 
-/// The channel a recipient implies.
-fn infer_channel(recipient: &str) -> &'static str {
-    let recipient = recipient.trim();
-    if recipient.starts_with("https://") || recipient.starts_with("http://") {
-        "slack"
-    } else if recipient.contains('@') {
-        "email"
-    } else {
-        "sms"
-    }
-}
-
 pub async fn ask(args: AskArgs) -> anyhow::Result<Outcome> {
     let client = args.connection.client()?;
     let channel = match args.channel {
         Some(ChannelArg::Sms) => "sms",
         Some(ChannelArg::Email) => "email",
         Some(ChannelArg::Slack) => "slack",
-        None => infer_channel(&args.to),
+        None => Channel::infer(&args.to).as_str(),
     };
     let metadata = (!args.meta.is_empty())
         .then(|| Value::Object(args.meta.into_iter().collect::<Map<_, _>>()));
@@ -288,16 +276,6 @@ mod tests {
         assert_eq!(parse_timeout("2d").unwrap(), Duration::from_secs(172_800));
         assert!(parse_timeout("soon").is_err());
         assert!(parse_timeout("0s").is_err());
-    }
-
-    #[test]
-    fn recipients_imply_their_channel() {
-        assert_eq!(infer_channel("+1 (312) 847-1928"), "sms");
-        assert_eq!(infer_channel("ops@example.com"), "email");
-        assert_eq!(
-            infer_channel("https://hooks.slack.com/services/T/B/X"),
-            "slack"
-        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use pausepoint_api::{CreatePause, Pause, PauseStatus};
+use pausepoint_api::{Channel, CreatePause, Pause, PauseStatus};
 use pausepoint_client::{AuditQuery, Client, ClientError};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -198,17 +198,6 @@ fn pause_value(pause: &Pause) -> Value {
     serde_json::to_value(pause).unwrap_or(Value::Null)
 }
 
-fn infer_channel(recipient: &str) -> &'static str {
-    let recipient = recipient.trim();
-    if recipient.starts_with("https://") || recipient.starts_with("http://") {
-        "slack"
-    } else if recipient.contains('@') {
-        "email"
-    } else {
-        "sms"
-    }
-}
-
 /// "Bash with command: rm -rf build" from a tool's input, cut to a length fit for an SMS.
 pub fn input_summary(input: &Value) -> String {
     let text = match input {
@@ -301,7 +290,7 @@ impl PausePointTools {
         let channel = args
             .channel
             .clone()
-            .unwrap_or_else(|| infer_channel(&args.recipient).to_owned());
+            .unwrap_or_else(|| Channel::infer(&args.recipient).as_str().to_owned());
         let request = CreatePause {
             recipient: Some(args.recipient),
             channel: Some(channel),
@@ -496,7 +485,7 @@ impl PausePointTools {
                 approver
                     .channel
                     .clone()
-                    .unwrap_or_else(|| infer_channel(&approver.recipient).to_owned()),
+                    .unwrap_or_else(|| Channel::infer(&approver.recipient).as_str().to_owned()),
             ),
             message: Some(message),
             options: Some(vec!["Allow".into(), "Deny".into()]),

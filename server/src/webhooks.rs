@@ -125,23 +125,15 @@ impl Webhooks {
 
     /// Sends every event due at `now`, and says how long until the next is due.
     pub async fn step(&self, now: Timestamp) -> Result<Duration, StoreError> {
-        loop {
-            let claimed = self
-                .store
-                .outbox_claim_due(WEBHOOK_EVENTS, now, now + self.lease, BATCH)
-                .await?;
-            if claimed.is_empty() {
-                break;
-            }
-            let sends = claimed.iter().map(|id| self.send(id, now));
-            for result in futures_util::future::join_all(sends).await {
-                result?;
-            }
-        }
-        Ok(workers::until(
+        workers::drain_outbox(
+            &self.store,
+            WEBHOOK_EVENTS,
             now,
-            self.store.outbox_next_at(WEBHOOK_EVENTS).await?,
-        ))
+            self.lease,
+            BATCH,
+            |id| async move { self.send(&id, now).await },
+        )
+        .await
     }
 
     /// One attempt at one claimed event.

@@ -7,9 +7,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+use crate::store::outbox::Outbox;
+use crate::store::{Store, StoreError};
 
 /// The longest a worker sleeps without looking, in case the clock jumps.
 pub const MAX_SLEEP: Duration = Duration::from_secs(60);
@@ -52,4 +55,32 @@ pub fn until(now: Timestamp, next: Option<Timestamp>) -> Duration {
         }
         None => MAX_SLEEP,
     }
+}
+
+/// One step of a worker over an outbox: claims the rows due at `now` in batches, handles
+/// each batch's rows at once, until none is due, and says how long until the next one is.
+pub async fn drain_outbox<H, F>(
+    store: &Store,
+    outbox: Outbox,
+    now: Timestamp,
+    lease: SignedDuration,
+    batch: u32,
+    handle: H,
+) -> Result<Duration, StoreError>
+where
+    H: Fn(String) -> F,
+    F: Future<Output = Result<(), StoreError>>,
+{
+    loop {
+        let claimed = store
+            .outbox_claim_due(outbox, now, now + lease, batch)
+            .await?;
+        if claimed.is_empty() {
+            break;
+        }
+        for result in futures_util::future::join_all(claimed.into_iter().map(&handle)).await {
+            result?;
+        }
+    }
+    Ok(until(now, store.outbox_next_at(outbox).await?))
 }

@@ -67,6 +67,19 @@ pub enum Channel {
 }
 
 impl Channel {
+    /// The channel a recipient implies: an http(s) URL is a Slack webhook, an address
+    /// with `@` is email, anything else a phone number.
+    pub fn infer(recipient: &str) -> Channel {
+        let recipient = recipient.trim();
+        if recipient.starts_with("https://") || recipient.starts_with("http://") {
+            Channel::Slack
+        } else if recipient.contains('@') {
+            Channel::Email
+        } else {
+            Channel::Sms
+        }
+    }
+
     /// The name used on the wire and in the database.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -418,6 +418,16 @@ mod tests {
     }
 
     #[test]
+    fn recipients_imply_their_channel() {
+        assert_eq!(Channel::infer("+1 (312) 847-1928"), Channel::Sms);
+        assert_eq!(Channel::infer("ops@example.com"), Channel::Email);
+        assert_eq!(
+            Channel::infer("https://hooks.slack.com/services/T/B/X"),
+            Channel::Slack
+        );
+    }
+
+    #[test]
     fn options_rules() {
         let parse =
             |v: &[&str]| Options::parse(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());

@@ -137,31 +137,21 @@ impl Deliveries {
 
     /// Sends every delivery due at `now`, and says how long until the next is due.
     pub async fn step(&self, now: Timestamp) -> Result<Duration, StoreError> {
-        loop {
-            let claimed = self
-                .store
-                .outbox_claim_due(DELIVERIES, now, now + self.lease, BATCH)
-                .await?
-                .iter()
-                .map(|key| {
-                    Uuid::parse_str(key).map_err(|e| StoreError::Corrupt {
-                        table: "deliveries",
-                        detail: e.to_string(),
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            if claimed.is_empty() {
-                break;
-            }
-            let sends = claimed.into_iter().map(|id| self.deliver(id, now));
-            for result in futures_util::future::join_all(sends).await {
-                result?;
-            }
-        }
-        Ok(workers::until(
+        workers::drain_outbox(
+            &self.store,
+            DELIVERIES,
             now,
-            self.store.outbox_next_at(DELIVERIES).await?,
-        ))
+            self.lease,
+            BATCH,
+            |key| async move {
+                let pause_id = Uuid::parse_str(&key).map_err(|e| StoreError::Corrupt {
+                    table: "deliveries",
+                    detail: e.to_string(),
+                })?;
+                self.deliver(pause_id, now).await
+            },
+        )
+        .await
     }
 
     /// One attempt at one claimed delivery.
