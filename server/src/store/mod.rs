@@ -15,6 +15,7 @@
 pub mod audit;
 pub mod deliveries;
 pub mod keys;
+pub mod metrics;
 pub mod outbox;
 pub mod pauses;
 pub mod projects;

@@ -74,6 +74,62 @@ async fn a_revoked_key_gets_401_and_both_changes_are_audited() {
 }
 
 #[tokio::test]
+async fn health_and_metrics_need_no_key() {
+    let server = TestServer::start().await;
+    let pause = server
+        .client
+        .create(sms_pause(None))
+        .await
+        .pause(StatusCode::CREATED);
+    server.client.delivered(pause.pause_id).await;
+    server
+        .client
+        .cancel(pause.pause_id)
+        .await
+        .pause(StatusCode::OK);
+    server
+        .client
+        .create(sms_pause(None))
+        .await
+        .pause(StatusCode::CREATED);
+    let http = reqwest::Client::new();
+    let health = http
+        .get(format!("{}/healthz", server.client.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    assert_eq!(
+        health.json::<serde_json::Value>().await.unwrap()["status"],
+        "ok"
+    );
+    let metrics = http
+        .get(format!("{}/metrics", server.client.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+    assert!(metrics.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = metrics.text().await.unwrap();
+    for line in [
+        "# TYPE pausepoint_pauses gauge",
+        "pausepoint_pauses{status=\"cancelled\"} 1",
+        "pausepoint_pauses{status=\"pending\"} 1",
+        "pausepoint_long_polls_waiting 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from:\n{text}"
+        );
+    }
+    assert!(text.contains("pausepoint_deliveries{status="));
+    assert!(!text.contains(&pause.pause_id.to_string()), "totals only");
+}
+
+#[tokio::test]
 async fn keys_are_stored_only_as_hashes() {
     let server = TestServer::start().await;
     match server.backend {
