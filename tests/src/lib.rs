@@ -141,6 +141,11 @@ impl Client {
             .await
     }
 
+    /// Where the pause stands now.
+    pub async fn status(&self, id: Uuid) -> pausepoint_api::PauseStatus {
+        self.get(id).await.pause(StatusCode::OK).status
+    }
+
     pub async fn wait(&self, id: Uuid, seconds: u64) -> Reply {
         self.send(
             Method::GET,

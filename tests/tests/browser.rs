@@ -263,12 +263,7 @@ async fn the_page_reads_at_320_pixels_with_long_options() {
     save_screenshot(&browser, "response-page-320.png").await;
     browser.close().await.unwrap();
     assert_eq!(
-        server
-            .client
-            .get(pause.pause_id)
-            .await
-            .pause(StatusCode::OK)
-            .status,
+        server.client.status(pause.pause_id).await,
         PauseStatus::Pending
     );
 }

@@ -692,12 +692,7 @@ async fn ctrl_c_stops_waiting_and_says_how_to_resume_or_cancels() {
             .unwrap()
             .unwrap();
         let stderr = String::from_utf8(output.stderr).unwrap();
-        let status = server
-            .client
-            .get(pause.pause_id)
-            .await
-            .pause(StatusCode::OK)
-            .status;
+        let status = server.client.status(pause.pause_id).await;
         if cancel {
             assert_eq!(output.status.code(), Some(11), "{stderr}");
             assert!(

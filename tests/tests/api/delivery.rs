@@ -164,12 +164,7 @@ async fn a_long_message_is_cut_but_never_its_link() {
     assert!(text.contains("…\n\nAnswer: "));
     assert!(answer(&link, "Approve", None).await.contains("recorded"));
     assert_eq!(
-        server
-            .client
-            .get(pause.pause_id)
-            .await
-            .pause(StatusCode::OK)
-            .status,
+        server.client.status(pause.pause_id).await,
         PauseStatus::Responded
     );
 }

@@ -132,12 +132,7 @@ async fn another_projects_key_sees_nothing_of_this_project() {
 
     // And the first project's pause is untouched.
     assert_eq!(
-        server
-            .client
-            .get(pause.pause_id)
-            .await
-            .pause(StatusCode::OK)
-            .status,
+        server.client.status(pause.pause_id).await,
         PauseStatus::Pending
     );
 }

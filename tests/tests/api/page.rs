@@ -126,12 +126,7 @@ async fn opening_the_link_never_decides_and_the_first_view_is_recorded_once() {
         let _ = browser().head(&link).send().await.unwrap();
     }
     assert_eq!(
-        server
-            .client
-            .get(pause.pause_id)
-            .await
-            .pause(StatusCode::OK)
-            .status,
+        server.client.status(pause.pause_id).await,
         PauseStatus::Pending
     );
     let viewed = server.client.audit("event=pause.viewed").await;
@@ -164,12 +159,7 @@ async fn a_choice_in_the_link_is_preselected_but_needs_the_tap() {
     let page = open(&format!("{}?choice=Maybe", server.link(&pause))).await;
     assert!(!page.html.contains("You picked"));
     assert_eq!(
-        server
-            .client
-            .get(pause.pause_id)
-            .await
-            .pause(StatusCode::OK)
-            .status,
+        server.client.status(pause.pause_id).await,
         PauseStatus::Pending
     );
 }
@@ -263,12 +253,7 @@ async fn cancelled_and_timed_out_pauses_say_so_without_a_form() {
     let late = tap(&server.link(&timed), "Approve", None).await;
     assert_eq!(late.status, StatusCode::CONFLICT);
     assert_eq!(
-        server
-            .client
-            .get(timed.pause_id)
-            .await
-            .pause(StatusCode::OK)
-            .status,
+        server.client.status(timed.pause_id).await,
         PauseStatus::TimedOut
     );
 }
@@ -310,12 +295,7 @@ async fn a_changed_character_or_a_cut_link_opens_nothing_and_reveals_nothing() {
         );
     }
     assert_eq!(
-        server
-            .client
-            .get(pause.pause_id)
-            .await
-            .pause(StatusCode::OK)
-            .status,
+        server.client.status(pause.pause_id).await,
         PauseStatus::Pending
     );
 }
@@ -343,12 +323,7 @@ async fn one_pauses_link_cannot_answer_another() {
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        server
-            .client
-            .get(theirs.pause_id)
-            .await
-            .pause(StatusCode::OK)
-            .status,
+        server.client.status(theirs.pause_id).await,
         PauseStatus::Pending
     );
     // A link of another server (another key) opens nothing here either.
@@ -378,12 +353,7 @@ async fn an_expired_link_says_so_and_decides_nothing() {
     assert!(page.html.contains("expired") && !page.html.contains("Meridian"));
     assert_eq!(tap(&link, "Approve", None).await.status, StatusCode::GONE);
     assert_eq!(
-        server
-            .client
-            .get(pause.pause_id)
-            .await
-            .pause(StatusCode::OK)
-            .status,
+        server.client.status(pause.pause_id).await,
         PauseStatus::Pending
     );
 }
@@ -492,12 +462,7 @@ async fn a_forged_form_is_refused_and_the_pause_stays_pending() {
     let garbage = browser().post(&link).body("%%%").send().await.unwrap();
     assert_eq!(garbage.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
-        server
-            .client
-            .get(pause.pause_id)
-            .await
-            .pause(StatusCode::OK)
-            .status,
+        server.client.status(pause.pause_id).await,
         PauseStatus::Pending
     );
     let events = server

@@ -79,12 +79,7 @@ async fn a_nearer_deadline_wakes_the_sleeping_worker() {
         .pause(StatusCode::OK);
     assert_eq!(done.status, PauseStatus::TimedOut);
     assert_eq!(
-        server
-            .client
-            .get(far.pause_id)
-            .await
-            .pause(StatusCode::OK)
-            .status,
+        server.client.status(far.pause_id).await,
         PauseStatus::Pending
     );
 }

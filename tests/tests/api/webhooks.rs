@@ -69,6 +69,21 @@ async fn secret(server: &TestServer) -> String {
         .remove(0)
 }
 
+/// A pause with a webhook, cancelled at once: its event is on its way.
+async fn cancelled_with_webhook(server: &TestServer, url: &str) -> pausepoint_api::Pause {
+    let pause = server
+        .client
+        .create(with_webhook(url))
+        .await
+        .pause(StatusCode::CREATED);
+    server
+        .client
+        .cancel(pause.pause_id)
+        .await
+        .pause(StatusCode::OK);
+    pause
+}
+
 fn with_webhook(url: &str) -> serde_json::Value {
     let mut body = sms_pause(None);
     body["webhook_url"] = json!(url);
@@ -173,16 +188,7 @@ async fn each_ending_is_announced_signed_as_the_specification_says() {
 async fn a_receiver_failing_twice_gets_the_event_three_times_with_one_id() {
     let mut receiver = WebhookReceiver::start(vec![Answer::Status(500), Answer::Status(500)]).await;
     let server = server(vec![Duration::from_millis(50); 7]).await;
-    let pause = server
-        .client
-        .create(with_webhook(&receiver.url))
-        .await
-        .pause(StatusCode::CREATED);
-    server
-        .client
-        .cancel(pause.pause_id)
-        .await
-        .pause(StatusCode::OK);
+    let pause = cancelled_with_webhook(&server, &receiver.url).await;
     let hooks = [
         receiver.next(30).await,
         receiver.next(30).await,
@@ -239,16 +245,7 @@ async fn a_receiver_failing_twice_gets_the_event_three_times_with_one_id() {
 async fn a_410_stops_at_once_and_a_failed_event_can_be_resent() {
     let mut receiver = WebhookReceiver::start(vec![Answer::Status(410)]).await;
     let server = server(vec![Duration::from_millis(50); 7]).await;
-    let pause = server
-        .client
-        .create(with_webhook(&receiver.url))
-        .await
-        .pause(StatusCode::CREATED);
-    server
-        .client
-        .cancel(pause.pause_id)
-        .await
-        .pause(StatusCode::OK);
+    let pause = cancelled_with_webhook(&server, &receiver.url).await;
     let first = receiver.next(30).await;
     let event_id = first.header("webhook-id").to_owned();
     let path = format!("/v1/pause/{}/webhooks", pause.pause_id);
@@ -308,16 +305,7 @@ async fn a_redirect_is_not_followed() {
     let mut elsewhere = WebhookReceiver::start(vec![]).await;
     let mut receiver = WebhookReceiver::start(vec![Answer::Redirect(elsewhere.url.clone())]).await;
     let server = server(vec![Duration::from_millis(50)]).await;
-    let pause = server
-        .client
-        .create(with_webhook(&receiver.url))
-        .await
-        .pause(StatusCode::CREATED);
-    server
-        .client
-        .cancel(pause.pause_id)
-        .await
-        .pause(StatusCode::OK);
+    let pause = cancelled_with_webhook(&server, &receiver.url).await;
     receiver.next(30).await;
     receiver.next(30).await; // the retry, after a redirect counted as a failure
     let path = format!("/v1/pause/{}/webhooks", pause.pause_id);
@@ -338,16 +326,7 @@ async fn a_redirect_is_not_followed() {
 async fn retry_after_is_honoured() {
     let mut receiver = WebhookReceiver::start(vec![Answer::RetryAfter(429, 2)]).await;
     let server = server(vec![Duration::from_millis(50)]).await;
-    let pause = server
-        .client
-        .create(with_webhook(&receiver.url))
-        .await
-        .pause(StatusCode::CREATED);
-    server
-        .client
-        .cancel(pause.pause_id)
-        .await
-        .pause(StatusCode::OK);
+    cancelled_with_webhook(&server, &receiver.url).await;
     let first = receiver.next(30).await;
     let second = receiver.next(30).await;
     let gap = second.header("webhook-timestamp").parse::<i64>().unwrap()
@@ -367,16 +346,7 @@ async fn a_rotated_secret_signs_beside_the_new_one() {
         .await
         .unwrap();
     assert_ne!(old, new);
-    let pause = server
-        .client
-        .create(with_webhook(&receiver.url))
-        .await
-        .pause(StatusCode::CREATED);
-    server
-        .client
-        .cancel(pause.pause_id)
-        .await
-        .pause(StatusCode::OK);
+    cancelled_with_webhook(&server, &receiver.url).await;
     let hook = receiver.next(30).await;
     assert_eq!(hook.header("webhook-signature").split(' ').count(), 2);
     assert!(
@@ -408,12 +378,7 @@ async fn no_webhook_url_no_event() {
         .await;
     assert_eq!(list.body["data"], json!([]));
     assert_eq!(
-        server
-            .client
-            .get(pause.pause_id)
-            .await
-            .pause(StatusCode::OK)
-            .status,
+        server.client.status(pause.pause_id).await,
         PauseStatus::Cancelled
     );
     assert!(server
