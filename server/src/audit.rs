@@ -1,5 +1,6 @@
 //! Verifying a project's audit chain: every event in place, each hash recomputed from the
-//! event and the hash before it, and the chain ending where the project's head says.
+//! event and the hash before it, and the chain ending where the project's head said when
+//! the walk began. Events appended while it walks are left for the next walk.
 
 use pausepoint_api::audit::GENESIS_HASH;
 use pausepoint_api::VerifyReport;
@@ -42,7 +43,13 @@ pub async fn verify(store: &Store, project_id: Uuid) -> Result<VerifyReport, Sto
             Err(e) => return Err(e),
         };
         let last_page = page.len() < PAGE as usize;
+        let mut reached_head = false;
         for event in page {
+            if event.seq > head_seq && expected_seq > head_seq {
+                // Written after the walk began: not part of what this walk checks.
+                reached_head = true;
+                break;
+            }
             if event.seq != expected_seq {
                 return Ok(bad(
                     expected_seq,
@@ -71,7 +78,7 @@ pub async fn verify(store: &Store, project_id: Uuid) -> Result<VerifyReport, Sto
             expected_seq += 1;
             checked += 1;
         }
-        if last_page {
+        if last_page || reached_head {
             break;
         }
     }

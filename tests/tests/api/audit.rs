@@ -324,3 +324,33 @@ async fn a_large_export_streams_every_event() {
         .count();
     assert_eq!(created, 600);
 }
+
+#[tokio::test]
+async fn verify_is_ok_while_events_are_being_written() {
+    let server = TestServer::start().await;
+    let writer = {
+        let client = server.client.clone();
+        tokio::spawn(async move {
+            let creates = (0..200).map(|_| client.create(sms_pause(None)));
+            futures_util::future::join_all(creates).await
+        })
+    };
+    let mut checks = 0;
+    while !writer.is_finished() {
+        let report = server.client.get_path("/v1/audit/verify").await;
+        assert_eq!(
+            report.body["ok"], true,
+            "a chain still being written is not broken: {}",
+            report.body
+        );
+        checks += 1;
+    }
+    assert!(writer
+        .await
+        .unwrap()
+        .iter()
+        .all(|r| r.status == StatusCode::CREATED));
+    assert!(checks > 0);
+    let report = server.client.get_path("/v1/audit/verify").await;
+    assert_eq!(report.body["ok"], true);
+}
