@@ -4,8 +4,9 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::Table;
-use pausepoint_server::keys::{self, DEFAULT_PROJECT};
-use pausepoint_server::{pauses, webhooks, Store};
+use pausepoint_server::domain::keys::{self, DEFAULT_PROJECT};
+use pausepoint_server::domain::{pauses, webhooks};
+use pausepoint_server::Store;
 use uuid::Uuid;
 
 use crate::DatabaseArg;

@@ -7,8 +7,9 @@ use anyhow::{bail, Context};
 use clap::Args;
 use pausepoint_api::Channel;
 use pausepoint_server::config::{Secret, SmtpConfig, TwilioConfig, DEFAULT_BIND, TWILIO_API_URL};
-use pausepoint_server::keys::{self, DEFAULT_PROJECT};
-use pausepoint_server::{pauses, App, Config};
+use pausepoint_server::domain::keys::{self, DEFAULT_PROJECT};
+use pausepoint_server::domain::pauses;
+use pausepoint_server::{App, Config};
 use tokio::net::TcpListener;
 use url::Url;
 

@@ -2,36 +2,26 @@
 //! tests start the same thing on `127.0.0.1:0`.
 //!
 //! - [`config`]: the server's settings.
-//! - [`store`]: SQLite (later PostgreSQL) behind one [`store::Store`].
-//! - [`pauses`]: the life of a pause and its one-way status change.
-//! - [`keys`]: API keys, hashed at rest.
-//! - [`audit`]: verifying the tamper-evident audit chain.
-//! - [`wakeups`]: in-process wake-ups for long-polling requests.
-//! - [`timeouts`]: the worker that times out pauses at their deadline.
-//! - [`delivery`]: the worker that sends each pause to its human (SMS, email, Slack).
-//! - [`links`]: the signed links humans answer through.
-//! - [`views`]: the response page and email markup.
+//! - [`store`]: SQLite or PostgreSQL behind one [`store::Store`]: every read and write.
+//! - [`domain`]: the rules of the product: pauses, keys, links, webhook events, audit.
+//! - [`hub`]: in-process wake-ups for long-polling requests.
+//! - [`work`]: the background workers: deliveries, webhooks, timeouts.
+//! - [`channels`]: how a human is reached (SMS, email, Slack).
 //! - [`outbound`]: HTTP to caller-chosen URLs, kept off private networks.
-//! - [`webhooks`]: the worker that sends signed webhook events to agents.
-//! - [`workers`]: the loop every background worker runs.
+//! - [`views`]: the response page and email markup.
 //! - [`http`]: the REST API and the response page.
 
 #![forbid(unsafe_code)]
 
-pub mod audit;
+pub mod channels;
 pub mod config;
-pub mod delivery;
+pub mod domain;
 pub mod http;
-pub mod keys;
-pub mod links;
+pub mod hub;
 pub mod outbound;
-pub mod pauses;
 pub mod store;
-pub mod timeouts;
 pub mod views;
-pub mod wakeups;
-pub mod webhooks;
-pub mod workers;
+pub mod work;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -41,8 +31,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
-pub use links::Links;
-pub use pauses::Pauses;
+pub use domain::links::Links;
+pub use domain::pauses::Pauses;
 pub use store::Store;
 
 /// Why the service could not start.
@@ -72,14 +62,14 @@ pub struct App {
     pauses: Pauses,
     links: Links,
     config: Arc<Config>,
-    channels: Arc<delivery::Channels>,
+    channels: Arc<channels::Channels>,
     bells: Arc<Bells>,
 }
 
 impl App {
     /// Opens (and migrates) the database named by the config, and checks the providers.
     pub async fn open(config: Config) -> Result<App, OpenError> {
-        let channels = delivery::Channels::from_config(&config).map_err(OpenError::Config)?;
+        let channels = channels::Channels::from_config(&config).map_err(OpenError::Config)?;
         let store = Store::open(&config.database).await?;
         for outbox in [store::outbox::DELIVERIES, store::outbox::WEBHOOK_EVENTS] {
             let released = store.release_leases_of_a_crashed_server(outbox).await?;
@@ -123,7 +113,7 @@ impl App {
     }
 
     /// The delivery providers, as configured.
-    pub fn channels(&self) -> &delivery::Channels {
+    pub fn channels(&self) -> &channels::Channels {
         &self.channels
     }
 
@@ -139,7 +129,7 @@ impl App {
             Some(url) => url.as_str().trim_end_matches('/').to_owned(),
             None => format!("http://{}", listener.local_addr()?),
         };
-        let deliveries = Arc::new(delivery::Deliveries::new(
+        let deliveries = Arc::new(work::deliveries::Deliveries::new(
             self.store.clone(),
             self.links.clone(),
             Arc::clone(&self.channels),
@@ -150,16 +140,16 @@ impl App {
 
         let stop = CancellationToken::new();
         let pauses = self.pauses.clone();
-        let timeouts = tokio::spawn(workers::run(
+        let timeouts = tokio::spawn(work::run(
             "timeouts",
             Arc::clone(&self.bells.deadlines),
             stop.clone(),
             move |now| {
                 let pauses = pauses.clone();
-                async move { timeouts::step(&pauses, now).await }
+                async move { work::timeouts::step(&pauses, now).await }
             },
         ));
-        let delivery = tokio::spawn(workers::run(
+        let delivery = tokio::spawn(work::run(
             "delivery",
             Arc::clone(&self.bells.deliveries),
             stop.clone(),
@@ -168,13 +158,13 @@ impl App {
                 async move { deliveries.step(now).await }
             },
         ));
-        let webhooks = Arc::new(webhooks::Webhooks::new(
+        let webhooks = Arc::new(work::webhooks::Webhooks::new(
             self.store.clone(),
             self.config.allow_private_network,
             self.config.webhook_retry.clone(),
             self.config.work_lease,
         ));
-        let webhook_worker = tokio::spawn(workers::run(
+        let webhook_worker = tokio::spawn(work::run(
             "webhooks",
             Arc::clone(&self.bells.webhooks),
             stop.clone(),

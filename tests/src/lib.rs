@@ -11,8 +11,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use pausepoint_api::{AuditEvent, Pause};
-use pausepoint_server::keys::{self, DEFAULT_PROJECT};
-use pausepoint_server::{pauses, App, Config};
+use pausepoint_server::domain::keys::{self, DEFAULT_PROJECT};
+use pausepoint_server::domain::pauses;
+use pausepoint_server::{App, Config};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -373,7 +374,7 @@ impl TestServer {
     /// The link the pause's human receives.
     pub fn link(&self, pause: &Pause) -> String {
         let token = self.app.links().token_for(pause.pause_id, pause.expires_at);
-        pausepoint_server::links::link(&self.client.base, &token)
+        pausepoint_server::domain::links::link(&self.client.base, &token)
     }
 
     /// A key of another project (created when missing).

@@ -222,6 +222,6 @@ pub async fn verify(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<VerifyReport>, ApiError> {
-    let report = crate::audit::verify(state.app.store(), caller.project_id()).await?;
+    let report = crate::domain::audit::verify(state.app.store(), caller.project_id()).await?;
     Ok(Json(report))
 }

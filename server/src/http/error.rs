@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use pausepoint_api::{ErrorBody, ErrorDetail, PauseStatus, ValidationError};
 
-use crate::pauses::PauseError;
+use crate::domain::pauses::PauseError;
 use crate::store::StoreError;
 
 /// A failed request, ready to become a response.

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::{AppState, BODY_LIMIT};
-use crate::keys;
+use crate::domain::keys;
 use crate::store::keys::KeyRecord;
 
 /// The project and key behind a request, from `Authorization: Bearer <key>`.

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::AppState;
-use crate::links::LinkError;
-use crate::pauses::{self, PauseError};
+use crate::domain::links::LinkError;
+use crate::domain::pauses::{self, PauseError};
 use crate::views;
 
 /// An HTML page with the response page's headers.

@@ -15,8 +15,8 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, QueryParams};
 use super::AppState;
+use crate::domain::pauses::Idempotency;
 use crate::outbound;
-use crate::pauses::Idempotency;
 
 /// The longest a `GET /v1/pause/{id}?wait=` may hold, in seconds.
 pub const MAX_WAIT_SECONDS: u64 = 60;

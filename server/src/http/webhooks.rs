@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::extract::Caller;
 use super::AppState;
-use crate::pauses;
+use crate::domain::pauses;
 
 fn pause_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::not_found("no pause with this id"))

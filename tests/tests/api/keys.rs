@@ -1,7 +1,7 @@
 //! API keys: required, checked, revocable, and never stored in the clear.
 
-use pausepoint_server::keys;
-use pausepoint_server::pauses;
+use pausepoint_server::domain::keys;
+use pausepoint_server::domain::pauses;
 use pausepoint_tests::{sms_pause, TestServer};
 use reqwest::StatusCode;
 

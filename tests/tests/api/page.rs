@@ -347,7 +347,7 @@ async fn an_expired_link_says_so_and_decides_nothing() {
         pause.pause_id,
         jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1),
     );
-    let link = pausepoint_server::links::link(&server.client.base, &token);
+    let link = pausepoint_server::domain::links::link(&server.client.base, &token);
     let page = open(&link).await;
     assert_eq!(page.status, StatusCode::GONE);
     assert!(page.html.contains("expired") && !page.html.contains("Meridian"));

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use pausepoint_api::{AuditEventKind, PauseStatus};
-use pausepoint_server::pauses::PauseError;
+use pausepoint_server::domain::pauses::PauseError;
 use pausepoint_tests::{sms_pause, TestServer};
 use reqwest::StatusCode;
 

@@ -95,7 +95,7 @@ async fn a_human_cannot_answer_after_the_deadline() {
     let pauses = server.app.pauses();
     // One step of the worker, run as if an hour and a second had passed.
     let later = pause.expires_at + std::time::Duration::from_secs(1);
-    let sleep = pausepoint_server::timeouts::step(pauses, later)
+    let sleep = pausepoint_server::work::timeouts::step(pauses, later)
         .await
         .unwrap();
     assert!(sleep.as_secs() <= 60);

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use pausepoint_api::{AuditEventKind, PauseStatus};
-use pausepoint_server::{pauses, webhooks};
+use pausepoint_server::domain::{pauses, webhooks};
 use pausepoint_tests::receivers::{Answer, ReceivedWebhook, WebhookReceiver};
 use pausepoint_tests::{sms_pause, TestServer};
 use reqwest::StatusCode;

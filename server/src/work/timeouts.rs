@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::pauses::{PauseError, Pauses};
-use crate::workers;
+use crate::domain::pauses::{PauseError, Pauses};
+use crate::work;
 
 /// One step at `now`: times out every pause due, and says how long to sleep before the
 /// next deadline.
@@ -17,5 +17,5 @@ pub async fn step(pauses: &Pauses, now: Timestamp) -> Result<Duration, PauseErro
     if count > 0 {
         tracing::info!(count, "timed out expired pauses");
     }
-    Ok(workers::until(now, pauses.next_expiry().await?))
+    Ok(work::until(now, pauses.next_expiry().await?))
 }

@@ -12,10 +12,10 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::domain::webhooks;
+use crate::hub::Wakeups;
 use crate::store::pauses::Outcome;
 use crate::store::{Store, StoreError};
-use crate::wakeups::Wakeups;
-use crate::webhooks;
 use crate::Bells;
 
 /// Why an operation on a pause did not happen.

@@ -1,110 +1,25 @@
-//! Reaching the human. Each pause has a delivery row, written with it; this worker sends
+//! The delivery worker. Each pause has a delivery row, written with it; this worker sends
 //! it right after the create is acknowledged (a create never waits for a provider),
 //! retries with backoff when a provider is down or slow (never when it refuses), and
 //! records every attempt as an audit event and in the pause's `delivery` field.
-//!
-//! - [`sms`]: Twilio. - [`email`]: SMTP. - [`slack`]: incoming webhooks.
-//!
-//! A channel with no provider configured prints the link on the server's console instead
-//! (delivery `logged`), so a fresh server works end to end with no accounts.
-
-pub mod email;
-pub mod slack;
-pub mod sms;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use pausepoint_api::{AuditEventKind, Channel, Pause};
+use pausepoint_api::AuditEventKind;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::config::Config;
-use crate::links::{self, Links};
-use crate::outbound;
+use crate::channels::{Attempt, Channels, Notice};
+use crate::domain::links::{self, Links};
 use crate::store::deliveries::DeliveryState;
 use crate::store::outbox::DELIVERIES;
 use crate::store::{Store, StoreError};
-use crate::workers;
+use crate::work;
 
 /// Deliveries sent at once.
 const BATCH: u32 = 20;
-
-/// What a channel is given to send.
-pub struct Notice<'a> {
-    pub pause: &'a Pause,
-    pub project: &'a str,
-    /// The response link; it appears nowhere but in the message to the human.
-    pub link: String,
-    pub now: Timestamp,
-}
-
-/// How one attempt went.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attempt {
-    /// Accepted by the provider.
-    Sent {
-        via: &'static str,
-        reference: Option<String>,
-    },
-    /// Printed on the console: no provider is configured for the channel.
-    Logged,
-    /// Down, slow or busy: worth trying again.
-    Transient(String),
-    /// Refused: trying again would not help.
-    Permanent(String),
-}
-
-/// The providers, as configured.
-pub struct Channels {
-    twilio: Option<sms::Twilio>,
-    smtp: Option<email::Smtp>,
-    http: reqwest::Client,
-}
-
-impl Channels {
-    pub fn from_config(config: &Config) -> Result<Channels, String> {
-        Ok(Channels {
-            twilio: config.twilio.clone().map(sms::Twilio::new),
-            smtp: config.smtp.as_ref().map(email::Smtp::new).transpose()?,
-            http: outbound::client(config.allow_private_network),
-        })
-    }
-
-    /// Whether `channel` reaches people (rather than the console).
-    pub fn configured(&self, channel: Channel) -> bool {
-        match channel {
-            Channel::Sms => self.twilio.is_some(),
-            Channel::Email => self.smtp.is_some(),
-            Channel::Slack => true,
-        }
-    }
-
-    async fn send(&self, notice: &Notice<'_>) -> Attempt {
-        match notice.pause.channel {
-            Channel::Sms => match &self.twilio {
-                Some(twilio) => twilio.send(notice).await,
-                None => console(notice),
-            },
-            Channel::Email => match &self.smtp {
-                Some(smtp) => smtp.send(notice).await,
-                None => console(notice),
-            },
-            Channel::Slack => slack::send(&self.http, notice).await,
-        }
-    }
-}
-
-/// The "logged" channel: the link goes to the console (stdout), never into the log.
-fn console(notice: &Notice<'_>) -> Attempt {
-    let pause = notice.pause;
-    println!(
-        "Delivery ({} to {}, no provider configured): {:?}\n  Answer at {}",
-        pause.channel, pause.recipient, pause.message, notice.link
-    );
-    Attempt::Logged
-}
 
 /// The delivery worker's state.
 pub struct Deliveries {
@@ -137,7 +52,7 @@ impl Deliveries {
 
     /// Sends every delivery due at `now`, and says how long until the next is due.
     pub async fn step(&self, now: Timestamp) -> Result<Duration, StoreError> {
-        workers::drain_outbox(
+        work::drain_outbox(
             &self.store,
             DELIVERIES,
             now,

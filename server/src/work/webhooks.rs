@@ -1,101 +1,27 @@
-//! Signed webhooks (Standard Webhooks). When a pause with a `webhook_url` leaves pending,
-//! its event is written in the same transaction; this worker sends it, signed with every
-//! secret of the project still in use, retries on a jittered schedule (the first retries
-//! within seconds), stops at 2xx or 410, honours `Retry-After`, records every attempt,
-//! and ends with `webhook.delivered` or `webhook.failed` in the audit log.
+//! The webhook worker: sends each event, signed with every secret of the project still in
+//! use, retries on a jittered schedule (the first retries within seconds), stops at 2xx
+//! or 410, honours `Retry-After`, records every attempt, and ends with
+//! `webhook.delivered` or `webhook.failed` in the audit log.
 
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
-use pausepoint_api::webhooks::{decode_secret, secret_from_bytes, signature_header, WebhookEvent};
-use pausepoint_api::{AuditEventKind, Pause, PauseStatus};
+use pausepoint_api::webhooks::{decode_secret, signature_header};
+use pausepoint_api::AuditEventKind;
 use serde_json::json;
-use uuid::Uuid;
 
+use crate::domain::webhooks::signing_secrets;
 use crate::outbound;
 use crate::store::outbox::WEBHOOK_EVENTS;
 use crate::store::webhooks::{AttemptRecord, StoredEvent, WebhookState};
 use crate::store::{Store, StoreError};
-use crate::workers;
+use crate::work;
 
 const BATCH: u32 = 20;
 /// How much of a receiver's answer is kept with the attempt.
 const RESPONSE_CHARS: usize = 1024;
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
-/// How long a rotated-out secret keeps signing beside the new one.
-pub const ROTATION_OVERLAP: SignedDuration = SignedDuration::from_hours(24);
-
-/// The event type announcing that a pause reached `status`.
-pub fn event_type(status: PauseStatus) -> &'static str {
-    match status {
-        PauseStatus::Responded => "pause.responded",
-        PauseStatus::TimedOut => "pause.timed_out",
-        PauseStatus::Cancelled => "pause.cancelled",
-        PauseStatus::Pending => "pause.pending",
-    }
-}
-
-/// Writes the event announcing `pause`'s new status, inside `conn`'s transaction, when
-/// the pause has a `webhook_url`. Returns whether it did.
-pub async fn enqueue(
-    conn: &mut sqlx::AnyConnection,
-    project_id: Uuid,
-    pause: &Pause,
-    now: Timestamp,
-) -> Result<bool, StoreError> {
-    let Some(url) = &pause.webhook_url else {
-        return Ok(false);
-    };
-    let kind = event_type(pause.status);
-    let event = WebhookEvent {
-        kind: kind.to_owned(),
-        timestamp: now,
-        data: pause.clone(),
-    };
-    let payload = serde_json::to_string(&event).map_err(|e| StoreError::Corrupt {
-        table: "webhook_events",
-        detail: e.to_string(),
-    })?;
-    let id = format!("msg_{}", Uuid::now_v7().simple());
-    Store::insert_webhook_event(
-        conn,
-        &id,
-        project_id,
-        pause.pause_id,
-        kind,
-        url,
-        &payload,
-        now,
-    )
-    .await?;
-    Ok(true)
-}
-
-/// The project's signing secrets in use now, newest first (made on first need).
-pub async fn signing_secrets(
-    store: &Store,
-    project_id: Uuid,
-    now: Timestamp,
-) -> Result<Vec<String>, StoreError> {
-    store
-        .webhook_signing_secrets(project_id, &secret_from_bytes(&rand::random()), now)
-        .await
-}
-
-/// Makes a new secret for the project; the old one keeps signing for [`ROTATION_OVERLAP`].
-pub async fn rotate_secret(
-    store: &Store,
-    project_id: Uuid,
-    now: Timestamp,
-) -> Result<String, StoreError> {
-    signing_secrets(store, project_id, now).await?;
-    let secret = secret_from_bytes(&rand::random());
-    store
-        .rotate_webhook_secret(project_id, &secret, now + ROTATION_OVERLAP, now)
-        .await?;
-    Ok(secret)
-}
 
 /// The webhook worker's state.
 pub struct Webhooks {
@@ -125,7 +51,7 @@ impl Webhooks {
 
     /// Sends every event due at `now`, and says how long until the next is due.
     pub async fn step(&self, now: Timestamp) -> Result<Duration, StoreError> {
-        workers::drain_outbox(
+        work::drain_outbox(
             &self.store,
             WEBHOOK_EVENTS,
             now,

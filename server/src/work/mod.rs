@@ -1,6 +1,14 @@
-//! The loop every background worker runs: do one step, then sleep until the time the step
-//! names, until someone rings the worker's bell (new work may be due sooner), or until the
-//! server stops. A failed step is logged and retried shortly.
+//! Background work, and the loop every worker runs: do one step, then sleep until the time
+//! the step names, until someone rings the worker's bell (new work may be due sooner), or
+//! until the server stops. A failed step is logged and retried shortly.
+//!
+//! - [`deliveries`]: sends each pause to its human.
+//! - [`webhooks`]: sends signed webhook events to agents.
+//! - [`timeouts`]: times out pauses at their deadline.
+
+pub mod deliveries;
+pub mod timeouts;
+pub mod webhooks;
 
 use std::fmt::Display;
 use std::future::Future;
@@ -31,7 +39,7 @@ pub async fn run<S, F, E>(
     E: Display,
 {
     loop {
-        let sleep = match step(crate::pauses::now()).await {
+        let sleep = match step(crate::domain::pauses::now()).await {
             Ok(sleep) => sleep.min(MAX_SLEEP),
             Err(e) => {
                 tracing::error!(worker = name, error = %e, "worker step failed; retrying");

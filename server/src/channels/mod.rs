@@ -1,0 +1,93 @@
+//! The channels that reach a human, each behind one `send`: a notice in, an [`Attempt`]
+//! out. The delivery worker ([`crate::work::deliveries`]) decides when to send and what
+//! to record.
+//!
+//! - [`sms`]: Twilio. - [`email`]: SMTP. - [`slack`]: incoming webhooks.
+//!
+//! A channel with no provider configured prints the link on the server's console instead
+//! (delivery `logged`), so a fresh server works end to end with no accounts.
+
+pub mod email;
+pub mod slack;
+pub mod sms;
+
+use jiff::Timestamp;
+use pausepoint_api::{Channel, Pause};
+
+use crate::config::Config;
+use crate::outbound;
+
+/// What a channel is given to send.
+pub struct Notice<'a> {
+    pub pause: &'a Pause,
+    pub project: &'a str,
+    /// The response link; it appears nowhere but in the message to the human.
+    pub link: String,
+    pub now: Timestamp,
+}
+
+/// How one attempt went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Accepted by the provider.
+    Sent {
+        via: &'static str,
+        reference: Option<String>,
+    },
+    /// Printed on the console: no provider is configured for the channel.
+    Logged,
+    /// Down, slow or busy: worth trying again.
+    Transient(String),
+    /// Refused: trying again would not help.
+    Permanent(String),
+}
+
+/// The providers, as configured.
+pub struct Channels {
+    twilio: Option<sms::Twilio>,
+    smtp: Option<email::Smtp>,
+    http: reqwest::Client,
+}
+
+impl Channels {
+    pub fn from_config(config: &Config) -> Result<Channels, String> {
+        Ok(Channels {
+            twilio: config.twilio.clone().map(sms::Twilio::new),
+            smtp: config.smtp.as_ref().map(email::Smtp::new).transpose()?,
+            http: outbound::client(config.allow_private_network),
+        })
+    }
+
+    /// Whether `channel` reaches people (rather than the console).
+    pub fn configured(&self, channel: Channel) -> bool {
+        match channel {
+            Channel::Sms => self.twilio.is_some(),
+            Channel::Email => self.smtp.is_some(),
+            Channel::Slack => true,
+        }
+    }
+
+    pub async fn send(&self, notice: &Notice<'_>) -> Attempt {
+        match notice.pause.channel {
+            Channel::Sms => match &self.twilio {
+                Some(twilio) => twilio.send(notice).await,
+                None => console(notice),
+            },
+            Channel::Email => match &self.smtp {
+                Some(smtp) => smtp.send(notice).await,
+                None => console(notice),
+            },
+            Channel::Slack => slack::send(&self.http, notice).await,
+        }
+    }
+}
+
+/// The "logged" channel: the link goes to the console (stdout), never into the log.
+fn console(notice: &Notice<'_>) -> Attempt {
+    let pause = notice.pause;
+    println!(
+        "Delivery ({} to {}, no provider configured): {:?}\n  Answer at {}",
+        pause.channel, pause.recipient, pause.message, notice.link
+    );
+    Attempt::Logged
+}

@@ -1,0 +1,15 @@
+//! The rules of the product, with no IO beyond the store: pauses and their one-way status
+//! change, API keys, signed response links, webhook events and secrets, and verifying the
+//! audit chain.
+//!
+//! - [`pauses`]: create, wait, and the move from `pending` to a decision.
+//! - [`keys`]: API keys, hashed at rest.
+//! - [`links`]: the signed links humans answer through.
+//! - [`webhooks`]: the events a decision announces, and the secrets that sign them.
+//! - [`audit`]: verifying the tamper-evident audit chain.
+
+pub mod audit;
+pub mod keys;
+pub mod links;
+pub mod pauses;
+pub mod webhooks;
