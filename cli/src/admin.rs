@@ -6,6 +6,8 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::Table;
 use pausepoint_server::domain::keys::{self, DEFAULT_PROJECT};
 use pausepoint_server::domain::{pauses, webhooks};
+use pausepoint_server::ids::KeyId;
+use pausepoint_server::store::Actor;
 use pausepoint_server::Store;
 use uuid::Uuid;
 
@@ -106,7 +108,7 @@ async fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
                 bail!("--name must not be empty");
             }
             let store = open(&database).await?;
-            let new = keys::create_key(&store, project.trim(), name, &actor(), pauses::now())
+            let new = keys::create_key(&store, project.trim(), name, actor(), pauses::now())
                 .await
                 .context("cannot create the key")?;
             println!("{}", new.key);
@@ -139,7 +141,7 @@ async fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
         }
         KeysCommand::Revoke { id, database } => {
             let store = open(&database).await?;
-            let revoked = keys::revoke_key(&store, id, &actor(), pauses::now()).await?;
+            let revoked = keys::revoke_key(&store, KeyId::from(id), actor(), pauses::now()).await?;
             store.close().await;
             match revoked {
                 Some(key) => println!("Revoked key {} ({}).", key.id, key.name),
@@ -153,9 +155,10 @@ async fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
 async fn webhook_secret(rotate: bool, project: &str, database: &DatabaseArg) -> anyhow::Result<()> {
     let store = open(database).await?;
     let now = pauses::now();
-    let mut tx = store.begin().await?;
-    let project = Store::ensure_project(&mut tx, project.trim(), now).await?;
-    tx.commit().await?;
+    let name = project.trim().to_owned();
+    let project = store
+        .write(move |tx| Box::pin(async move { keys::ensure_project(tx, &name, now).await }))
+        .await?;
     let secret = if rotate {
         let secret = webhooks::rotate_secret(&store, project.id, now).await?;
         eprintln!(
@@ -184,9 +187,6 @@ async fn open(database: &DatabaseArg) -> anyhow::Result<Store> {
 }
 
 /// How the audit log names whoever runs `pp admin`: the operating-system user.
-fn actor() -> String {
-    match std::env::var("USER") {
-        Ok(user) if !user.is_empty() => format!("admin:{user}"),
-        _ => "admin".to_owned(),
-    }
+fn actor() -> Actor {
+    Actor::Admin(std::env::var("USER").ok().filter(|user| !user.is_empty()))
 }

@@ -9,6 +9,7 @@ use pausepoint_api::Channel;
 use pausepoint_server::config::{Secret, SmtpConfig, TwilioConfig, DEFAULT_BIND, TWILIO_API_URL};
 use pausepoint_server::domain::keys::{self, DEFAULT_PROJECT};
 use pausepoint_server::domain::pauses;
+use pausepoint_server::store::Actor;
 use pausepoint_server::{App, Config};
 use tokio::net::TcpListener;
 use url::Url;
@@ -133,7 +134,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             app.store(),
             DEFAULT_PROJECT,
             "first key",
-            "system",
+            Actor::System,
             pauses::now(),
         )
         .await

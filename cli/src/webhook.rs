@@ -91,8 +91,8 @@ pub async fn run(args: WebhookArgs) -> anyhow::Result<Outcome> {
                     for attempt in &event.attempt_log {
                         table.add_row(vec![
                             event.event_id.clone(),
-                            event.kind.clone(),
-                            event.status.clone(),
+                            event.kind.to_string(),
+                            event.status.to_string(),
                             attempt.attempt.to_string(),
                             output::when(attempt.attempted_at),
                             attempt
@@ -105,8 +105,8 @@ pub async fn run(args: WebhookArgs) -> anyhow::Result<Outcome> {
                     if event.attempt_log.is_empty() {
                         table.add_row(vec![
                             event.event_id.clone(),
-                            event.kind.clone(),
-                            event.status.clone(),
+                            event.kind.to_string(),
+                            event.status.to_string(),
                             "-".into(),
                             "-".into(),
                             "-".into(),

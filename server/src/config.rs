@@ -34,6 +34,10 @@ pub const WEBHOOK_RETRY: [Duration; 7] = [
 
 /// How long a server holds work it claimed: more than one attempt (15 s) can take.
 pub const WORK_LEASE: Duration = Duration::from_secs(60);
+/// Sends in flight at once, per worker (deliveries, webhooks).
+pub const SEND_CONCURRENCY: usize = 64;
+/// How long sends in flight may finish once the server is told to stop.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// A value that must not reach a log: Debug shows only that it is there.
 #[derive(Clone, PartialEq, Eq)]
@@ -96,6 +100,10 @@ pub struct Config {
     /// How long a server holds a delivery or webhook it is sending. If it dies, another
     /// server takes the work over once this runs out; it must outlast one attempt.
     pub work_lease: Duration,
+    /// Sends in flight at once, per worker.
+    pub send_concurrency: usize,
+    /// How long sends in flight may finish once the server is told to stop.
+    pub stop_grace: Duration,
 }
 
 impl Config {
@@ -111,6 +119,8 @@ impl Config {
             delivery_retry: DELIVERY_RETRY.to_vec(),
             webhook_retry: WEBHOOK_RETRY.to_vec(),
             work_lease: WORK_LEASE,
+            send_concurrency: SEND_CONCURRENCY,
+            stop_grace: STOP_GRACE,
         }
     }
 }

@@ -1,55 +1,148 @@
-//! Long-poll wake-ups: a waiter on a pause subscribes before it reads the pause, and
-//! whoever decides the pause wakes every subscriber at once. One `Notify` per watched
-//! pause, dropped with its last subscriber, so thousands of waiters cost a map entry each
-//! and a decision wakes only the waiters of that pause.
+//! The hub: where committed changes go to wake whoever waits on them. A write announces
+//! typed [`Change`]s; after its commit the store hands them here (and, on PostgreSQL,
+//! to every other server through `NOTIFY`, whose listener hands them here too). The hub
+//! wakes the long-polls on a decided pause and rings the bell of each worker with new work.
+//! It is the one place that knows who cares about what.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
-use uuid::Uuid;
 
-/// The registry of pauses somebody is waiting on.
-#[derive(Default)]
-pub struct Wakeups {
-    waiting: Mutex<HashMap<Uuid, Arc<Notify>>>,
+use crate::ids::{PauseId, ProjectId};
+
+/// Something a committed write changed that others may be waiting for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    /// A pause was created: its delivery is due now, and its deadline may be the nearest.
+    PauseCreated {
+        pause_id: PauseId,
+        expires_at: Timestamp,
+    },
+    /// A pause left `pending`.
+    PauseDecided { pause_id: PauseId },
+    /// Deliveries became due now (a retry, an escalation, a reminder).
+    DeliveriesDue,
+    /// Webhook events became due now (a decision, a resend).
+    WebhooksDue,
+    /// An API key was created or revoked.
+    KeysChanged,
+    /// Audit events wait to be put on their project's chain (PostgreSQL).
+    AuditPending { project_id: ProjectId },
 }
 
-impl Wakeups {
+/// The workers the hub can ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bell {
+    Timeouts,
+    Deliveries,
+    Webhooks,
+    Sequencer,
+}
+
+/// Wake-ups for long-polls and workers. One per server; cheap to share.
+#[derive(Default)]
+pub struct Hub {
+    waiting: Mutex<HashMap<PauseId, Arc<Notify>>>,
+    timeouts: Notify,
+    deliveries: Notify,
+    webhooks: Notify,
+    sequencer: Notify,
+    /// The earliest deadline the timeout worker knows of; a new pause rings it only when
+    /// its own deadline is sooner.
+    next_deadline: Mutex<Option<Timestamp>>,
+    keys_version: std::sync::atomic::AtomicU64,
+}
+
+impl Hub {
+    pub fn new() -> Arc<Hub> {
+        Arc::new(Hub::default())
+    }
+
+    /// Acts on committed changes.
+    pub fn publish(&self, changes: &[Change]) {
+        for change in changes {
+            match change {
+                Change::PauseCreated { expires_at, .. } => {
+                    self.deliveries.notify_one();
+                    let sooner = lock(&self.next_deadline).is_none_or(|next| *expires_at < next);
+                    if sooner {
+                        self.timeouts.notify_one();
+                    }
+                }
+                Change::PauseDecided { pause_id } => {
+                    if let Some(notify) = lock(&self.waiting).get(pause_id) {
+                        notify.notify_waiters();
+                    }
+                }
+                Change::DeliveriesDue => self.deliveries.notify_one(),
+                Change::WebhooksDue => self.webhooks.notify_one(),
+                Change::KeysChanged => {
+                    self.keys_version
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                Change::AuditPending { .. } => self.sequencer.notify_one(),
+            }
+        }
+    }
+
+    /// The bell a worker sleeps on.
+    pub fn bell(&self, bell: Bell) -> &Notify {
+        match bell {
+            Bell::Timeouts => &self.timeouts,
+            Bell::Deliveries => &self.deliveries,
+            Bell::Webhooks => &self.webhooks,
+            Bell::Sequencer => &self.sequencer,
+        }
+    }
+
+    /// Rings a worker, as when the server starts or a step asks to go again at once.
+    pub fn ring(&self, bell: Bell) {
+        self.bell(bell).notify_one();
+    }
+
+    /// Tells the hub the earliest deadline of any pending pause, as the timeout worker
+    /// last read it.
+    pub fn set_next_deadline(&self, next: Option<Timestamp>) {
+        *lock(&self.next_deadline) = next;
+    }
+
     /// Registers interest in `pause_id` until the returned subscription is dropped.
-    pub fn subscribe(self: &Arc<Self>, pause_id: Uuid) -> Subscription {
-        let notify = self.lock().entry(pause_id).or_default().clone();
+    /// Waiters on one pause share one `Notify`, so a decision wakes them all with one call.
+    pub fn subscribe(self: &Arc<Self>, pause_id: PauseId) -> Subscription {
+        let notify = lock(&self.waiting).entry(pause_id).or_default().clone();
         Subscription {
-            wakeups: Arc::clone(self),
+            hub: Arc::clone(self),
             pause_id,
             notify,
         }
     }
 
-    /// Wakes everyone waiting on `pause_id`.
-    pub fn wake(&self, pause_id: Uuid) {
-        if let Some(notify) = self.lock().get(&pause_id) {
-            notify.notify_waiters();
-        }
-    }
-
-    /// How many pauses have waiters (for metrics and tests).
+    /// How many pauses have a long-poll waiting on them on this server.
     pub fn watched(&self) -> usize {
-        self.lock().len()
+        lock(&self.waiting).len()
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, Arc<Notify>>> {
-        // A panic while holding this lock cannot leave the map inconsistent.
-        self.waiting
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// A number that changes whenever an API key is created or revoked.
+    pub fn keys_version(&self) -> u64 {
+        self.keys_version.load(std::sync::atomic::Ordering::SeqCst)
     }
+}
+
+/// A poisoned lock here only means a panic elsewhere; the data stays consistent.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// One waiter's interest in one pause.
 pub struct Subscription {
-    wakeups: Arc<Wakeups>,
-    pause_id: Uuid,
+    hub: Arc<Hub>,
+    pause_id: PauseId,
     notify: Arc<Notify>,
 }
 
@@ -63,10 +156,71 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        let mut waiting = self.wakeups.lock();
+        let mut waiting = lock(&self.hub.waiting);
         // Two references left: the map's and ours. Then nobody else waits on this pause.
         if Arc::strong_count(&self.notify) <= 2 {
             waiting.remove(&self.pause_id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_new_pause_rings_the_timeout_worker_only_when_its_deadline_is_sooner() {
+        let hub = Hub::new();
+        let at = |s: i64| Timestamp::from_second(1_800_000_000 + s).unwrap();
+        hub.set_next_deadline(Some(at(100)));
+        let later = Change::PauseCreated {
+            pause_id: PauseId::new(),
+            expires_at: at(200),
+        };
+        hub.publish(&[later]);
+        let rung = tokio::time::timeout(
+            std::time::Duration::from_millis(20),
+            hub.bell(Bell::Timeouts).notified(),
+        )
+        .await;
+        assert!(rung.is_err(), "a later deadline does not ring");
+
+        let sooner = Change::PauseCreated {
+            pause_id: PauseId::new(),
+            expires_at: at(50),
+        };
+        hub.publish(&[sooner]);
+        hub.bell(Bell::Timeouts).notified().await;
+    }
+
+    #[tokio::test]
+    async fn a_decision_wakes_every_waiter_of_its_pause_and_only_them() {
+        let hub = Hub::new();
+        let id = PauseId::new();
+        let first = hub.subscribe(id);
+        let second = hub.subscribe(id);
+        let other = hub.subscribe(PauseId::new());
+        assert_eq!(hub.watched(), 2);
+        {
+            let (a, b, c) = (
+                first.notify().notified(),
+                second.notify().notified(),
+                other.notify().notified(),
+            );
+            tokio::pin!(a, b, c);
+            a.as_mut().enable();
+            b.as_mut().enable();
+            c.as_mut().enable();
+            hub.publish(&[Change::PauseDecided { pause_id: id }]);
+            a.await;
+            b.await;
+            assert!(
+                tokio::time::timeout(std::time::Duration::from_millis(20), c)
+                    .await
+                    .is_err()
+            );
+        }
+        drop((first, second, other));
+        assert_eq!(hub.watched(), 0);
     }
 }

@@ -4,7 +4,8 @@
 //! - [`config`]: the server's settings.
 //! - [`store`]: SQLite or PostgreSQL behind one [`store::Store`]: every read and write.
 //! - [`domain`]: the rules of the product: pauses, keys, links, webhook events, audit.
-//! - [`hub`]: in-process wake-ups for long-polling requests.
+//! - [`hub`]: where committed changes wake long-polls and workers.
+//! - [`ids`]: the typed ids of pauses, projects and keys.
 //! - [`work`]: the background workers: deliveries, webhooks, timeouts.
 //! - [`channels`]: how a human is reached (SMS, email, Slack).
 //! - [`outbound`]: HTTP to caller-chosen URLs, kept off private networks.
@@ -18,6 +19,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod hub;
+pub mod ids;
 pub mod outbound;
 pub mod store;
 pub mod views;
@@ -27,12 +29,12 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 pub use domain::links::Links;
 pub use domain::pauses::Pauses;
+use hub::Bell;
 pub use store::Store;
 
 /// Why the service could not start.
@@ -44,17 +46,6 @@ pub enum OpenError {
     Config(String),
 }
 
-/// The bells that tell the workers new work has arrived.
-#[derive(Default)]
-pub struct Bells {
-    /// Rung when a pause is created: its deadline may be the nearest.
-    pub deadlines: Arc<Notify>,
-    /// Rung when a pause is created: its delivery is due now.
-    pub deliveries: Arc<Notify>,
-    /// Rung when a pause with a webhook is decided: its event is due now.
-    pub webhooks: Arc<Notify>,
-}
-
 /// The service's shared state: the store and the operations on it. Cheap to clone.
 #[derive(Clone)]
 pub struct App {
@@ -63,7 +54,6 @@ pub struct App {
     links: Links,
     config: Arc<Config>,
     channels: Arc<channels::Channels>,
-    bells: Arc<Bells>,
 }
 
 impl App {
@@ -72,22 +62,24 @@ impl App {
         let channels = channels::Channels::from_config(&config).map_err(OpenError::Config)?;
         let store = Store::open(&config.database).await?;
         for outbox in [store::outbox::DELIVERIES, store::outbox::WEBHOOK_EVENTS] {
-            let released = store.release_leases_of_a_crashed_server(outbox).await?;
+            let released = store
+                .write(move |tx| {
+                    Box::pin(async move { tx.release_leases_of_a_crashed_server(outbox).await })
+                })
+                .await?;
             if released > 0 {
                 tracing::info!(count = released, "resuming work interrupted by a crash");
             }
         }
+        domain::webhooks::add_missing_secrets(&store, domain::pauses::now()).await?;
         let links = Links::load(&store).await?;
-
-        let bells = Arc::new(Bells::default());
-        let pauses = Pauses::new(store.clone(), Arc::default(), Arc::clone(&bells));
+        let pauses = Pauses::new(store.clone());
         Ok(App {
             store,
             pauses,
             links,
             config: Arc::new(config),
             channels: Arc::new(channels),
-            bells,
         })
     }
 
@@ -107,11 +99,6 @@ impl App {
         &self.config
     }
 
-    /// Tells the webhook worker an event is due now.
-    pub fn ring_webhooks(&self) {
-        self.bells.webhooks.notify_one();
-    }
-
     /// The delivery providers, as configured.
     pub fn channels(&self) -> &channels::Channels {
         &self.channels
@@ -119,7 +106,7 @@ impl App {
 
     /// Serves the API and the response page on `listener` and runs the workers until
     /// `shutdown` completes, then lets requests in flight finish (long-polls answer at
-    /// once) and closes the database.
+    /// once), stops the workers and closes the database.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -129,58 +116,113 @@ impl App {
             Some(url) => url.as_str().trim_end_matches('/').to_owned(),
             None => format!("http://{}", listener.local_addr()?),
         };
+        let stop = CancellationToken::new();
+        let hub = Arc::clone(self.store.hub());
+        let outbox_settings = work::outbox::Settings {
+            concurrency: self.config.send_concurrency,
+            lease: self.config.work_lease,
+            grace: self.config.stop_grace,
+        };
+
+        let mut workers = Vec::new();
+        let (pauses, timeout_hub) = (self.pauses.clone(), Arc::clone(&hub));
+        let (timeout_stop, bell_hub) = (stop.clone(), Arc::clone(&hub));
+        workers.push((
+            "timeouts",
+            tokio::spawn(async move {
+                work::run(
+                    "timeouts",
+                    bell_hub.bell(Bell::Timeouts),
+                    timeout_stop,
+                    |now| {
+                        let (pauses, hub) = (pauses.clone(), Arc::clone(&timeout_hub));
+                        async move { work::timeouts::step(&pauses, &hub, now).await }
+                    },
+                )
+                .await;
+            }),
+        ));
         let deliveries = Arc::new(work::deliveries::Deliveries::new(
             self.store.clone(),
             self.links.clone(),
             Arc::clone(&self.channels),
             public_url,
             self.config.delivery_retry.clone(),
-            self.config.work_lease,
         ));
-
-        let stop = CancellationToken::new();
-        let pauses = self.pauses.clone();
-        let timeouts = tokio::spawn(work::run(
-            "timeouts",
-            Arc::clone(&self.bells.deadlines),
+        let (store, bell_hub, settings, worker_stop) = (
+            self.store.clone(),
+            Arc::clone(&hub),
+            outbox_settings.clone(),
             stop.clone(),
-            move |now| {
-                let pauses = pauses.clone();
-                async move { work::timeouts::step(&pauses, now).await }
-            },
-        ));
-        let delivery = tokio::spawn(work::run(
-            "delivery",
-            Arc::clone(&self.bells.deliveries),
-            stop.clone(),
-            move |now| {
-                let deliveries = Arc::clone(&deliveries);
-                async move { deliveries.step(now).await }
-            },
+        );
+        workers.push((
+            "deliveries",
+            tokio::spawn(async move {
+                let left = work::outbox::run(
+                    deliveries,
+                    store,
+                    bell_hub.bell(Bell::Deliveries),
+                    settings,
+                    worker_stop,
+                )
+                .await;
+                if left > 0 {
+                    tracing::info!(
+                        count = left,
+                        "stopped with deliveries in flight; they go out at the next start"
+                    );
+                }
+            }),
         ));
         let webhooks = Arc::new(work::webhooks::Webhooks::new(
             self.store.clone(),
             self.config.allow_private_network,
             self.config.webhook_retry.clone(),
-            self.config.work_lease,
         ));
-        let webhook_worker = tokio::spawn(work::run(
-            "webhooks",
-            Arc::clone(&self.bells.webhooks),
+        let (store, bell_hub, settings, worker_stop) = (
+            self.store.clone(),
+            Arc::clone(&hub),
+            outbox_settings,
             stop.clone(),
-            move |now| {
-                let webhooks = Arc::clone(&webhooks);
-                async move { webhooks.step(now).await }
-            },
+        );
+        workers.push((
+            "webhooks",
+            tokio::spawn(async move {
+                work::outbox::run(
+                    webhooks,
+                    store,
+                    bell_hub.bell(Bell::Webhooks),
+                    settings,
+                    worker_stop,
+                )
+                .await;
+            }),
         ));
-        let listener_task = (self.store.dialect() == store::Dialect::Postgres).then(|| {
-            tokio::spawn(listen_to_other_servers(
-                self.store.clone(),
-                self.pauses.clone(),
-                Arc::clone(&self.bells),
-                stop.clone(),
-            ))
-        });
+        if self.store.dialect() == store::Dialect::Postgres {
+            let (store, bell_hub, worker_stop) =
+                (self.store.clone(), Arc::clone(&hub), stop.clone());
+            workers.push((
+                "sequencer",
+                tokio::spawn(async move {
+                    work::run(
+                        "sequencer",
+                        bell_hub.bell(Bell::Sequencer),
+                        worker_stop,
+                        |_now| {
+                            let store = store.clone();
+                            async move { work::sequencer::step(&store).await }
+                        },
+                    )
+                    .await;
+                }),
+            ));
+            let (store, listen_stop) = (self.store.clone(), stop.clone());
+            workers.push((
+                "listener",
+                tokio::spawn(async move { store.listen(listen_stop).await }),
+            ));
+        }
+
         let router = http::router(self.clone(), stop.clone());
         let signal = stop.clone();
         let served = axum::serve(listener, router)
@@ -190,65 +232,13 @@ impl App {
             })
             .await;
         stop.cancel();
-        if let Some(task) = listener_task {
-            let _ = task.await;
-        }
-        for (name, worker) in [
-            ("timeouts", timeouts),
-            ("delivery", delivery),
-            ("webhooks", webhook_worker),
-        ] {
+        for (name, worker) in workers {
             if let Err(e) = worker.await {
                 tracing::error!(worker = name, error = %e, "worker failed");
             }
         }
         self.store.close().await;
         served
-    }
-}
-
-/// On PostgreSQL, hears what other servers did: a decided pause wakes this server's
-/// long-polls on it (and its webhook worker); a new pause rings the timeout and delivery
-/// workers, so any server can take the work. A notice missed while reconnecting costs only
-/// time: waits run out and workers look at the database at least once a minute.
-async fn listen_to_other_servers(
-    store: Store,
-    pauses: Pauses,
-    bells: Arc<Bells>,
-    stop: CancellationToken,
-) {
-    let mut backoff = std::time::Duration::from_millis(200);
-    loop {
-        let listening = async {
-            let mut listener = sqlx::postgres::PgListener::connect(store.url()).await?;
-            listener.listen(store::NOTIFY_CHANNEL).await?;
-            tracing::info!("listening for work done on other servers");
-            loop {
-                let notification = listener.recv().await?;
-                if let Ok(id) = uuid::Uuid::parse_str(notification.payload()) {
-                    pauses.wake(id);
-                    bells.webhooks.notify_one();
-                } else if notification.payload() == store::NEW_PAUSE {
-                    bells.deadlines.notify_one();
-                    bells.deliveries.notify_one();
-                }
-            }
-            #[allow(unreachable_code)]
-            Ok::<(), sqlx::Error>(())
-        };
-        tokio::select! {
-            result = listening => {
-                if let Err(e) = result {
-                    tracing::warn!(error = %e, "lost the PostgreSQL listener; reconnecting");
-                }
-            }
-            () = stop.cancelled() => return,
-        }
-        tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
-            () = stop.cancelled() => return,
-        }
-        backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
     }
 }
 

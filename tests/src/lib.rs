@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use pausepoint_api::{AuditEvent, Pause};
+use pausepoint_api::{AuditEvent, DeliveryStatus, Pause};
 use pausepoint_server::domain::keys::{self, DEFAULT_PROJECT};
 use pausepoint_server::domain::pauses;
+use pausepoint_server::ids::{PauseId, ProjectId};
+use pausepoint_server::store::Actor;
 use pausepoint_server::{App, Config};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -169,7 +171,7 @@ impl Client {
             if pause
                 .delivery
                 .as_ref()
-                .is_some_and(|d| d.status != "pending")
+                .is_some_and(|d| d.status != DeliveryStatus::Pending)
             {
                 return pause;
             }
@@ -255,8 +257,7 @@ pub async fn fresh_postgres() -> Option<String> {
         .ok()
         .filter(|url| !url.is_empty())
         .unwrap_or_else(|| DEFAULT_TEST_POSTGRES_URL.to_owned());
-    sqlx::any::install_default_drivers();
-    let admin = match sqlx::AnyPool::connect(&base).await {
+    let admin = match sqlx::PgPool::connect(&base).await {
         Ok(pool) => pool,
         Err(e) if std::env::var_os("CI").is_some() => {
             panic!("cannot reach PostgreSQL at {base} ({e}): the PostgreSQL suites must run in CI")
@@ -303,7 +304,7 @@ pub struct TestServer {
     pub app: App,
     pub client: Client,
     /// The default project's id.
-    pub project_id: Uuid,
+    pub project_id: ProjectId,
     /// The SQLite file, or the PostgreSQL URL.
     pub database: String,
     pub backend: Backend,
@@ -344,7 +345,7 @@ impl TestServer {
             app.store(),
             DEFAULT_PROJECT,
             "test",
-            "system",
+            Actor::System,
             pauses::now(),
         )
         .await
@@ -373,15 +374,24 @@ impl TestServer {
 
     /// The link the pause's human receives.
     pub fn link(&self, pause: &Pause) -> String {
-        let token = self.app.links().token_for(pause.pause_id, pause.expires_at);
+        let token = self
+            .app
+            .links()
+            .token_for(PauseId::from(pause.pause_id), pause.expires_at);
         pausepoint_server::domain::links::link(&self.client.base, &token)
     }
 
     /// A key of another project (created when missing).
-    pub async fn key_for_project(&self, project: &str) -> (String, Uuid) {
-        let key = keys::create_key(self.app.store(), project, "test", "system", pauses::now())
-            .await
-            .unwrap();
+    pub async fn key_for_project(&self, project: &str) -> (String, ProjectId) {
+        let key = keys::create_key(
+            self.app.store(),
+            project,
+            "test",
+            Actor::System,
+            pauses::now(),
+        )
+        .await
+        .unwrap();
         (key.key, key.record.project_id)
     }
 

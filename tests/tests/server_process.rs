@@ -9,6 +9,7 @@ use pausepoint_api::{AuditEventKind, PauseStatus};
 use pausepoint_tests::receivers::{find_link, FakeTwilio};
 use pausepoint_tests::{admin_create_key, run_pp, sms_pause, Client, ServerProcess};
 
+use pausepoint_api::DeliveryStatus;
 use reqwest::StatusCode;
 
 #[tokio::test]
@@ -50,7 +51,7 @@ async fn nothing_acknowledged_before_a_kill_9_is_lost() {
         let delivery = client.delivered(*id).await.delivery.unwrap();
 
         if i % 3 != 0 {
-            assert_eq!(delivery.status, "logged");
+            assert_eq!(delivery.status, DeliveryStatus::Logged);
         }
     }
     let report = client.get_path("/v1/audit/verify").await;
@@ -243,7 +244,7 @@ async fn links_reach_the_human_and_never_the_log() {
         .unwrap();
     let sms_link = find_link(&received["Body"]).unwrap();
     let delivered = client.delivered(email.pause_id).await;
-    assert_eq!(delivered.delivery.unwrap().status, "logged");
+    assert_eq!(delivered.delivery.unwrap().status, DeliveryStatus::Logged);
     let printed = server.printed();
     let email_link = printed
         .lines()

@@ -128,7 +128,7 @@ struct Hashed<'a> {
 
 impl AuditEvent {
     /// The hash this event must carry, given the hash of the event before it.
-    pub fn chain_hash(&self, prev_hash: &str) -> String {
+    pub fn chain_hash(&self, prev_hash: &str) -> Result<String, serde_json::Error> {
         chain_hash(
             prev_hash,
             &self.event_id,
@@ -142,7 +142,8 @@ impl AuditEvent {
     }
 }
 
-/// `hex(SHA-256(prev_hash || JCS(event)))` over the fields of an event.
+/// `hex(SHA-256(prev_hash || JCS(event)))` over the fields of an event. Fails, rather than
+/// hash something else, when the event cannot be put in canonical form.
 #[allow(clippy::too_many_arguments)]
 pub fn chain_hash(
     prev_hash: &str,
@@ -153,7 +154,7 @@ pub fn chain_hash(
     actor: &str,
     occurred_at: &Timestamp,
     data: &Value,
-) -> String {
+) -> Result<String, serde_json::Error> {
     let hashed = Hashed {
         event_id,
         seq,
@@ -163,12 +164,11 @@ pub fn chain_hash(
         occurred_at,
         data,
     };
-    // Serialising plain structs and JSON values cannot fail.
-    let canonical = serde_jcs::to_vec(&hashed).unwrap_or_default();
+    let canonical = serde_jcs::to_vec(&hashed)?;
     let mut hasher = Sha256::new();
     hasher.update(prev_hash.as_bytes());
     hasher.update(&canonical);
-    hex::encode(hasher.finalize())
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// One page of `GET /v1/audit`, oldest first.
@@ -216,7 +216,7 @@ mod tests {
             prev_hash: GENESIS_HASH.into(),
             hash: String::new(),
         };
-        event.hash = event.chain_hash(GENESIS_HASH);
+        event.hash = event.chain_hash(GENESIS_HASH).unwrap();
 
         // An auditor's recomputation from the exported JSON: drop the hashes, JCS, SHA-256.
         let mut exported = serde_json::to_value(&event).unwrap();
@@ -229,6 +229,6 @@ mod tests {
         assert_eq!(hex::encode(hasher.finalize()), event.hash);
 
         event.data = serde_json::json!({"b": 2, "a": [1, 2]});
-        assert_ne!(event.chain_hash(GENESIS_HASH), event.hash);
+        assert_ne!(event.chain_hash(GENESIS_HASH).unwrap(), event.hash);
     }
 }

@@ -17,5 +17,5 @@ pub mod webhooks;
 
 pub use audit::{AuditEvent, AuditEventKind, AuditPage, VerifyReport};
 pub use error::{ErrorBody, ErrorDetail};
-pub use pause::{Channel, CreatePause, Delivery, Pause, PauseList, PauseStatus};
+pub use pause::{Channel, CreatePause, Delivery, DeliveryStatus, Pause, PauseList, PauseStatus};
 pub use validation::{Decision, NewPause, ValidationError};

@@ -111,11 +111,64 @@ impl FromStr for Channel {
     }
 }
 
+/// Where a notification to a human stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Not sent yet, or waiting to be tried again.
+    Pending,
+    /// Accepted by the provider.
+    Sent,
+    /// Printed on the server's console: no provider is configured for the channel.
+    Logged,
+    /// Given up: refused, or every retry failed.
+    Failed,
+    /// Not sent: the pause was decided first.
+    Skipped,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 5] = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Sent,
+        DeliveryStatus::Logged,
+        DeliveryStatus::Failed,
+        DeliveryStatus::Skipped,
+    ];
+
+    /// The name used on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Logged => "logged",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Skipped => "skipped",
+        }
+    }
+}
+
+impl fmt::Display for DeliveryStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DeliveryStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        DeliveryStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| format!("unknown delivery status {s:?}"))
+    }
+}
+
 /// How far the notification to the human has got.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
-    /// `pending`, `sent`, `logged` or `failed`.
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: u32,
     pub last_error: Option<String>,
 }

@@ -11,21 +11,122 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::pause::Pause;
+use crate::pause::{Pause, PauseStatus};
 
 /// Every secret starts with this.
 pub const SECRET_PREFIX: &str = "whsec_";
 /// How far a `webhook-timestamp` may be from the receiver's clock (the spec's 5 minutes).
 pub const TOLERANCE_SECONDS: i64 = 5 * 60;
 
+/// What a webhook event announces: the decision a pause came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WebhookEventType {
+    #[serde(rename = "pause.responded")]
+    Responded,
+    #[serde(rename = "pause.timed_out")]
+    TimedOut,
+    #[serde(rename = "pause.cancelled")]
+    Cancelled,
+}
+
+impl WebhookEventType {
+    pub const ALL: [WebhookEventType; 3] = [
+        WebhookEventType::Responded,
+        WebhookEventType::TimedOut,
+        WebhookEventType::Cancelled,
+    ];
+
+    /// The event announcing that a pause reached `status`; none for `pending`, which is
+    /// never announced.
+    pub fn for_status(status: PauseStatus) -> Option<WebhookEventType> {
+        match status {
+            PauseStatus::Pending => None,
+            PauseStatus::Responded => Some(WebhookEventType::Responded),
+            PauseStatus::TimedOut => Some(WebhookEventType::TimedOut),
+            PauseStatus::Cancelled => Some(WebhookEventType::Cancelled),
+        }
+    }
+
+    /// The name used on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookEventType::Responded => "pause.responded",
+            WebhookEventType::TimedOut => "pause.timed_out",
+            WebhookEventType::Cancelled => "pause.cancelled",
+        }
+    }
+}
+
+impl fmt::Display for WebhookEventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for WebhookEventType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        WebhookEventType::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| format!("unknown webhook event type {s:?}"))
+    }
+}
+
 /// The body of every webhook: `{"type", "timestamp", "data": <the pause>}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WebhookEvent {
-    /// `pause.responded`, `pause.timed_out` or `pause.cancelled`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: WebhookEventType,
     pub timestamp: Timestamp,
     pub data: Pause,
+}
+
+/// Where a webhook event stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookStatus {
+    /// Not sent yet, or waiting to be tried again.
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Given up: 410 Gone, a refused URL, or every retry failed.
+    Failed,
+}
+
+impl WebhookStatus {
+    pub const ALL: [WebhookStatus; 3] = [
+        WebhookStatus::Pending,
+        WebhookStatus::Delivered,
+        WebhookStatus::Failed,
+    ];
+
+    /// The name used on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookStatus::Pending => "pending",
+            WebhookStatus::Delivered => "delivered",
+            WebhookStatus::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for WebhookStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for WebhookStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        WebhookStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| format!("unknown webhook status {s:?}"))
+    }
 }
 
 /// One event of a pause on its way to the pause's `webhook_url`.
@@ -34,10 +135,9 @@ pub struct WebhookDelivery {
     /// The `webhook-id` header: the same on every attempt.
     pub event_id: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: WebhookEventType,
     pub url: String,
-    /// `pending`, `delivered` or `failed`.
-    pub status: String,
+    pub status: WebhookStatus,
     pub attempts: u32,
     pub next_attempt_at: Option<Timestamp>,
     pub created_at: Timestamp,

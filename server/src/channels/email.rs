@@ -7,9 +7,10 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use url::Url;
 
-use super::{Attempt, Notice};
+use super::Notice;
 use crate::config::SmtpConfig;
 use crate::views;
+use crate::work::outcome::SendOutcome;
 
 /// A configured SMTP server and sender.
 pub struct Smtp {
@@ -56,22 +57,23 @@ impl Smtp {
         })
     }
 
-    pub async fn send(&self, notice: &Notice<'_>) -> Attempt {
+    pub async fn send(&self, notice: &Notice<'_>) -> SendOutcome {
         let message = match self.message(notice) {
             Ok(message) => message,
-            Err(e) => return Attempt::Permanent(e),
+            Err(error) => return SendOutcome::Refused { error },
         };
         match self.transport.send(message).await {
-            Ok(response) => Attempt::Sent {
+            Ok(response) => SendOutcome::Delivered {
                 via: "smtp",
                 reference: response.message().next().map(str::to_owned),
             },
-            Err(e) if e.is_permanent() => {
-                Attempt::Permanent(format!("the mail server refused the message: {e}"))
-            }
-            Err(e) => Attempt::Transient(format!(
-                "could not hand the message to the mail server: {e}"
-            )),
+            Err(e) if e.is_permanent() => SendOutcome::Refused {
+                error: format!("the mail server refused the message: {e}"),
+            },
+            Err(e) => SendOutcome::RetryLater {
+                error: format!("could not hand the message to the mail server: {e}"),
+                after: None,
+            },
         }
     }
 

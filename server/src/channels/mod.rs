@@ -1,5 +1,5 @@
-//! The channels that reach a human, each behind one `send`: a notice in, an [`Attempt`]
-//! out. The delivery worker ([`crate::work::deliveries`]) decides when to send and what
+//! The channels that reach a human, each behind one `send`: a notice in, a
+//! [`SendOutcome`] out. The delivery worker ([`crate::work::deliveries`]) decides when to send and what
 //! to record.
 //!
 //! - [`sms`]: Twilio. - [`email`]: SMTP. - [`slack`]: incoming webhooks.
@@ -16,6 +16,7 @@ use pausepoint_api::{Channel, Pause};
 
 use crate::config::Config;
 use crate::outbound;
+use crate::work::outcome::SendOutcome;
 
 /// What a channel is given to send.
 pub struct Notice<'a> {
@@ -24,22 +25,6 @@ pub struct Notice<'a> {
     /// The response link; it appears nowhere but in the message to the human.
     pub link: String,
     pub now: Timestamp,
-}
-
-/// How one attempt went.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attempt {
-    /// Accepted by the provider.
-    Sent {
-        via: &'static str,
-        reference: Option<String>,
-    },
-    /// Printed on the console: no provider is configured for the channel.
-    Logged,
-    /// Down, slow or busy: worth trying again.
-    Transient(String),
-    /// Refused: trying again would not help.
-    Permanent(String),
 }
 
 /// The providers, as configured.
@@ -67,7 +52,7 @@ impl Channels {
         }
     }
 
-    pub async fn send(&self, notice: &Notice<'_>) -> Attempt {
+    pub async fn send(&self, notice: &Notice<'_>) -> SendOutcome {
         match notice.pause.channel {
             Channel::Sms => match &self.twilio {
                 Some(twilio) => twilio.send(notice).await,
@@ -83,11 +68,11 @@ impl Channels {
 }
 
 /// The "logged" channel: the link goes to the console (stdout), never into the log.
-fn console(notice: &Notice<'_>) -> Attempt {
+fn console(notice: &Notice<'_>) -> SendOutcome {
     let pause = notice.pause;
     println!(
         "Delivery ({} to {}, no provider configured): {:?}\n  Answer at {}",
         pause.channel, pause.recipient, pause.message, notice.link
     );
-    Attempt::Logged
+    SendOutcome::Logged
 }

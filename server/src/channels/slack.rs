@@ -2,13 +2,14 @@
 
 use serde_json::{json, Value};
 
-use super::{Attempt, Notice};
+use super::Notice;
+use crate::work::outcome::{provider_verdict, SendOutcome, Verdict};
 use crate::{outbound, views};
 
 /// Slack's limit on a button's text.
 const MAX_BUTTON_CHARS: usize = 75;
 
-pub async fn send(http: &reqwest::Client, notice: &Notice<'_>) -> Attempt {
+pub async fn send(http: &reqwest::Client, notice: &Notice<'_>) -> SendOutcome {
     let response = http
         .post(&notice.pause.recipient)
         .json(&blocks(notice))
@@ -16,11 +17,16 @@ pub async fn send(http: &reqwest::Client, notice: &Notice<'_>) -> Attempt {
         .await;
     let response = match response {
         Ok(response) => response,
-        Err(e) => return Attempt::Transient(format!("Slack: {}", outbound::describe(&e))),
+        Err(e) => {
+            return SendOutcome::RetryLater {
+                error: format!("Slack: {}", outbound::describe(&e)),
+                after: None,
+            }
+        }
     };
     let status = response.status();
     if status.is_success() {
-        return Attempt::Sent {
+        return SendOutcome::Delivered {
             via: "slack",
             reference: None,
         };
@@ -33,10 +39,9 @@ pub async fn send(http: &reqwest::Client, notice: &Notice<'_>) -> Attempt {
         .take(200)
         .collect();
     let error = format!("Slack answered {status}: {text}");
-    if status.is_server_error() || status.as_u16() == 429 {
-        Attempt::Transient(error)
-    } else {
-        Attempt::Permanent(error)
+    match provider_verdict(status.as_u16()) {
+        Verdict::Transient => SendOutcome::RetryLater { error, after: None },
+        Verdict::Accepted | Verdict::Permanent => SendOutcome::Refused { error },
     }
 }
 

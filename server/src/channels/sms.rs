@@ -3,9 +3,10 @@
 use pausepoint_api::Pause;
 use serde::Deserialize;
 
-use super::{Attempt, Notice};
+use super::Notice;
 use crate::config::TwilioConfig;
 use crate::outbound;
+use crate::work::outcome::{provider_verdict, SendOutcome, Verdict};
 
 /// Twilio refuses longer bodies.
 pub const MAX_BODY_CHARS: usize = 1600;
@@ -38,7 +39,7 @@ impl Twilio {
         Twilio { config, http }
     }
 
-    pub async fn send(&self, notice: &Notice<'_>) -> Attempt {
+    pub async fn send(&self, notice: &Notice<'_>) -> SendOutcome {
         let url = format!(
             "{}/2010-04-01/Accounts/{}/Messages.json",
             self.config.api_url.trim_end_matches('/'),
@@ -68,7 +69,12 @@ impl Twilio {
             .await;
         let response = match response {
             Ok(response) => response,
-            Err(e) => return Attempt::Transient(format!("Twilio: {}", outbound::describe(&e))),
+            Err(e) => {
+                return SendOutcome::RetryLater {
+                    error: format!("Twilio: {}", outbound::describe(&e)),
+                    after: None,
+                }
+            }
         };
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
@@ -76,7 +82,7 @@ impl Twilio {
             let sid = serde_json::from_str::<TwilioMessage>(&text)
                 .ok()
                 .and_then(|m| m.sid);
-            return Attempt::Sent {
+            return SendOutcome::Delivered {
                 via: "twilio",
                 reference: sid,
             };
@@ -92,10 +98,9 @@ impl Twilio {
             _ => text.chars().take(200).collect(),
         };
         let error = format!("Twilio answered {status}: {detail}");
-        if status.is_server_error() || status.as_u16() == 429 {
-            Attempt::Transient(error)
-        } else {
-            Attempt::Permanent(error)
+        match provider_verdict(status.as_u16()) {
+            Verdict::Transient => SendOutcome::RetryLater { error, after: None },
+            Verdict::Accepted | Verdict::Permanent => SendOutcome::Refused { error },
         }
     }
 }

@@ -4,15 +4,24 @@
 
 use pausepoint_api::audit::GENESIS_HASH;
 use pausepoint_api::VerifyReport;
-use uuid::Uuid;
 
+use crate::ids::ProjectId;
 use crate::store::audit::AuditFilter;
 use crate::store::{Store, StoreError};
 
 const PAGE: u32 = 1000;
 
+/// Makes sure every event of the project committed before this call is on its chain, so
+/// that a read after a write sees the write (on PostgreSQL events are chained just after
+/// their commit; on SQLite at it).
+pub async fn caught_up(store: &Store, project_id: ProjectId) -> Result<(), StoreError> {
+    store.sequence_pending(project_id, false).await?;
+    Ok(())
+}
+
 /// Walks the whole chain of `project_id` and reports the first event out of place.
-pub async fn verify(store: &Store, project_id: Uuid) -> Result<VerifyReport, StoreError> {
+pub async fn verify(store: &Store, project_id: ProjectId) -> Result<VerifyReport, StoreError> {
+    caught_up(store, project_id).await?;
     let (head_seq, head_hash) = store.audit_head(project_id).await?;
     let mut checked: u64 = 0;
     let mut expected_seq = 1;
@@ -27,7 +36,7 @@ pub async fn verify(store: &Store, project_id: Uuid) -> Result<VerifyReport, Sto
     };
     loop {
         let page = match store
-            .audit_events(project_id, &filter, Some(expected_seq - 1), PAGE)
+            .audit_events(project_id, filter.clone(), Some(expected_seq - 1), PAGE)
             .await
         {
             Ok(page) => page,
@@ -66,7 +75,13 @@ pub async fn verify(store: &Store, project_id: Uuid) -> Result<VerifyReport, Sto
                     "prev_hash does not match the event before".into(),
                 ));
             }
-            if event.chain_hash(&prev_hash) != event.hash {
+            let recomputed = event.chain_hash(&prev_hash).map_err(|e| {
+                StoreError::corrupt(
+                    "audit_events",
+                    format!("cannot hash event {}: {e}", event.seq),
+                )
+            })?;
+            if recomputed != event.hash {
                 return Ok(bad(
                     event.seq,
                     checked,

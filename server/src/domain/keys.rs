@@ -7,10 +7,13 @@ use pausepoint_api::AuditEventKind;
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
+use crate::domain::webhooks;
+use crate::hub::Change;
+use crate::ids::KeyId;
 use crate::store::keys::KeyRecord;
-use crate::store::{Store, StoreError};
+use crate::store::projects::Project;
+use crate::store::{Actor, Store, StoreError, Tx};
 
 /// Every key starts with this.
 pub const KEY_PREFIX: &str = "pp_live_";
@@ -30,73 +33,96 @@ pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-/// The audit actor for requests made with this key.
-pub fn actor(key_id: Uuid) -> String {
-    format!("api_key:{key_id}")
-}
-
-/// Makes a key for `project` (created when missing) and records `key.created`.
+/// Makes a key for `project` (created, with its first webhook secret, when missing) and
+/// records `key.created`.
 pub async fn create_key(
     store: &Store,
     project: &str,
     name: &str,
-    actor: &str,
+    actor: Actor,
     now: Timestamp,
 ) -> Result<NewKey, StoreError> {
     let key = format!(
         "{KEY_PREFIX}{}",
         Alphanumeric.sample_string(&mut rand::rng(), 32)
     );
-    let prefix = &key[..SHOWN_PREFIX_CHARS];
-    let mut tx = store.begin().await?;
-    let project = Store::ensure_project(&mut tx, project, now).await?;
-    let id = Store::insert_key(&mut tx, project.id, name, prefix, &hash_key(&key), now).await?;
-    Store::append_audit(
-        &mut tx,
-        project.id,
-        AuditEventKind::KeyCreated,
-        None,
-        actor,
-        json!({ "key_id": id, "name": name, "prefix": prefix, "project": project.name }),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    let record = KeyRecord {
-        id,
-        project_id: project.id,
-        project_name: project.name,
-        name: name.to_owned(),
-        prefix: prefix.to_owned(),
-        created_at: Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now),
-        revoked_at: None,
-    };
+    let prefix = key[..SHOWN_PREFIX_CHARS].to_owned();
+    let hash = hash_key(&key);
+    let (project, name) = (project.to_owned(), name.to_owned());
+    let record = store
+        .write(move |tx| {
+            Box::pin(async move {
+                let project = ensure_project(tx, &project, now).await?;
+                let id = tx.insert_key(project.id, &name, &prefix, &hash, now).await?;
+                tx.append_audit(
+                    project.id,
+                    AuditEventKind::KeyCreated,
+                    None,
+                    &actor,
+                    json!({ "key_id": id, "name": name, "prefix": prefix, "project": project.name }),
+                    now,
+                );
+                tx.announce(Change::KeysChanged);
+                Ok::<_, StoreError>(KeyRecord {
+                    id,
+                    project_id: project.id,
+                    project_name: project.name,
+                    name,
+                    prefix,
+                    created_at: Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now),
+                    revoked_at: None,
+                })
+            })
+        })
+        .await?;
+    // Run by `pp admin` with no server, nothing else would chain the event (PostgreSQL).
+    super::audit::caught_up(store, record.project_id).await?;
     Ok(NewKey { record, key })
+}
+
+/// The project named `name`, made with its first webhook secret when missing.
+pub async fn ensure_project(
+    tx: &mut Tx,
+    name: &str,
+    now: Timestamp,
+) -> Result<Project, StoreError> {
+    let (project, made) = tx.ensure_project(name, now).await?;
+    if made {
+        webhooks::add_first_secret(tx, project.id, now).await?;
+    }
+    Ok(project)
 }
 
 /// Revokes a live key and records `key.revoked`; None when no live key has this id.
 pub async fn revoke_key(
     store: &Store,
-    id: Uuid,
-    actor: &str,
+    id: KeyId,
+    actor: Actor,
     now: Timestamp,
 ) -> Result<Option<KeyRecord>, StoreError> {
-    let mut tx = store.begin().await?;
-    let Some(record) = Store::revoke_key(&mut tx, id, now).await? else {
-        return Ok(None);
-    };
-    Store::append_audit(
-        &mut tx,
-        record.project_id,
-        AuditEventKind::KeyRevoked,
-        None,
-        actor,
-        json!({ "key_id": record.id, "name": record.name, "prefix": record.prefix, "project": record.project_name }),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Some(record))
+    let revoked = store
+        .write(move |tx| {
+            Box::pin(async move {
+                let Some(record) = tx.revoke_key(id, now).await? else {
+                    return Ok(None);
+                };
+                tx.append_audit(
+                    record.project_id,
+                    AuditEventKind::KeyRevoked,
+                    None,
+                    &actor,
+                    json!({ "key_id": record.id, "name": record.name, "prefix": record.prefix, "project": record.project_name }),
+                    now,
+                );
+                tx.announce(Change::KeysChanged);
+                Ok::<_, StoreError>(Some(record))
+            })
+        })
+        .await?;
+    if let Some(record) = &revoked {
+        super::audit::caught_up(store, record.project_id).await?;
+    }
+    Ok(revoked)
 }
 
 /// The live key a caller presented, if any.

@@ -10,6 +10,8 @@ use jiff::{SignedDuration, Timestamp};
 use sha2::Sha256;
 use uuid::Uuid;
 
+use crate::ids::PauseId;
+
 use crate::store::{Store, StoreError};
 
 /// How long after a pause's deadline its link still shows what became of it.
@@ -65,10 +67,10 @@ impl Links {
     }
 
     /// The token of a link to `pause_id` that works until `expires`.
-    pub fn token(&self, pause_id: Uuid, expires: Timestamp) -> String {
+    pub fn token(&self, pause_id: PauseId, expires: Timestamp) -> String {
         let seconds = u32::try_from(expires.as_second().max(0)).unwrap_or(u32::MAX);
         let mut bytes = [0u8; TOKEN_BYTES];
-        bytes[..ID_BYTES].copy_from_slice(pause_id.as_bytes());
+        bytes[..ID_BYTES].copy_from_slice(pause_id.as_uuid().as_bytes());
         bytes[ID_BYTES..ID_BYTES + EXPIRY_BYTES].copy_from_slice(&seconds.to_be_bytes());
         let tag = self
             .mac(&bytes[..ID_BYTES + EXPIRY_BYTES])
@@ -79,7 +81,7 @@ impl Links {
     }
 
     /// The token for a pause: valid until a week after the pause's own deadline.
-    pub fn token_for(&self, pause_id: Uuid, pause_expires_at: Timestamp) -> String {
+    pub fn token_for(&self, pause_id: PauseId, pause_expires_at: Timestamp) -> String {
         let expires = pause_expires_at
             .checked_add(LINK_GRACE)
             .unwrap_or(pause_expires_at);
@@ -88,7 +90,7 @@ impl Links {
 
     /// The pause a token opens at `now`. The tag is checked (in constant time) before
     /// anything else is believed, so a forged token learns nothing, not even its expiry.
-    pub fn verify(&self, token: &str, now: Timestamp) -> Result<Uuid, LinkError> {
+    pub fn verify(&self, token: &str, now: Timestamp) -> Result<PauseId, LinkError> {
         if token.len() != 48 {
             return Err(LinkError::Invalid);
         }
@@ -108,7 +110,9 @@ impl Links {
         if i64::from(u32::from_be_bytes(expiry)) <= now.as_second() {
             return Err(LinkError::Expired);
         }
-        Uuid::from_slice(&signed[..ID_BYTES]).map_err(|_| LinkError::Invalid)
+        Uuid::from_slice(&signed[..ID_BYTES])
+            .map(PauseId::from)
+            .map_err(|_| LinkError::Invalid)
     }
 
     fn mac(&self, message: &[u8]) -> Hmac<Sha256> {
@@ -137,7 +141,7 @@ mod tests {
     #[test]
     fn a_token_opens_its_pause_until_it_expires() {
         let links = Links::from_key([7; 32]);
-        let id = Uuid::now_v7();
+        let id = PauseId::new();
         let token = links.token(id, now() + SignedDuration::from_secs(60));
         assert_eq!(token.len(), 48);
         assert!(token
@@ -153,7 +157,7 @@ mod tests {
     #[test]
     fn any_changed_character_is_invalid() {
         let links = Links::from_key([7; 32]);
-        let token = links.token(Uuid::now_v7(), now() + SignedDuration::from_hours(1));
+        let token = links.token(PauseId::new(), now() + SignedDuration::from_hours(1));
         let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         for i in 0..token.len() {
             for c in alphabet

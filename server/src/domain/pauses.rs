@@ -1,8 +1,7 @@
 //! The life of a pause: create, wait, and the one-way move from `pending` to responded,
-//! timed out or cancelled. Every change is one transaction holding the status change and
-//! its audit event; waiters are woken only after it commits.
+//! timed out or cancelled. Every change is one write holding the status change, its audit
+//! event and its webhook event; waiters are woken only after it commits.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -10,13 +9,13 @@ use pausepoint_api::validation::NewPause;
 use pausepoint_api::{AuditEventKind, Decision, Pause, PauseStatus, ValidationError};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::domain::webhooks;
-use crate::hub::Wakeups;
+use crate::hub::Change;
+use crate::ids::{PauseId, ProjectId};
+pub use crate::store::pauses::Idempotency;
 use crate::store::pauses::Outcome;
-use crate::store::{Store, StoreError};
-use crate::Bells;
+use crate::store::{Actor, Store, StoreError, Tx};
 
 /// Why an operation on a pause did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -35,12 +34,6 @@ pub enum PauseError {
     Store(#[from] StoreError),
 }
 
-/// The `Idempotency-Key` of a create, with a hash of the request it came with.
-pub struct Idempotency {
-    pub key: String,
-    pub request_hash: String,
-}
-
 /// A create's result: the pause, and whether an earlier request had already made it.
 pub struct Created {
     pub pause: Pause,
@@ -51,17 +44,11 @@ pub struct Created {
 #[derive(Clone)]
 pub struct Pauses {
     store: Store,
-    wakeups: Arc<Wakeups>,
-    bells: Arc<Bells>,
 }
 
 impl Pauses {
-    pub fn new(store: Store, wakeups: Arc<Wakeups>, bells: Arc<Bells>) -> Pauses {
-        Pauses {
-            store,
-            wakeups,
-            bells,
-        }
+    pub fn new(store: Store) -> Pauses {
+        Pauses { store }
     }
 
     /// Stores a new pending pause and records `pause.created`. With an idempotency key
@@ -69,14 +56,17 @@ impl Pauses {
     /// request differs).
     pub async fn create(
         &self,
-        project_id: Uuid,
-        actor: &str,
-        pause: &NewPause,
-        idempotency: Option<&Idempotency>,
+        project_id: ProjectId,
+        actor: Actor,
+        pause: NewPause,
+        idempotency: Option<Idempotency>,
     ) -> Result<Created, PauseError> {
+        let retry = (pause.clone(), idempotency.clone(), actor.clone());
         match self.try_create(project_id, actor, pause, idempotency).await {
-            // Another request with the same key committed between our look-up and insert.
-            Err(PauseError::Store(e)) if idempotency.is_some() && e.is_unique_violation() => {
+            // Another server's request with the same key committed between our look-up
+            // and insert (PostgreSQL); on SQLite the one writer sees it first.
+            Err(PauseError::Store(e)) if retry.1.is_some() && e.is_unique_violation() => {
+                let (pause, idempotency, actor) = retry;
                 self.try_create(project_id, actor, pause, idempotency).await
             }
             result => result,
@@ -85,73 +75,71 @@ impl Pauses {
 
     async fn try_create(
         &self,
-        project_id: Uuid,
-        actor: &str,
-        pause: &NewPause,
-        idempotency: Option<&Idempotency>,
+        project_id: ProjectId,
+        actor: Actor,
+        pause: NewPause,
+        idempotency: Option<Idempotency>,
     ) -> Result<Created, PauseError> {
         let now = now();
-        let mut tx = self.store.begin().await?;
-        if let Some(idempotency) = idempotency {
-            if let Some(earlier) =
-                Store::pause_by_idempotency_key(&mut tx, project_id, &idempotency.key).await?
-            {
-                if earlier.request_hash.as_deref() != Some(idempotency.request_hash.as_str()) {
-                    return Err(PauseError::IdempotencyConflict);
-                }
-                return Ok(Created {
-                    pause: earlier.pause,
-                    replayed: true,
-                });
-            }
-        }
         let timeout = SignedDuration::try_from(pause.timeout).unwrap_or(SignedDuration::MAX);
         let expires_at = now
             .checked_add(timeout)
             .map_err(|e| ValidationError::new("timeout_seconds", e.to_string()))?;
-        let created = Store::insert_pause(
-            &mut tx,
-            project_id,
-            Uuid::now_v7(),
-            pause,
-            now,
-            expires_at,
-            idempotency.map(|i| i.key.as_str()),
-            idempotency.map(|i| i.request_hash.as_str()),
-        )
-        .await?;
-        Store::append_audit(
-            &mut tx,
-            project_id,
-            AuditEventKind::PauseCreated,
-            Some(created.pause_id),
-            actor,
-            json!({
-                "channel": created.channel,
-                "recipient": created.recipient,
-                "message": created.message,
-                "options": created.options,
-                "allow_text_response": created.allow_text_response,
-                "timeout_default": created.timeout_default,
-                "expires_at": created.expires_at,
-                "metadata": created.metadata,
-                "webhook_url": created.webhook_url,
-            }),
-            now,
-        )
-        .await?;
-        self.store.notify(&mut tx, crate::store::NEW_PAUSE).await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        self.bells.deliveries.notify_one();
-        self.bells.deadlines.notify_one();
-        Ok(Created {
-            pause: created,
-            replayed: false,
-        })
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    if let Some(idempotency) = &idempotency {
+                        if let Some(earlier) = tx
+                            .pause_by_idempotency_key(project_id, &idempotency.key)
+                            .await?
+                        {
+                            if earlier.request_hash.as_deref()
+                                != Some(idempotency.request_hash.as_str())
+                            {
+                                return Err(PauseError::IdempotencyConflict);
+                            }
+                            return Ok(Created {
+                                pause: earlier.pause,
+                                replayed: true,
+                            });
+                        }
+                    }
+                    let created = tx
+                        .insert_pause(project_id, &pause, now, expires_at, idempotency.as_ref())
+                        .await?;
+                    tx.append_audit(
+                        project_id,
+                        AuditEventKind::PauseCreated,
+                        Some(created.pause_id.into()),
+                        &actor,
+                        json!({
+                            "channel": created.channel,
+                            "recipient": created.recipient,
+                            "message": created.message,
+                            "options": created.options,
+                            "allow_text_response": created.allow_text_response,
+                            "timeout_default": created.timeout_default,
+                            "expires_at": created.expires_at,
+                            "metadata": created.metadata,
+                            "webhook_url": created.webhook_url,
+                        }),
+                        now,
+                    );
+                    tx.announce(Change::PauseCreated {
+                        pause_id: created.pause_id.into(),
+                        expires_at: created.expires_at,
+                    });
+                    Ok(Created {
+                        pause: created,
+                        replayed: false,
+                    })
+                })
+            })
+            .await
     }
 
     /// The project's pause.
-    pub async fn get(&self, project_id: Uuid, id: Uuid) -> Result<Pause, PauseError> {
+    pub async fn get(&self, project_id: ProjectId, id: PauseId) -> Result<Pause, PauseError> {
         self.store
             .pause(project_id, id)
             .await?
@@ -162,12 +150,12 @@ impl Pauses {
     /// as soon as `stop` is cancelled (the server is shutting down).
     pub async fn wait(
         &self,
-        project_id: Uuid,
-        id: Uuid,
+        project_id: ProjectId,
+        id: PauseId,
         wait: Duration,
         stop: &CancellationToken,
     ) -> Result<Pause, PauseError> {
-        let subscription = self.wakeups.subscribe(id);
+        let subscription = self.store.hub().subscribe(id);
         let woken = subscription.notify().notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
@@ -187,9 +175,9 @@ impl Pauses {
     /// The agent withdraws the question: pending -> cancelled.
     pub async fn cancel(
         &self,
-        project_id: Uuid,
-        id: Uuid,
-        actor: &str,
+        project_id: ProjectId,
+        id: PauseId,
+        actor: Actor,
     ) -> Result<Pause, PauseError> {
         self.finish(project_id, id, Outcome::Cancelled, actor, now())
             .await
@@ -199,11 +187,11 @@ impl Pauses {
     /// note only where the pause allows one.
     pub async fn respond(
         &self,
-        project_id: Uuid,
-        id: Uuid,
+        project_id: ProjectId,
+        id: PauseId,
         choice: &str,
         text: Option<&str>,
-        actor: &str,
+        actor: Actor,
     ) -> Result<Pause, PauseError> {
         let pause = self.get(project_id, id).await?;
         if pause.status.is_final() {
@@ -217,29 +205,49 @@ impl Pauses {
     /// Nobody answered: pending -> timed_out, allowed once `now` reaches `expires_at`.
     pub async fn time_out(
         &self,
-        project_id: Uuid,
-        id: Uuid,
+        project_id: ProjectId,
+        id: PauseId,
         now: Timestamp,
     ) -> Result<Pause, PauseError> {
-        self.finish(project_id, id, Outcome::TimedOut, "system", now)
+        self.finish(project_id, id, Outcome::TimedOut, Actor::System, now)
             .await
     }
 
-    /// Times out every pending pause whose deadline has passed at `now`; returns how many.
+    /// Times out every pending pause whose deadline has passed at `now`, a batch per
+    /// write; returns how many.
     pub async fn time_out_due(&self, now: Timestamp) -> Result<usize, PauseError> {
         let mut timed_out = 0;
         loop {
-            let due = self.store.pauses_due(now, 100).await?;
-            if due.is_empty() {
+            let (due, done): (usize, usize) = self
+                .store
+                .write(move |tx| {
+                    Box::pin(async move {
+                        let due = tx.pauses_due(now, 500).await?;
+                        let mut done = 0;
+                        for (project_id, id) in &due {
+                            match decide(
+                                tx,
+                                *project_id,
+                                *id,
+                                &Outcome::TimedOut,
+                                &Actor::System,
+                                now,
+                            )
+                            .await
+                            {
+                                Ok(_) => done += 1,
+                                // Decided a moment ago by someone else: nothing left to do.
+                                Err(PauseError::NotPending(_) | PauseError::Expired) => {}
+                                Err(e) => return Err(e),
+                            }
+                        }
+                        Ok((due.len(), done))
+                    })
+                })
+                .await?;
+            timed_out += done;
+            if due < 500 {
                 return Ok(timed_out);
-            }
-            for (project_id, id) in due {
-                match self.time_out(project_id, id, now).await {
-                    Ok(_) => timed_out += 1,
-                    // Decided a moment ago by someone else: nothing left to do.
-                    Err(PauseError::NotPending(_)) => {}
-                    Err(e) => return Err(e),
-                }
             }
         }
     }
@@ -247,92 +255,103 @@ impl Pauses {
     /// Records `pause.viewed` the first time the human opens the pause's link.
     pub async fn record_view(
         &self,
-        project_id: Uuid,
+        project_id: ProjectId,
         pause: &Pause,
         user_agent: &str,
     ) -> Result<(), PauseError> {
         let now = now();
-        let mut tx = self.store.begin().await?;
-        if Store::mark_viewed(&mut tx, pause.pause_id, now).await? {
-            let user_agent: String = user_agent.chars().take(200).collect();
-            Store::append_audit(
-                &mut tx,
-                project_id,
-                AuditEventKind::PauseViewed,
-                Some(pause.pause_id),
-                &format!("recipient:{}", pause.recipient),
-                json!({
-                    "channel": pause.channel,
-                    "recipient": pause.recipient,
-                    "message": pause.message,
-                    "options": pause.options,
-                    "user_agent": user_agent,
-                }),
-                now,
-            )
-            .await?;
-            tx.commit().await.map_err(StoreError::from)?;
-        }
-        Ok(())
-    }
-
-    /// Wakes this server's long-polls on `pause_id` (decided on another server).
-    pub fn wake(&self, pause_id: Uuid) {
-        self.wakeups.wake(pause_id);
+        let user_agent: String = user_agent.chars().take(200).collect();
+        let id = PauseId::from(pause.pause_id);
+        let actor = Actor::Recipient(pause.recipient.clone());
+        let data = json!({
+            "channel": pause.channel,
+            "recipient": pause.recipient,
+            "message": pause.message,
+            "options": pause.options,
+            "user_agent": user_agent,
+        });
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    if tx.mark_viewed(id, now).await? {
+                        tx.append_audit(
+                            project_id,
+                            AuditEventKind::PauseViewed,
+                            Some(id),
+                            &actor,
+                            data,
+                            now,
+                        );
+                    }
+                    Ok::<_, PauseError>(())
+                })
+            })
+            .await
     }
 
     /// How many pauses have a long-poll waiting on them right now.
     pub fn watching(&self) -> usize {
-        self.wakeups.watched()
+        self.store.hub().watched()
     }
 
     /// The earliest deadline among pending pauses.
     pub async fn next_expiry(&self) -> Result<Option<Timestamp>, PauseError> {
-        Ok(self.store.next_expiry().await?)
+        Ok(self.store.read(|conn| Box::pin(conn.next_expiry())).await?)
     }
 
     async fn finish(
         &self,
-        project_id: Uuid,
-        id: Uuid,
+        project_id: ProjectId,
+        id: PauseId,
         outcome: Outcome,
-        actor: &str,
+        actor: Actor,
         now: Timestamp,
     ) -> Result<Pause, PauseError> {
-        let mut tx = self.store.begin().await?;
-        let Some(pause) = Store::finish_pause(&mut tx, project_id, id, &outcome, now).await? else {
-            drop(tx);
-            let current = self.get(project_id, id).await?;
-            return Err(if current.status.is_final() {
-                PauseError::NotPending(current.status)
-            } else {
-                PauseError::Expired
-            });
-        };
-        let event = match outcome {
-            Outcome::Responded(_) => AuditEventKind::PauseResponded,
-            Outcome::TimedOut => AuditEventKind::PauseTimedOut,
-            Outcome::Cancelled => AuditEventKind::PauseCancelled,
-        };
-        Store::append_audit(
-            &mut tx,
-            project_id,
-            event,
-            Some(id),
-            actor,
-            decision_context(&pause),
-            now,
-        )
-        .await?;
-        let webhook = webhooks::enqueue(&mut tx, project_id, &pause, now).await?;
-        self.store.notify(&mut tx, &id.to_string()).await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        self.wakeups.wake(id);
-        if webhook {
-            self.bells.webhooks.notify_one();
-        }
-        Ok(pause)
+        self.store
+            .write(move |tx| {
+                Box::pin(async move { decide(tx, project_id, id, &outcome, &actor, now).await })
+            })
+            .await
     }
+}
+
+/// The decision itself: the conditional status change, its audit event, its webhook
+/// event, and the news that the pause is decided.
+async fn decide(
+    tx: &mut Tx,
+    project_id: ProjectId,
+    id: PauseId,
+    outcome: &Outcome,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<Pause, PauseError> {
+    let Some(pause) = tx.finish_pause(project_id, id, outcome, now).await? else {
+        let current = tx
+            .pause(project_id, id)
+            .await?
+            .ok_or(PauseError::NotFound)?;
+        return Err(if current.status.is_final() {
+            PauseError::NotPending(current.status)
+        } else {
+            PauseError::Expired
+        });
+    };
+    let event = match outcome {
+        Outcome::Responded(_) => AuditEventKind::PauseResponded,
+        Outcome::TimedOut => AuditEventKind::PauseTimedOut,
+        Outcome::Cancelled => AuditEventKind::PauseCancelled,
+    };
+    tx.append_audit(
+        project_id,
+        event,
+        Some(id),
+        actor,
+        decision_context(&pause),
+        now,
+    );
+    webhooks::enqueue(tx, project_id, &pause, now).await?;
+    tx.announce(Change::PauseDecided { pause_id: id });
+    Ok(pause)
 }
 
 /// What an auditor needs to see about a decision: the outcome and what was asked.

@@ -9,12 +9,13 @@ use futures_util::stream;
 use jiff::Timestamp;
 use pausepoint_api::{AuditEvent, AuditEventKind, AuditPage, VerifyReport};
 use serde::Deserialize;
-use uuid::Uuid;
 
 use super::error::ApiError;
 use super::extract::{Caller, QueryParams};
 use super::pauses::page_size;
 use super::AppState;
+use crate::domain::audit::caught_up;
+use crate::ids::PauseId;
 use crate::store::audit::AuditFilter;
 
 const DEFAULT_PAGE: u32 = 100;
@@ -64,7 +65,7 @@ impl AuditQuery {
             pause_id: self
                 .pause_id
                 .as_deref()
-                .map(Uuid::parse_str)
+                .map(str::parse::<PauseId>)
                 .transpose()
                 .map_err(|_| ApiError::invalid("pause_id", "pause_id is not a pause id"))?,
             event: self
@@ -87,6 +88,7 @@ pub async fn query(
 ) -> Result<Json<AuditPage>, ApiError> {
     let filter = query.filter()?;
     let limit = page_size(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
+    caught_up(state.app.store(), caller.project_id()).await?;
     let after = query
         .cursor
         .as_deref()
@@ -96,7 +98,7 @@ pub async fn query(
     let mut data = state
         .app
         .store()
-        .audit_events(caller.project_id(), &filter, after, limit + 1)
+        .audit_events(caller.project_id(), filter, after, limit + 1)
         .await?;
     let next_cursor = if data.len() > limit as usize {
         data.truncate(limit as usize);
@@ -133,6 +135,7 @@ pub async fn export(
     };
     let store = state.app.store().clone();
     let project_id = caller.project_id();
+    caught_up(&store, project_id).await?;
     // State: the last seq sent, or None before the first batch; Some(-1) once done.
     let batches = stream::unfold(Some(None::<i64>), move |position| {
         let store = store.clone();
@@ -140,7 +143,7 @@ pub async fn export(
         async move {
             let after = position?;
             let events = match store
-                .audit_events(project_id, &filter, after, EXPORT_BATCH)
+                .audit_events(project_id, filter, after, EXPORT_BATCH)
                 .await
             {
                 Ok(events) => events,

@@ -8,12 +8,13 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::error::ApiError;
 use super::{AppState, BODY_LIMIT};
 use crate::domain::keys;
+use crate::ids::ProjectId;
 use crate::store::keys::KeyRecord;
+use crate::store::Actor;
 
 /// The project and key behind a request, from `Authorization: Bearer <key>`.
 pub struct Caller {
@@ -21,13 +22,13 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn project_id(&self) -> Uuid {
+    pub fn project_id(&self) -> ProjectId {
         self.key.project_id
     }
 
-    /// How the audit log names this caller.
-    pub fn actor(&self) -> String {
-        keys::actor(self.key.id)
+    /// Who the audit log says acted.
+    pub fn actor(&self) -> Actor {
+        Actor::ApiKey(self.key.id)
     }
 }
 

@@ -9,11 +9,12 @@ use axum::response::{Html, IntoResponse, Response};
 use maud::Markup;
 use pausepoint_api::{Pause, PauseStatus};
 use serde::Deserialize;
-use uuid::Uuid;
 
 use super::AppState;
 use crate::domain::links::LinkError;
 use crate::domain::pauses::{self, PauseError};
+use crate::ids::{PauseId, ProjectId};
+use crate::store::Actor;
 use crate::views;
 
 /// An HTML page with the response page's headers.
@@ -45,7 +46,7 @@ impl IntoResponse for Page {
 
 /// A pause opened by a valid link, with the name of the project that asks.
 struct Opened {
-    project_id: Uuid,
+    project_id: ProjectId,
     project: String,
     pause: Pause,
 }
@@ -154,23 +155,28 @@ pub async fn answer(State(state): State<AppState>, Path(token): Path<String>, bo
         );
     };
     let pause = &opened.pause;
-    let actor = format!("recipient:{}", pause.recipient);
+    let actor = Actor::Recipient(pause.recipient.clone());
     let result = state
         .app
         .pauses()
         .respond(
             opened.project_id,
-            pause.pause_id,
+            PauseId::from(pause.pause_id),
             &answer.choice,
             answer.note.as_deref(),
-            &actor,
+            actor,
         )
         .await;
     match result {
         Ok(decided) => Page(StatusCode::OK, views::recorded(&decided, &opened.project)),
         Err(PauseError::NotPending(_) | PauseError::Expired) => {
             // Show the state that won, read afresh.
-            let current = match state.app.store().pause_anywhere(pause.pause_id).await {
+            let current = match state
+                .app
+                .store()
+                .pause_anywhere(PauseId::from(pause.pause_id))
+                .await
+            {
                 Ok(Some((_, current))) => current,
                 Ok(None) => return Page(StatusCode::NOT_FOUND, views::invalid_link()),
                 Err(e) => return failure(&e),

@@ -10,12 +10,12 @@ use pausepoint_api::validation::{NewPause, Recipient};
 use pausepoint_api::{CreatePause, Pause, PauseList, PauseStatus};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, QueryParams};
 use super::AppState;
 use crate::domain::pauses::Idempotency;
+use crate::ids::PauseId;
 use crate::outbound;
 
 /// The longest a `GET /v1/pause/{id}?wait=` may hold, in seconds.
@@ -50,12 +50,7 @@ pub async fn create(
     let created = state
         .app
         .pauses()
-        .create(
-            caller.project_id(),
-            &caller.actor(),
-            &pause,
-            idempotency.as_ref(),
-        )
+        .create(caller.project_id(), caller.actor(), pause, idempotency)
         .await?;
     let mut response = (StatusCode::CREATED, Json(&created.pause)).into_response();
     let location = format!("/v1/pause/{}", created.pause.pause_id);
@@ -139,7 +134,7 @@ pub async fn cancel(
     let pause = state
         .app
         .pauses()
-        .cancel(caller.project_id(), id, &caller.actor())
+        .cancel(caller.project_id(), id, caller.actor())
         .await?;
     Ok(Json(pause))
 }
@@ -165,7 +160,7 @@ pub async fn list(
     let limit = page_size(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
     let before = query
         .cursor
-        .map(|c| Uuid::parse_str(&c))
+        .map(|c| c.parse::<PauseId>())
         .transpose()
         .map_err(|_| ApiError::invalid("cursor", "the cursor is not one this API returned"))?;
     let mut data = state
@@ -192,6 +187,7 @@ pub fn page_size(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiE
 }
 
 /// A pause id from the path; one that is not a UUID names no pause.
-fn pause_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::not_found("no pause with this id"))
+pub fn pause_id(raw: &str) -> Result<PauseId, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::not_found("no pause with this id"))
 }

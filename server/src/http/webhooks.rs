@@ -5,16 +5,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use pausepoint_api::webhooks::{WebhookDelivery, WebhookDeliveryList};
-use uuid::Uuid;
 
 use super::error::ApiError;
 use super::extract::Caller;
+use super::pauses::pause_id;
 use super::AppState;
 use crate::domain::pauses;
-
-fn pause_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::not_found("no pause with this id"))
-}
+use crate::domain::webhooks::{self, ResendError};
 
 /// `GET /v1/pause/{id}/webhooks`: every event of the pause with its attempts.
 pub async fn list(
@@ -24,11 +21,7 @@ pub async fn list(
 ) -> Result<Json<WebhookDeliveryList>, ApiError> {
     let id = pause_id(&id)?;
     state.app.pauses().get(caller.project_id(), id).await?;
-    let data = state
-        .app
-        .store()
-        .webhook_deliveries(caller.project_id(), id)
-        .await?;
+    let data = webhooks::deliveries(state.app.store(), caller.project_id(), id).await?;
     Ok(Json(WebhookDeliveryList { data }))
 }
 
@@ -39,29 +32,23 @@ pub async fn resend(
     Path((id, event_id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<WebhookDelivery>), ApiError> {
     let id = pause_id(&id)?;
-    let store = state.app.store();
-    match store
-        .resend_webhook(caller.project_id(), id, &event_id, pauses::now())
-        .await?
-    {
-        None => {
-            return Err(ApiError::not_found(
-                "this pause has no webhook event with this id",
-            ))
+    let event = webhooks::resend(
+        state.app.store(),
+        caller.project_id(),
+        id,
+        event_id,
+        pauses::now(),
+    )
+    .await
+    .map_err(|e| match e {
+        ResendError::NotFound => {
+            ApiError::not_found("this pause has no webhook event with this id")
         }
-        Some(status) if status != "failed" => {
-            return Err(ApiError::conflict(
-                "webhook_not_failed",
-                format!("the event is {status}; only a failed event can be sent again"),
-            ))
-        }
-        Some(_) => state.app.ring_webhooks(),
-    }
-    let event = store
-        .webhook_deliveries(caller.project_id(), id)
-        .await?
-        .into_iter()
-        .find(|e| e.event_id == event_id)
-        .ok_or_else(|| ApiError::not_found("this pause has no webhook event with this id"))?;
+        ResendError::NotFailed(status) => ApiError::conflict(
+            "webhook_not_failed",
+            format!("the event is {status}; only a failed event can be sent again"),
+        ),
+        ResendError::Store(e) => e.into(),
+    })?;
     Ok((StatusCode::ACCEPTED, Json(event)))
 }

@@ -2,11 +2,11 @@
 //! Workers take them through the [`super::outbox`] like any other pending work.
 
 use jiff::Timestamp;
-use pausepoint_api::Channel;
-use sqlx::{AnyConnection, Row};
-use uuid::Uuid;
+use pausepoint_api::{Channel, DeliveryStatus, Pause};
 
-use super::{Store, StoreError};
+use super::db::{args, Arg, Conn};
+use super::{StoreError, Tx};
+use crate::ids::{PauseId, ProjectId};
 
 /// Where a delivery ends after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,70 +18,108 @@ pub enum DeliveryState {
     Failed,
 }
 
-impl Store {
-    /// Writes the pending delivery of a new pause, inside `conn`'s transaction.
+impl DeliveryState {
+    /// The status it leaves the delivery in, and when the delivery is next due.
+    fn status(self, now: Timestamp) -> (DeliveryStatus, Timestamp) {
+        match self {
+            DeliveryState::Retry(at) => (DeliveryStatus::Pending, at),
+            DeliveryState::Sent => (DeliveryStatus::Sent, now),
+            DeliveryState::Logged => (DeliveryStatus::Logged, now),
+            DeliveryState::Failed => (DeliveryStatus::Failed, now),
+        }
+    }
+}
+
+/// A claimed delivery, with what sending it needs.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub project_id: ProjectId,
+    pub project_name: String,
+    pub pause: Pause,
+}
+
+impl Tx {
+    /// Writes the pending delivery of a new pause.
     pub(crate) async fn insert_delivery(
-        conn: &mut AnyConnection,
-        project_id: Uuid,
-        pause_id: Uuid,
+        &mut self,
+        project_id: ProjectId,
+        pause_id: PauseId,
         channel: Channel,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        self.execute(
             "INSERT INTO deliveries (pause_id, project_id, channel, status, next_attempt_at, updated_at) \
              VALUES ($1, $2, $3, 'pending', $4, $4)",
+            args![&pause_id.to_string(), &project_id.to_string(), channel.as_str(), now],
         )
-        .bind(pause_id.to_string())
-        .bind(project_id.to_string())
-        .bind(channel.as_str())
-        .bind(now.as_millisecond())
-        .execute(&mut *conn)
         .await?;
         Ok(())
     }
 
-    /// Records one attempt and releases the lease, inside `conn`'s transaction; returns
-    /// the number of attempts so far.
+    /// Records one attempt and releases the lease; returns the number of attempts so far.
     pub async fn record_delivery_attempt(
-        conn: &mut AnyConnection,
-        pause_id: Uuid,
+        &mut self,
+        pause_id: PauseId,
         state: DeliveryState,
         error: Option<&str>,
         now: Timestamp,
     ) -> Result<u32, StoreError> {
-        let (status, next) = match state {
-            DeliveryState::Retry(at) => ("pending", at),
-            DeliveryState::Sent => ("sent", now),
-            DeliveryState::Logged => ("logged", now),
-            DeliveryState::Failed => ("failed", now),
-        };
-        let row = sqlx::query(
+        let (status, next) = state.status(now);
+        self.fetch_one(
+            "deliveries",
             "UPDATE deliveries \
              SET status = $2, attempts = attempts + 1, last_error = $3, next_attempt_at = $4, \
                  lease_until = NULL, updated_at = $5 \
              WHERE pause_id = $1 RETURNING attempts",
+            args![&pause_id.to_string(), status.as_str(), error, next, now],
+            |row| row.count("attempts"),
         )
-        .bind(pause_id.to_string())
-        .bind(status)
-        .bind(error)
-        .bind(next.as_millisecond())
-        .bind(now.as_millisecond())
-        .fetch_one(&mut *conn)
-        .await?;
-        let attempts: i64 = row.try_get("attempts")?;
-        Ok(u32::try_from(attempts).unwrap_or(u32::MAX))
+        .await
     }
 
     /// Gives up on a delivery whose pause was decided before it could be sent.
-    pub async fn skip_delivery(&self, pause_id: Uuid, now: Timestamp) -> Result<(), StoreError> {
-        sqlx::query(
+    pub async fn skip_delivery(
+        &mut self,
+        pause_id: PauseId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.execute(
             "UPDATE deliveries SET status = 'skipped', lease_until = NULL, updated_at = $2 \
              WHERE pause_id = $1 AND status = 'pending'",
+            args![&pause_id.to_string(), now],
         )
-        .bind(pause_id.to_string())
-        .bind(now.as_millisecond())
-        .execute(self.pool())
         .await?;
         Ok(())
+    }
+}
+
+impl Conn {
+    /// The pauses of claimed deliveries, with their projects' names.
+    pub async fn due_deliveries(
+        &mut self,
+        pause_ids: &[String],
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        let mut due = Vec::with_capacity(pause_ids.len());
+        for chunk in pause_ids.chunks(100) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "{} WHERE p.id IN ({})",
+                super::pauses::SELECT_WITH_PROJECT,
+                placeholders.join(", ")
+            );
+            let args: Vec<Arg<'_>> = chunk.iter().map(Arg::from).collect();
+            due.extend(
+                self.fetch_all("pauses", &sql, &args, |row| {
+                    let (project_id, pause) = super::pauses::with_project(row)?;
+                    Ok(DueDelivery {
+                        project_id,
+                        project_name: row.text("project_name")?,
+                        pause,
+                    })
+                })
+                .await?,
+            );
+        }
+        Ok(due)
     }
 }

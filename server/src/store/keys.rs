@@ -1,17 +1,16 @@
 //! API key rows. Only the SHA-256 hash of a key is stored; a key is found by its hash.
 
 use jiff::Timestamp;
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
-use uuid::Uuid;
 
-use super::{optional_time_column, time_column, uuid_column, Store, StoreError};
+use super::db::{args, Conn, Row};
+use super::{Store, StoreError, Tx};
+use crate::ids::{KeyId, ProjectId};
 
 /// An API key as stored: everything but the key itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRecord {
-    pub id: Uuid,
-    pub project_id: Uuid,
+    pub id: KeyId,
+    pub project_id: ProjectId,
     pub project_name: String,
     pub name: String,
     /// The key's first characters, enough for a person to tell keys apart.
@@ -20,100 +19,119 @@ pub struct KeyRecord {
     pub revoked_at: Option<Timestamp>,
 }
 
-const COLUMNS: &str = "k.id, k.project_id, p.name AS project_name, k.name, k.prefix, \
-                       k.created_at, k.revoked_at";
+const SELECT: &str = "SELECT k.id, k.project_id, p.name AS project_name, k.name, k.prefix, \
+                      k.created_at, k.revoked_at \
+                      FROM api_keys k JOIN projects p ON p.id = k.project_id";
 
-fn from_row(row: &AnyRow) -> Result<KeyRecord, StoreError> {
+fn from_row(row: &dyn Row) -> Result<KeyRecord, StoreError> {
     Ok(KeyRecord {
-        id: uuid_column(row, "api_keys", "id")?,
-        project_id: uuid_column(row, "api_keys", "project_id")?,
-        project_name: row.try_get("project_name")?,
-        name: row.try_get("name")?,
-        prefix: row.try_get("prefix")?,
-        created_at: time_column(row, "api_keys", "created_at")?,
-        revoked_at: optional_time_column(row, "api_keys", "revoked_at")?,
+        id: row.uuid("id")?.into(),
+        project_id: row.uuid("project_id")?.into(),
+        project_name: row.text("project_name")?,
+        name: row.text("name")?,
+        prefix: row.text("prefix")?,
+        created_at: row.time("created_at")?,
+        revoked_at: row.opt_time("revoked_at")?,
     })
 }
 
-impl Store {
-    /// Stores a new key by its hash, inside `conn`'s transaction.
+impl Conn {
+    /// The live (not revoked) key whose hash is `key_hash`.
+    pub async fn live_key_by_hash(
+        &mut self,
+        key_hash: &str,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let sql = format!("{SELECT} WHERE k.key_hash = $1 AND k.revoked_at IS NULL");
+        self.fetch_optional("api_keys", &sql, args![key_hash], from_row)
+            .await
+    }
+
+    /// Every key, revoked ones included, oldest first.
+    pub async fn keys(&mut self) -> Result<Vec<KeyRecord>, StoreError> {
+        let sql = format!("{SELECT} ORDER BY k.created_at, k.id");
+        self.fetch_all("api_keys", &sql, &[], from_row).await
+    }
+
+    /// The key with this id, revoked or not.
+    pub async fn key(&mut self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        let sql = format!("{SELECT} WHERE k.id = $1");
+        self.fetch_optional("api_keys", &sql, args![&id.to_string()], from_row)
+            .await
+    }
+}
+
+impl Tx {
+    /// Stores a new key by its hash.
     pub async fn insert_key(
-        conn: &mut AnyConnection,
-        project_id: Uuid,
+        &mut self,
+        project_id: ProjectId,
         name: &str,
         prefix: &str,
         key_hash: &str,
         now: Timestamp,
-    ) -> Result<Uuid, StoreError> {
-        let id = Uuid::now_v7();
-        sqlx::query(
+    ) -> Result<KeyId, StoreError> {
+        let id = KeyId::new();
+        self.execute(
             "INSERT INTO api_keys (id, project_id, name, prefix, key_hash, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
+            args![
+                &id.to_string(),
+                &project_id.to_string(),
+                name,
+                prefix,
+                key_hash,
+                now
+            ],
         )
-        .bind(id.to_string())
-        .bind(project_id.to_string())
-        .bind(name)
-        .bind(prefix)
-        .bind(key_hash)
-        .bind(now.as_millisecond())
-        .execute(&mut *conn)
         .await?;
         Ok(id)
     }
 
+    /// Marks the key revoked; None when there is no such live key.
+    pub async fn revoke_key(
+        &mut self,
+        id: KeyId,
+        now: Timestamp,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let updated = self
+            .execute(
+                "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                args![&id.to_string(), now],
+            )
+            .await?;
+        if updated == 0 {
+            return Ok(None);
+        }
+        self.key(id).await
+    }
+}
+
+impl Store {
     /// The live (not revoked) key whose hash is `key_hash`.
     pub async fn live_key_by_hash(&self, key_hash: &str) -> Result<Option<KeyRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM api_keys k JOIN projects p ON p.id = k.project_id \
-             WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
-        );
-        let row = sqlx::query(&sql)
-            .bind(key_hash)
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(from_row).transpose()
+        let key_hash = key_hash.to_owned();
+        self.read(move |conn| Box::pin(async move { conn.live_key_by_hash(&key_hash).await }))
+            .await
     }
 
     /// Every key, revoked ones included, oldest first.
     pub async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM api_keys k JOIN projects p ON p.id = k.project_id \
-             ORDER BY k.created_at, k.id"
-        );
-        let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
-        rows.iter().map(from_row).collect()
+        self.read(|conn| Box::pin(conn.keys())).await
     }
 
     /// How many keys exist, revoked ones included.
     pub async fn key_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM api_keys")
-            .fetch_one(self.pool())
-            .await?
-            .try_get("n")?)
-    }
-
-    /// Marks the key revoked inside `conn`'s transaction; None when there is no such live key.
-    pub async fn revoke_key(
-        conn: &mut AnyConnection,
-        id: Uuid,
-        now: Timestamp,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        let updated =
-            sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-                .bind(id.to_string())
-                .bind(now.as_millisecond())
-                .execute(&mut *conn)
-                .await?;
-        if updated.rows_affected() == 0 {
-            return Ok(None);
-        }
-        let sql = format!(
-            "SELECT {COLUMNS} FROM api_keys k JOIN projects p ON p.id = k.project_id WHERE k.id = $1"
-        );
-        let row = sqlx::query(&sql)
-            .bind(id.to_string())
-            .fetch_one(&mut *conn)
-            .await?;
-        from_row(&row).map(Some)
+        self.read(|conn| {
+            Box::pin(async move {
+                conn.fetch_one(
+                    "api_keys",
+                    "SELECT COUNT(*) AS n FROM api_keys",
+                    &[],
+                    |row| row.int("n"),
+                )
+                .await
+            })
+        })
+        .await
     }
 }

@@ -1,7 +1,5 @@
 //! Counts for `/metrics`: how many rows of each kind stand in each status.
 
-use sqlx::Row;
-
 use super::{Store, StoreError};
 
 impl Store {
@@ -11,11 +9,17 @@ impl Store {
         &self,
         table: &'static str,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        let sql =
-            format!("SELECT status, COUNT(*) AS n FROM {table} GROUP BY status ORDER BY status");
-        let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get("status")?, row.try_get("n")?)))
-            .collect()
+        self.read(move |conn| {
+            Box::pin(async move {
+                let sql = format!(
+                    "SELECT status, COUNT(*) AS n FROM {table} GROUP BY status ORDER BY status"
+                );
+                conn.fetch_all(table, &sql, &[], |row| {
+                    Ok((row.text("status")?, row.int("n")?))
+                })
+                .await
+            })
+        })
+        .await
     }
 }

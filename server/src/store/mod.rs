@@ -1,8 +1,14 @@
 //! Storage: one [`Store`] over SQLite (the default) or PostgreSQL (for several servers),
-//! chosen by the URL scheme. SQL is written once with `$1…` placeholders against sqlx's `Any` driver,
-//! using only portable column types: UUID text, integer milliseconds, JSON text. The few
-//! statements that differ per database live in [`Dialect`].
+//! chosen by the URL scheme. SQL is written once with `$1…` placeholders (see [`db`]),
+//! using only portable column types: UUID text, integer milliseconds, JSON text.
 //!
+//! Every read is [`Store::read`] and every change is [`Store::write`], a closure given a
+//! [`Tx`]: on SQLite the one writer thread commits many of them together; on PostgreSQL
+//! each is its own transaction. After the commit the changes go to the [`crate::hub`].
+//!
+//! - [`db`]: running a statement on either database.
+//! - [`tx`]: the transaction type every write goes through.
+//! - [`sqlite`], [`postgres`]: the two databases.
 //! - [`projects`]: tenants, their limits and the head of their audit chain.
 //! - [`keys`]: API keys, stored as SHA-256 hashes only.
 //! - [`pauses`]: pause rows and their one-way status change.
@@ -11,39 +17,57 @@
 //! - [`outbox`]: how workers claim rows of work (deliveries, webhook events).
 //! - [`webhooks`]: webhook events, their attempts, and each project's signing secrets.
 //! - [`settings`]: server-wide values such as the link-signing key.
+//! - [`metrics`]: counts for `/metrics`.
 
 pub mod audit;
+pub mod db;
 pub mod deliveries;
 pub mod keys;
 pub mod metrics;
 pub mod outbox;
 pub mod pauses;
+pub mod postgres;
 pub mod projects;
 pub mod settings;
+pub mod sqlite;
+pub mod tx;
 pub mod webhooks;
 
-use std::path::Path;
-use std::str::FromStr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyConnection, AnyPool, Executor, Row, Transaction};
-use uuid::Uuid;
+use futures_util::future::BoxFuture;
+use sqlx::{ConnectOptions, Connection};
+use tokio::sync::oneshot;
+
+use crate::hub::Hub;
+pub use audit::Actor;
+pub use db::Conn;
+pub use tx::Tx;
 
 /// What went wrong below the domain: the database, or a row it holds that makes no sense.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("could not apply the database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL {0:?}: use a file path, sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
     #[error("corrupt row in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
+    #[error("the write was not committed: {0}")]
+    NotCommitted(String),
+    #[error("{0}")]
+    Io(String),
+    #[error("the database is closed")]
+    Closed,
 }
 
 impl StoreError {
-    fn corrupt(table: &'static str, detail: impl ToString) -> StoreError {
+    pub(crate) fn corrupt(table: &'static str, detail: impl ToString) -> StoreError {
         StoreError::Corrupt {
             table,
             detail: detail.to_string(),
@@ -52,7 +76,15 @@ impl StoreError {
 
     /// True when the statement broke a UNIQUE constraint (a racing duplicate).
     pub fn is_unique_violation(&self) -> bool {
-        matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
+        match self {
+            StoreError::Database(sqlx::Error::Database(e)) => e.is_unique_violation(),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ),
+            _ => false,
+        }
     }
 }
 
@@ -69,16 +101,6 @@ impl Dialect {
         matches!(self, Dialect::Sqlite)
     }
 
-    /// Opens a write transaction. SQLite takes the write lock up front (`BEGIN
-    /// IMMEDIATE`): a transaction that reads and then writes would otherwise fail with
-    /// SQLITE_BUSY when another writer got there between the two.
-    fn begin_statement(self) -> &'static str {
-        match self {
-            Dialect::Sqlite => "BEGIN IMMEDIATE",
-            Dialect::Postgres => "BEGIN",
-        }
-    }
-
     /// What a claim adds to its row lookup so that several servers claiming at once skip
     /// each other's rows instead of queueing behind them. SQLite has one writer at a time.
     pub(crate) fn skip_locked(self) -> &'static str {
@@ -89,63 +111,49 @@ impl Dialect {
     }
 }
 
+enum Backend {
+    Sqlite(sqlite::Sqlite),
+    Postgres(postgres::Postgres),
+}
+
+struct Inner {
+    backend: Backend,
+    hub: Arc<Hub>,
+    /// Where the data lives, for people: the SQLite file path, or the URL without password.
+    location: String,
+}
+
 /// The database behind the service. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
-    dialect: Dialect,
-    location: String,
-    /// The URL, for the PostgreSQL connection that listens for other servers' news.
-    url: String,
+    inner: Arc<Inner>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// The PostgreSQL channel on which servers tell each other what happened: a pause id when
-/// it was decided, [`NEW_PAUSE`] when a pause was created.
-pub const NOTIFY_CHANNEL: &str = "pausepoint";
-/// The payload announcing a new pause (a deadline and a delivery for some worker).
-pub const NEW_PAUSE: &str = "created";
-
 impl Store {
     /// Connects to `database` (a file path, `sqlite://PATH` or `postgres://…`), creating a
     /// SQLite file and its folder when missing, without touching the schema.
     pub async fn connect(database: &str) -> Result<Store, StoreError> {
-        sqlx::any::install_default_drivers();
-        let (dialect, url, location) = resolve(database)?;
-        let pool = match dialect {
-            Dialect::Sqlite => {
-                AnyPoolOptions::new()
-                    .max_connections(8)
-                    .after_connect(|conn, _meta| {
-                        Box::pin(async move {
-                            // WAL lets readers run beside the writer; FULL makes every
-                            // acknowledged commit survive a crash or a power cut.
-                            conn.execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-                            )
-                            .await?;
-                            Ok(())
-                        })
-                    })
-                    .connect(&url)
-                    .await?
+        let hub = Hub::new();
+        let (backend, location) = match resolve(database)? {
+            Location::Sqlite(path) => {
+                let location = path.display().to_string();
+                let sqlite = sqlite::Sqlite::open(&path, Arc::clone(&hub))?;
+                (Backend::Sqlite(sqlite), location)
             }
-            Dialect::Postgres => {
-                AnyPoolOptions::new()
-                    .max_connections(16)
-                    .acquire_timeout(std::time::Duration::from_secs(10))
-                    .connect(&url)
-                    .await?
-            }
+            Location::Postgres { url, shown } => (
+                Backend::Postgres(postgres::Postgres::connect(&url).await?),
+                shown,
+            ),
         };
         Ok(Store {
-            pool,
-            dialect,
-            location,
-            url,
+            inner: Arc::new(Inner {
+                backend,
+                hub,
+                location,
+            }),
         })
     }
 
@@ -159,85 +167,154 @@ impl Store {
     /// Applies the migrations this version has and the database lacks. Safe to run from
     /// several servers at once: the migrator takes a lock.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        match self.dialect {
-            Dialect::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
-            Dialect::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+        match &self.inner.backend {
+            Backend::Sqlite(_) => {
+                let options = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(&self.inner.location)
+                    .busy_timeout(std::time::Duration::from_secs(10));
+                let mut conn = options.connect().await?;
+                SQLITE_MIGRATIONS.run(&mut conn).await?;
+                conn.close().await?;
+            }
+            Backend::Postgres(pg) => POSTGRES_MIGRATIONS.run(&pg.pool).await?,
         }
         Ok(())
     }
 
-    /// The database URL, for a PostgreSQL listener.
-    pub(crate) fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// Tells every server sharing the database `news` (a decided pause's id, or
-    /// [`NEW_PAUSE`]) when the transaction on `conn` commits, and not if it rolls back.
-    /// Only PostgreSQL has other servers to tell.
-    pub(crate) async fn notify(
-        &self,
-        conn: &mut AnyConnection,
-        news: &str,
-    ) -> Result<(), StoreError> {
-        if self.dialect == Dialect::Postgres {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(NOTIFY_CHANNEL)
-                .bind(news)
-                .execute(&mut *conn)
-                .await?;
-        }
-        Ok(())
+    /// The hub that hears of every change committed through this store.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
     }
 
     /// Where the data lives, for people: the SQLite file path, or the URL without password.
     pub fn location(&self) -> &str {
-        &self.location
+        &self.inner.location
     }
 
     pub fn dialect(&self) -> Dialect {
-        self.dialect
+        match self.inner.backend {
+            Backend::Sqlite(_) => Dialect::Sqlite,
+            Backend::Postgres(_) => Dialect::Postgres,
+        }
     }
 
-    /// Starts a transaction that will write.
-    pub async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        Ok(self.pool.begin_with(self.dialect.begin_statement()).await?)
+    /// Runs `read` on a connection of its own.
+    pub async fn read<T, F>(&self, read: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
+    {
+        match &self.inner.backend {
+            Backend::Sqlite(sqlite) => sqlite.read(Box::new(read)).await,
+            Backend::Postgres(pg) => {
+                let mut conn = pg.read_conn().await?;
+                read(&mut conn).await
+            }
+        }
     }
 
-    pub(crate) fn pool(&self) -> &AnyPool {
-        &self.pool
+    /// Runs `write` in a transaction and commits it; answers only after the commit. When
+    /// `write` fails, nothing it did is kept.
+    pub async fn write<T, E, F>(&self, write: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<T, E>> + Send + 'static,
+    {
+        match &self.inner.backend {
+            Backend::Sqlite(sqlite) => {
+                let (reply, answered) = oneshot::channel();
+                let outcome: Arc<Mutex<Option<Result<T, E>>>> = Arc::new(Mutex::new(None));
+                let written = Arc::clone(&outcome);
+                let job = sqlite::Job {
+                    run: Box::new(move |tx| {
+                        Box::pin(async move {
+                            let result = write(tx).await;
+                            let keep = result.is_ok();
+                            *written.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+                            keep
+                        })
+                    }),
+                    answer: Box::new(move |committed| {
+                        let result = outcome.lock().unwrap_or_else(|p| p.into_inner()).take();
+                        let answer = match (committed, result) {
+                            // Its own failure says more than the group's.
+                            (_, Some(Err(e))) => Err(e),
+                            (Ok(()), Some(Ok(value))) => Ok(value),
+                            (Err(e), _) => Err(E::from(StoreError::NotCommitted(e.to_string()))),
+                            (Ok(()), None) => Err(E::from(StoreError::NotCommitted(
+                                "the write did not run".into(),
+                            ))),
+                        };
+                        let _ = reply.send(answer);
+                    }),
+                };
+                sqlite.submit(job)?;
+                answered.await.map_err(|_| E::from(StoreError::Closed))?
+            }
+            Backend::Postgres(pg) => {
+                let mut tx = Tx::new(pg.begin().await?);
+                let value = write(&mut tx).await?;
+                tx.flush().await?;
+                let changes = tx.take_changes();
+                pg.notify(tx.conn_mut(), &changes).await?;
+                postgres::Postgres::commit(tx.into_conn()).await?;
+                self.inner.hub.publish(&changes);
+                Ok(value)
+            }
+        }
     }
 
-    /// Closes every connection, waiting for those in use to come back.
+    /// On PostgreSQL, hears what other servers changed until `stop`; on SQLite there are
+    /// no other servers and this returns at once.
+    pub async fn listen(&self, stop: tokio_util::sync::CancellationToken) {
+        if let Backend::Postgres(pg) = &self.inner.backend {
+            pg.listen(Arc::clone(&self.inner.hub), stop).await;
+        }
+    }
+
+    /// Lets queued writes finish and closes every connection.
     pub async fn close(&self) {
-        self.pool.close().await;
+        match &self.inner.backend {
+            Backend::Sqlite(_) => {
+                // Joining the writer blocks until its last group commits: off the async threads.
+                let inner = Arc::clone(&self.inner);
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Backend::Sqlite(sqlite) = &inner.backend {
+                        sqlite.close();
+                    }
+                })
+                .await;
+            }
+            Backend::Postgres(pg) => pg.close().await,
+        }
     }
 }
 
-/// Turns what a user passed as `--db` into a dialect, a driver URL and a display location.
-fn resolve(database: &str) -> Result<(Dialect, String, String), StoreError> {
+/// Where a database is.
+enum Location {
+    Sqlite(PathBuf),
+    Postgres { url: String, shown: String },
+}
+
+/// Turns what a user passed as `--db` into a location.
+fn resolve(database: &str) -> Result<Location, StoreError> {
     if database.starts_with("postgres://") || database.starts_with("postgresql://") {
-        // Show where the data is, never the password.
-        let location = match url::Url::parse(database) {
-            Ok(mut url) => {
-                if url.password().is_some() {
-                    let _ = url.set_password(Some("***"));
-                }
-                url.to_string()
-            }
-            Err(_) => "postgres://…".to_owned(),
-        };
-        return Ok((Dialect::Postgres, database.to_owned(), location));
+        return Ok(Location::Postgres {
+            url: database.to_owned(),
+            shown: mask_password(database),
+        });
     }
     let path = if let Some(rest) = database.strip_prefix("sqlite://") {
         rest
     } else if let Some(rest) = database.strip_prefix("sqlite:") {
         rest
     } else if database.contains("://") {
-        return Err(StoreError::UnsupportedUrl(database.to_owned()));
+        return Err(StoreError::UnsupportedUrl(mask_password(database)));
     } else {
         database
     };
-    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let path = path.split_once('?').map_or(path, |(path, _)| path);
     if path.is_empty() || path == ":memory:" {
         return Err(StoreError::UnsupportedUrl(database.to_owned()));
     }
@@ -246,66 +323,24 @@ fn resolve(database: &str) -> Result<(Dialect, String, String), StoreError> {
         .filter(|p| !p.as_os_str().is_empty())
     {
         std::fs::create_dir_all(parent).map_err(|e| {
-            StoreError::Database(sqlx::Error::Configuration(
-                format!("cannot create the folder {}: {e}", parent.display()).into(),
+            StoreError::Io(format!(
+                "cannot create the folder {}: {e}",
+                parent.display()
             ))
         })?;
     }
-    let query = if query.contains("mode=") {
-        query.to_owned()
-    } else if query.is_empty() {
-        "mode=rwc".to_owned()
-    } else {
-        format!("{query}&mode=rwc")
-    };
-    Ok((
-        Dialect::Sqlite,
-        format!("sqlite://{path}?{query}"),
-        path.to_owned(),
-    ))
+    Ok(Location::Sqlite(PathBuf::from(path)))
 }
 
-/// Reads a UUID column.
-fn uuid_column(row: &AnyRow, table: &'static str, column: &str) -> Result<Uuid, StoreError> {
-    let text: String = row.try_get(column)?;
-    Uuid::from_str(&text).map_err(|e| StoreError::corrupt(table, format!("{column}: {e}")))
-}
-
-/// Reads an optional UUID column.
-fn optional_uuid_column(
-    row: &AnyRow,
-    table: &'static str,
-    column: &str,
-) -> Result<Option<Uuid>, StoreError> {
-    let text: Option<String> = row.try_get(column)?;
-    text.map(|t| {
-        Uuid::from_str(&t).map_err(|e| StoreError::corrupt(table, format!("{column}: {e}")))
-    })
-    .transpose()
-}
-
-/// Reads a millisecond column as a timestamp.
-fn time_column(
-    row: &AnyRow,
-    table: &'static str,
-    column: &str,
-) -> Result<jiff::Timestamp, StoreError> {
-    let millis: i64 = row.try_get(column)?;
-    jiff::Timestamp::from_millisecond(millis)
-        .map_err(|e| StoreError::corrupt(table, format!("{column}: {e}")))
-}
-
-/// Reads an optional millisecond column as a timestamp.
-fn optional_time_column(
-    row: &AnyRow,
-    table: &'static str,
-    column: &str,
-) -> Result<Option<jiff::Timestamp>, StoreError> {
-    let millis: Option<i64> = row.try_get(column)?;
-    millis
-        .map(|m| {
-            jiff::Timestamp::from_millisecond(m)
-                .map_err(|e| StoreError::corrupt(table, format!("{column}: {e}")))
-        })
-        .transpose()
+/// A database URL as it may be shown: the password replaced by `***`.
+pub fn mask_password(database: &str) -> String {
+    match url::Url::parse(database) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        Ok(_) => database.to_owned(),
+        Err(_) if database.contains('@') => "postgres://…".to_owned(),
+        Err(_) => database.to_owned(),
+    }
 }

@@ -4,9 +4,9 @@
 //! holder's lease runs out.
 
 use jiff::Timestamp;
-use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::db::{args, Conn};
+use super::{StoreError, Tx};
 
 /// A table of pending work, and the column that names a row.
 #[derive(Debug, Clone, Copy)]
@@ -15,7 +15,14 @@ pub struct Outbox {
     key: &'static str,
 }
 
-/// One delivery per pause, to its human.
+impl Outbox {
+    /// The table's name, for logs.
+    pub fn name(&self) -> &'static str {
+        self.table
+    }
+}
+
+/// One delivery per pause and approver, to its human.
 pub const DELIVERIES: Outbox = Outbox {
     table: "deliveries",
     key: "pause_id",
@@ -26,11 +33,11 @@ pub const WEBHOOK_EVENTS: Outbox = Outbox {
     key: "id",
 };
 
-impl Store {
+impl Tx {
     /// Claims up to `limit` rows due at `now` and held by nobody, until `lease_until`, in
     /// one statement; returns their keys. Servers claiming at once get different rows.
-    pub async fn outbox_claim_due(
-        &self,
+    pub async fn claim_due(
+        &mut self,
         outbox: Outbox,
         now: Timestamp,
         lease_until: Timestamp,
@@ -47,20 +54,30 @@ impl Store {
             table = outbox.table,
             lock = self.dialect().skip_locked()
         );
-        let rows = sqlx::query(&sql)
-            .bind(now.as_millisecond())
-            .bind(lease_until.as_millisecond())
-            .bind(i64::from(limit))
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter().map(|row| Ok(row.try_get("key")?)).collect()
+        self.fetch_all(outbox.table, &sql, args![now, lease_until, limit], |row| {
+            row.text("key")
+        })
+        .await
+    }
+
+    /// Gives claimed rows back unsent, due at once: for a server that stops mid-batch.
+    pub async fn release(&mut self, outbox: Outbox, keys: &[String]) -> Result<(), StoreError> {
+        let sql = format!(
+            "UPDATE {table} SET lease_until = NULL WHERE {key} = $1 AND status = 'pending'",
+            key = outbox.key,
+            table = outbox.table,
+        );
+        for key in keys {
+            self.execute(&sql, args![key]).await?;
+        }
+        Ok(())
     }
 
     /// Releases every lease, at start. Only where one server owns the database (SQLite):
     /// then any lease left is a crashed process's, and its work can go out at once.
     /// Servers sharing a database wait for leases to run out instead.
     pub async fn release_leases_of_a_crashed_server(
-        &self,
+        &mut self,
         outbox: Outbox,
     ) -> Result<u64, StoreError> {
         if !self.dialect().single_server() {
@@ -70,23 +87,23 @@ impl Store {
             "UPDATE {} SET lease_until = NULL WHERE status = 'pending' AND lease_until IS NOT NULL",
             outbox.table
         );
-        Ok(sqlx::query(&sql)
-            .execute(self.pool())
-            .await?
-            .rows_affected())
+        self.execute(&sql, &[]).await
     }
+}
 
+impl Conn {
     /// When the next pending row is due (or its lease runs out).
-    pub async fn outbox_next_at(&self, outbox: Outbox) -> Result<Option<Timestamp>, StoreError> {
+    pub async fn outbox_next_at(
+        &mut self,
+        outbox: Outbox,
+    ) -> Result<Option<Timestamp>, StoreError> {
         let sql = format!(
             "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at \
                              THEN lease_until ELSE next_attempt_at END) AS next \
              FROM {} WHERE status = 'pending'",
             outbox.table
         );
-        let row = sqlx::query(&sql).fetch_one(self.pool()).await?;
-        let next: Option<i64> = row.try_get("next")?;
-        next.map(|ms| Timestamp::from_millisecond(ms).map_err(|e| StoreError::corrupt("outbox", e)))
-            .transpose()
+        self.fetch_one(outbox.table, &sql, &[], |row| row.opt_time("next"))
+            .await
     }
 }

@@ -1,15 +1,14 @@
-//! Pause rows. A pause leaves `pending` through [`Store::finish_pause`], one conditional
+//! Pause rows. A pause leaves `pending` through [`Tx::finish_pause`], one conditional
 //! UPDATE, so of any number of racing decisions exactly one changes the row.
 
 use jiff::Timestamp;
 use pausepoint_api::validation::NewPause;
-use pausepoint_api::{Decision, Delivery, Pause, PauseStatus};
+use pausepoint_api::{Decision, Delivery, DeliveryStatus, Pause, PauseStatus};
 use serde_json::{Map, Value};
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
-use uuid::Uuid;
 
-use super::{optional_time_column, time_column, uuid_column, Store, StoreError};
+use super::db::{args, Conn, Row};
+use super::{Store, StoreError, Tx};
+use crate::ids::{PauseId, ProjectId};
 
 /// How a pending pause ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,177 +37,133 @@ pub struct IdempotentPause {
     pub request_hash: Option<String>,
 }
 
-/// Every read of a pause goes through this, so a pause always carries its delivery.
-const SELECT: &str = "SELECT p.id, p.project_id, p.status, p.channel, p.recipient, p.message, \
-    p.options, p.allow_text_response, p.timeout_default, p.response_choice, p.response_text, \
-    p.response_at, p.created_at, p.expires_at, p.metadata, p.webhook_url, p.request_hash, \
-    d.status AS delivery_status, d.attempts AS delivery_attempts, d.last_error AS delivery_last_error \
-    FROM pauses p LEFT JOIN deliveries d ON d.pause_id = p.id";
+/// The `Idempotency-Key` of a create, with a hash of the request it came with.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub key: String,
+    pub request_hash: String,
+}
 
-fn from_row(row: &AnyRow) -> Result<Pause, StoreError> {
-    let corrupt = |detail: String| StoreError::corrupt("pauses", detail);
-    let status: String = row.try_get("status")?;
-    let channel: String = row.try_get("channel")?;
-    let options: String = row.try_get("options")?;
-    let metadata: Option<String> = row.try_get("metadata")?;
-    let allow_text_response: i64 = row.try_get("allow_text_response")?;
+const TABLE: &str = "pauses";
+
+macro_rules! pause_columns {
+    () => {
+        "SELECT p.id, p.project_id, p.status, p.channel, p.recipient, p.message, \
+         p.options, p.allow_text_response, p.timeout_default, p.response_choice, p.response_text, \
+         p.response_at, p.created_at, p.expires_at, p.metadata, p.webhook_url, p.request_hash, \
+         d.status AS delivery_status, d.attempts AS delivery_attempts, \
+         d.last_error AS delivery_last_error"
+    };
+}
+
+/// Every read of a pause goes through this, so a pause always carries its delivery.
+const SELECT: &str = concat!(
+    pause_columns!(),
+    " FROM pauses p LEFT JOIN deliveries d ON d.pause_id = p.id"
+);
+/// The same, with the name of the pause's project.
+pub(super) const SELECT_WITH_PROJECT: &str = concat!(
+    pause_columns!(),
+    ", pr.name AS project_name \
+     FROM pauses p LEFT JOIN deliveries d ON d.pause_id = p.id \
+     JOIN projects pr ON pr.id = p.project_id"
+);
+
+fn from_row(row: &dyn Row) -> Result<Pause, StoreError> {
+    let corrupt = |detail: String| StoreError::corrupt(TABLE, detail);
+    let options = row.text("options")?;
+    let metadata = row.opt_text("metadata")?;
     Ok(Pause {
-        pause_id: uuid_column(row, "pauses", "id")?,
-        status: status.parse().map_err(corrupt)?,
-        channel: channel.parse().map_err(corrupt)?,
-        recipient: row.try_get("recipient")?,
-        message: row.try_get("message")?,
+        pause_id: row.uuid("id")?,
+        status: row.text("status")?.parse().map_err(corrupt)?,
+        channel: row.text("channel")?.parse().map_err(corrupt)?,
+        recipient: row.text("recipient")?,
+        message: row.text("message")?,
         options: serde_json::from_str(&options).map_err(|e| corrupt(format!("options: {e}")))?,
-        allow_text_response: allow_text_response != 0,
-        timeout_default: row.try_get("timeout_default")?,
-        response_choice: row.try_get("response_choice")?,
-        response_text: row.try_get("response_text")?,
-        response_at: optional_time_column(row, "pauses", "response_at")?,
-        created_at: time_column(row, "pauses", "created_at")?,
-        expires_at: time_column(row, "pauses", "expires_at")?,
+        allow_text_response: row.int("allow_text_response")? != 0,
+        timeout_default: row.opt_text("timeout_default")?,
+        response_choice: row.opt_text("response_choice")?,
+        response_text: row.opt_text("response_text")?,
+        response_at: row.opt_time("response_at")?,
+        created_at: row.time("created_at")?,
+        expires_at: row.time("expires_at")?,
         metadata: metadata
             .map(|m| serde_json::from_str::<Map<String, Value>>(&m))
             .transpose()
             .map_err(|e| corrupt(format!("metadata: {e}")))?,
-        webhook_url: row.try_get("webhook_url")?,
+        webhook_url: row.opt_text("webhook_url")?,
         delivery: delivery_from_row(row)?,
     })
 }
 
-fn delivery_from_row(row: &AnyRow) -> Result<Option<Delivery>, StoreError> {
-    let Some(status) = row.try_get::<Option<String>, _>("delivery_status")? else {
+fn delivery_from_row(row: &dyn Row) -> Result<Option<Delivery>, StoreError> {
+    let Some(status) = row.opt_text("delivery_status")? else {
         return Ok(None);
     };
-    let attempts: i64 = row.try_get("delivery_attempts")?;
     Ok(Some(Delivery {
-        status,
-        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-        last_error: row.try_get("delivery_last_error")?,
+        status: status
+            .parse()
+            .map_err(|e: String| StoreError::corrupt("deliveries", e))?,
+        attempts: row.count("delivery_attempts")?,
+        last_error: row.opt_text("delivery_last_error")?,
     }))
 }
 
-impl Store {
-    /// Stores a new pending pause inside `conn`'s transaction.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn insert_pause(
-        conn: &mut AnyConnection,
-        project_id: Uuid,
-        id: Uuid,
-        pause: &NewPause,
-        created_at: Timestamp,
-        expires_at: Timestamp,
-        idempotency_key: Option<&str>,
-        request_hash: Option<&str>,
-    ) -> Result<Pause, StoreError> {
-        sqlx::query(
-            "INSERT INTO pauses (id, project_id, status, channel, recipient, message, options, \
-                 allow_text_response, timeout_default, created_at, expires_at, metadata, \
-                 webhook_url, idempotency_key, request_hash) \
-             VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(id.to_string())
-        .bind(project_id.to_string())
-        .bind(pause.channel().as_str())
-        .bind(pause.recipient.as_str())
-        .bind(&pause.message)
-        .bind(Value::from(pause.options.as_slice().to_vec()).to_string())
-        .bind(i64::from(pause.allow_text_response))
-        .bind(pause.timeout_default.as_deref())
-        .bind(created_at.as_millisecond())
-        .bind(expires_at.as_millisecond())
-        .bind(
-            pause
-                .metadata
-                .as_ref()
-                .map(|m| Value::Object(m.clone()).to_string()),
-        )
-        .bind(pause.webhook_url.as_ref().map(|u| u.to_string()))
-        .bind(idempotency_key)
-        .bind(request_hash)
-        .execute(&mut *conn)
-        .await?;
-        Store::insert_delivery(&mut *conn, project_id, id, pause.channel(), created_at).await?;
-        Store::pause_in(conn, id).await?.ok_or_else(|| {
-            StoreError::corrupt("pauses", "a pause vanished inside its own transaction")
-        })
-    }
+pub(super) fn with_project(row: &dyn Row) -> Result<(ProjectId, Pause), StoreError> {
+    Ok((row.uuid("project_id")?.into(), from_row(row)?))
+}
 
-    /// The pause with this id inside `conn`'s transaction, whatever its project.
-    async fn pause_in(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Pause>, StoreError> {
-        let sql = format!("{SELECT} WHERE p.id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id.to_string())
-            .fetch_optional(&mut *conn)
-            .await?;
-        row.as_ref().map(from_row).transpose()
+impl Conn {
+    /// The project's pause with this id.
+    pub async fn pause(
+        &mut self,
+        project_id: ProjectId,
+        id: PauseId,
+    ) -> Result<Option<Pause>, StoreError> {
+        let sql = format!("{SELECT} WHERE p.id = $1 AND p.project_id = $2");
+        self.fetch_optional(
+            TABLE,
+            &sql,
+            args![&id.to_string(), &project_id.to_string()],
+            from_row,
+        )
+        .await
     }
 
     /// The pause with this id and the project it belongs to. Only for callers that proved
-    /// their right to it some other way (a signed link).
-    pub async fn pause_anywhere(&self, id: Uuid) -> Result<Option<(Uuid, Pause)>, StoreError> {
+    /// their right to it some other way (a signed link, a claimed delivery).
+    pub async fn pause_anywhere(
+        &mut self,
+        id: PauseId,
+    ) -> Result<Option<(ProjectId, Pause)>, StoreError> {
         let sql = format!("{SELECT} WHERE p.id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id.to_string())
-            .fetch_optional(self.pool())
-            .await?;
-        row.map(|row| Ok((uuid_column(&row, "pauses", "project_id")?, from_row(&row)?)))
-            .transpose()
-    }
-
-    /// Marks the pause as opened by its human; true only the first time.
-    pub async fn mark_viewed(
-        conn: &mut AnyConnection,
-        id: Uuid,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let updated =
-            sqlx::query("UPDATE pauses SET viewed_at = $2 WHERE id = $1 AND viewed_at IS NULL")
-                .bind(id.to_string())
-                .bind(now.as_millisecond())
-                .execute(&mut *conn)
-                .await?;
-        Ok(updated.rows_affected() == 1)
-    }
-
-    /// The project's pause with this id.
-    pub async fn pause(&self, project_id: Uuid, id: Uuid) -> Result<Option<Pause>, StoreError> {
-        let sql = format!("{SELECT} WHERE p.id = $1 AND p.project_id = $2");
-        let row = sqlx::query(&sql)
-            .bind(id.to_string())
-            .bind(project_id.to_string())
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(from_row).transpose()
+        self.fetch_optional(TABLE, &sql, args![&id.to_string()], with_project)
+            .await
     }
 
     /// The project's pause created with this `Idempotency-Key`.
     pub async fn pause_by_idempotency_key(
-        conn: &mut AnyConnection,
-        project_id: Uuid,
+        &mut self,
+        project_id: ProjectId,
         key: &str,
     ) -> Result<Option<IdempotentPause>, StoreError> {
         let sql = format!("{SELECT} WHERE p.project_id = $1 AND p.idempotency_key = $2");
-        let row = sqlx::query(&sql)
-            .bind(project_id.to_string())
-            .bind(key)
-            .fetch_optional(&mut *conn)
-            .await?;
-        row.map(|row| {
+        self.fetch_optional(TABLE, &sql, args![&project_id.to_string(), key], |row| {
             Ok(IdempotentPause {
-                pause: from_row(&row)?,
-                request_hash: row.try_get("request_hash")?,
+                pause: from_row(row)?,
+                request_hash: row.opt_text("request_hash")?,
             })
         })
-        .transpose()
+        .await
     }
 
     /// A page of the project's pauses, newest first, optionally of one status, strictly
     /// older than the pause `before`.
     pub async fn pauses(
-        &self,
-        project_id: Uuid,
+        &mut self,
+        project_id: ProjectId,
         status: Option<PauseStatus>,
-        before: Option<Uuid>,
+        before: Option<PauseId>,
         limit: u32,
     ) -> Result<Vec<Pause>, StoreError> {
         let sql = format!(
@@ -218,23 +173,135 @@ impl Store {
                AND (CAST($3 AS TEXT) IS NULL OR p.id < $3) \
              ORDER BY p.id DESC LIMIT $4"
         );
-        let rows = sqlx::query(&sql)
-            .bind(project_id.to_string())
-            .bind(status.map(PauseStatus::as_str))
-            .bind(before.map(|id| id.to_string()))
-            .bind(i64::from(limit))
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter().map(from_row).collect()
+        let before = before.map(|id| id.to_string());
+        self.fetch_all(
+            TABLE,
+            &sql,
+            args![
+                &project_id.to_string(),
+                status.map(PauseStatus::as_str),
+                before.as_deref(),
+                limit
+            ],
+            from_row,
+        )
+        .await
     }
 
-    /// Moves the pause from `pending` to the outcome's status, inside `conn`'s
-    /// transaction. None when it was not pending, or the outcome is not allowed at `now`
-    /// (a response after `expires_at`, a timeout before it).
+    /// Pending pauses whose deadline has passed at `now`, earliest first.
+    pub async fn pauses_due(
+        &mut self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(ProjectId, PauseId)>, StoreError> {
+        self.fetch_all(
+            TABLE,
+            "SELECT project_id, id FROM pauses \
+             WHERE status = 'pending' AND expires_at <= $1 \
+             ORDER BY expires_at LIMIT $2",
+            args![now, limit],
+            |row| Ok((row.uuid("project_id")?.into(), row.uuid("id")?.into())),
+        )
+        .await
+    }
+
+    /// The earliest deadline of any pending pause.
+    pub async fn next_expiry(&mut self) -> Result<Option<Timestamp>, StoreError> {
+        self.fetch_one(
+            TABLE,
+            "SELECT MIN(expires_at) AS next FROM pauses WHERE status = 'pending'",
+            &[],
+            |row| row.opt_time("next"),
+        )
+        .await
+    }
+}
+
+impl Tx {
+    /// Stores a new pending pause and its pending delivery.
+    pub async fn insert_pause(
+        &mut self,
+        project_id: ProjectId,
+        pause: &NewPause,
+        created_at: Timestamp,
+        expires_at: Timestamp,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Pause, StoreError> {
+        let id = PauseId::new();
+        let options = Value::from(pause.options.as_slice().to_vec()).to_string();
+        let metadata = pause
+            .metadata
+            .as_ref()
+            .map(|m| Value::Object(m.clone()).to_string());
+        let webhook_url = pause.webhook_url.as_ref().map(|u| u.to_string());
+        let (id_text, project_text) = (id.to_string(), project_id.to_string());
+        self.execute(
+            "INSERT INTO pauses (id, project_id, status, channel, recipient, message, options, \
+                 allow_text_response, timeout_default, created_at, expires_at, metadata, \
+                 webhook_url, idempotency_key, request_hash) \
+             VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            args![
+                &id_text,
+                &project_text,
+                pause.channel().as_str(),
+                pause.recipient.as_str(),
+                &pause.message,
+                &options,
+                pause.allow_text_response,
+                pause.timeout_default.as_deref(),
+                created_at,
+                expires_at,
+                metadata.as_deref(),
+                webhook_url.as_deref(),
+                idempotency.map(|i| i.key.as_str()),
+                idempotency.map(|i| i.request_hash.as_str()),
+            ],
+        )
+        .await?;
+        self.insert_delivery(project_id, id, pause.channel(), created_at)
+            .await?;
+        Ok(Pause {
+            pause_id: id.into(),
+            status: PauseStatus::Pending,
+            channel: pause.channel(),
+            recipient: pause.recipient.as_str().to_owned(),
+            message: pause.message.clone(),
+            options: pause.options.as_slice().to_vec(),
+            allow_text_response: pause.allow_text_response,
+            timeout_default: pause.timeout_default.clone(),
+            response_choice: None,
+            response_text: None,
+            response_at: None,
+            created_at: millis(created_at),
+            expires_at: millis(expires_at),
+            metadata: pause.metadata.clone(),
+            webhook_url,
+            delivery: Some(Delivery {
+                status: DeliveryStatus::Pending,
+                attempts: 0,
+                last_error: None,
+            }),
+        })
+    }
+
+    /// Marks the pause as opened by its human; true only the first time.
+    pub async fn mark_viewed(&mut self, id: PauseId, now: Timestamp) -> Result<bool, StoreError> {
+        let updated = self
+            .execute(
+                "UPDATE pauses SET viewed_at = $2 WHERE id = $1 AND viewed_at IS NULL",
+                args![&id.to_string(), now],
+            )
+            .await?;
+        Ok(updated == 1)
+    }
+
+    /// Moves the pause from `pending` to the outcome's status. None when it was not
+    /// pending, or the outcome is not allowed at `now` (a response after `expires_at`, a
+    /// timeout before it).
     pub async fn finish_pause(
-        conn: &mut AnyConnection,
-        project_id: Uuid,
-        id: Uuid,
+        &mut self,
+        project_id: ProjectId,
+        id: PauseId,
         outcome: &Outcome,
         now: Timestamp,
     ) -> Result<Option<Pause>, StoreError> {
@@ -244,63 +311,67 @@ impl Store {
             }
             Outcome::TimedOut | Outcome::Cancelled => (None, None),
         };
-        let updated = sqlx::query(
-            "UPDATE pauses \
-             SET status = $3, \
-                 response_choice = CASE WHEN $3 = 'timed_out' THEN timeout_default ELSE $4 END, \
-                 response_text = $5, \
-                 response_at = $6 \
-             WHERE id = $1 AND project_id = $2 AND status = 'pending' \
-               AND ($3 <> 'responded' OR expires_at > $6) \
-               AND ($3 <> 'timed_out' OR expires_at <= $6)",
-        )
-        .bind(id.to_string())
-        .bind(project_id.to_string())
-        .bind(outcome.status().as_str())
-        .bind(choice)
-        .bind(text)
-        .bind(now.as_millisecond())
-        .execute(&mut *conn)
-        .await?;
-        if updated.rows_affected() == 0 {
+        let updated = self
+            .execute(
+                "UPDATE pauses \
+                 SET status = $3, \
+                     response_choice = CASE WHEN $3 = 'timed_out' THEN timeout_default ELSE $4 END, \
+                     response_text = $5, \
+                     response_at = $6 \
+                 WHERE id = $1 AND project_id = $2 AND status = 'pending' \
+                   AND ($3 <> 'responded' OR expires_at > $6) \
+                   AND ($3 <> 'timed_out' OR expires_at <= $6)",
+                args![
+                    &id.to_string(),
+                    &project_id.to_string(),
+                    outcome.status().as_str(),
+                    choice,
+                    text,
+                    now
+                ],
+            )
+            .await?;
+        if updated == 0 {
             return Ok(None);
         }
-        Store::pause_in(conn, id).await
+        self.pause(project_id, id).await
     }
+}
 
-    /// Pending pauses whose deadline has passed at `now`, earliest first, as (project, pause).
-    pub async fn pauses_due(
+impl Store {
+    /// The project's pause with this id.
+    pub async fn pause(
         &self,
-        now: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT project_id, id FROM pauses \
-             WHERE status = 'pending' AND expires_at <= $1 \
-             ORDER BY expires_at LIMIT $2",
-        )
-        .bind(now.as_millisecond())
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    uuid_column(row, "pauses", "project_id")?,
-                    uuid_column(row, "pauses", "id")?,
-                ))
-            })
-            .collect()
+        project_id: ProjectId,
+        id: PauseId,
+    ) -> Result<Option<Pause>, StoreError> {
+        self.read(move |conn| Box::pin(conn.pause(project_id, id)))
+            .await
     }
 
-    /// The earliest deadline of any pending pause.
-    pub async fn next_expiry(&self) -> Result<Option<Timestamp>, StoreError> {
-        let row =
-            sqlx::query("SELECT MIN(expires_at) AS next FROM pauses WHERE status = 'pending'")
-                .fetch_one(self.pool())
-                .await?;
-        let next: Option<i64> = row.try_get("next")?;
-        next.map(|ms| Timestamp::from_millisecond(ms).map_err(|e| StoreError::corrupt("pauses", e)))
-            .transpose()
+    /// The pause with this id and its project, whatever the project.
+    pub async fn pause_anywhere(
+        &self,
+        id: PauseId,
+    ) -> Result<Option<(ProjectId, Pause)>, StoreError> {
+        self.read(move |conn| Box::pin(conn.pause_anywhere(id)))
+            .await
     }
+
+    /// A page of the project's pauses, newest first.
+    pub async fn pauses(
+        &self,
+        project_id: ProjectId,
+        status: Option<PauseStatus>,
+        before: Option<PauseId>,
+        limit: u32,
+    ) -> Result<Vec<Pause>, StoreError> {
+        self.read(move |conn| Box::pin(conn.pauses(project_id, status, before, limit)))
+            .await
+    }
+}
+
+/// `at` to the millisecond, as stored.
+fn millis(at: Timestamp) -> Timestamp {
+    Timestamp::from_millisecond(at.as_millisecond()).unwrap_or(at)
 }

@@ -3,16 +3,15 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
-use uuid::Uuid;
 
-use super::{time_column, uuid_column, Store, StoreError};
+use super::db::{args, Conn, Row};
+use super::{Store, StoreError, Tx};
+use crate::ids::ProjectId;
 
 /// A tenant of the service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Project {
-    pub id: Uuid,
+    pub id: ProjectId,
     pub name: String,
     /// The longest timeout a pause of this project may ask for.
     pub max_timeout: Duration,
@@ -21,45 +20,69 @@ pub struct Project {
 
 const COLUMNS: &str = "id, name, max_timeout_seconds, created_at";
 
-fn from_row(row: &AnyRow) -> Result<Project, StoreError> {
-    let seconds: i64 = row.try_get("max_timeout_seconds")?;
+fn from_row(row: &dyn Row) -> Result<Project, StoreError> {
+    let seconds = row.int("max_timeout_seconds")?;
     Ok(Project {
-        id: uuid_column(row, "projects", "id")?,
-        name: row.try_get("name")?,
+        id: row.uuid("id")?.into(),
+        name: row.text("name")?,
         max_timeout: Duration::from_secs(seconds.max(0).unsigned_abs()),
-        created_at: time_column(row, "projects", "created_at")?,
+        created_at: row.time("created_at")?,
     })
+}
+
+impl Conn {
+    /// The project with this id.
+    pub async fn project(&mut self, id: ProjectId) -> Result<Option<Project>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM projects WHERE id = $1");
+        self.fetch_optional("projects", &sql, args![&id.to_string()], from_row)
+            .await
+    }
+
+    /// The project named `name`.
+    pub async fn project_named(&mut self, name: &str) -> Result<Option<Project>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM projects WHERE name = $1");
+        self.fetch_optional("projects", &sql, args![name], from_row)
+            .await
+    }
+
+    /// Every project, oldest first.
+    pub async fn projects(&mut self) -> Result<Vec<Project>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM projects ORDER BY created_at, id");
+        self.fetch_all("projects", &sql, &[], from_row).await
+    }
+}
+
+impl Tx {
+    /// The project named `name`, made when missing; true when it was made now.
+    pub async fn ensure_project(
+        &mut self,
+        name: &str,
+        now: Timestamp,
+    ) -> Result<(Project, bool), StoreError> {
+        // Two servers may make the same project at once: the second insert does nothing.
+        let made = self
+            .execute(
+                "INSERT INTO projects (id, name, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO NOTHING",
+                args![&ProjectId::new().to_string(), name, now],
+            )
+            .await?;
+        let project = self
+            .project_named(name)
+            .await?
+            .ok_or_else(|| StoreError::corrupt("projects", "a project vanished as it was made"))?;
+        Ok((project, made == 1))
+    }
 }
 
 impl Store {
     /// The project with this id.
-    pub async fn project(&self, id: Uuid) -> Result<Option<Project>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM projects WHERE id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id.to_string())
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(from_row).transpose()
+    pub async fn project(&self, id: ProjectId) -> Result<Option<Project>, StoreError> {
+        self.read(move |conn| Box::pin(conn.project(id))).await
     }
 
-    /// The project named `name`, created inside `conn`'s transaction when missing.
-    pub async fn ensure_project(
-        conn: &mut AnyConnection,
-        name: &str,
-        now: Timestamp,
-    ) -> Result<Project, StoreError> {
-        // Two servers may make the same project at once: the second insert does nothing.
-        sqlx::query(
-            "INSERT INTO projects (id, name, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(Uuid::now_v7().to_string())
-        .bind(name)
-        .bind(now.as_millisecond())
-        .execute(&mut *conn)
-        .await?;
-        let sql = format!("SELECT {COLUMNS} FROM projects WHERE name = $1");
-        let row = sqlx::query(&sql).bind(name).fetch_one(&mut *conn).await?;
-        from_row(&row)
+    /// Every project, oldest first.
+    pub async fn projects(&self) -> Result<Vec<Project>, StoreError> {
+        self.read(|conn| Box::pin(conn.projects())).await
     }
 }

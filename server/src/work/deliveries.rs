@@ -1,25 +1,25 @@
 //! The delivery worker. Each pause has a delivery row, written with it; this worker sends
 //! it right after the create is acknowledged (a create never waits for a provider),
 //! retries with backoff when a provider is down or slow (never when it refuses), and
-//! records every attempt as an audit event and in the pause's `delivery` field.
+//! records every attempt as an audit event and in the pause's `delivery` field. It runs
+//! as an [`super::outbox`] pipeline: many sends at once, results recorded in batches.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use pausepoint_api::AuditEventKind;
 use serde_json::json;
-use uuid::Uuid;
 
-use crate::channels::{Attempt, Channels, Notice};
+use super::outbox::OutboxWork;
+use super::outcome::{self, SendOutcome};
+use crate::channels::{Channels, Notice};
 use crate::domain::links::{self, Links};
-use crate::store::deliveries::DeliveryState;
-use crate::store::outbox::DELIVERIES;
-use crate::store::{Store, StoreError};
-use crate::work;
-
-/// Deliveries sent at once.
-const BATCH: u32 = 20;
+use crate::domain::pauses::now;
+use crate::ids::{PauseId, ProjectId};
+use crate::store::deliveries::{DeliveryState, DueDelivery};
+use crate::store::outbox::{Outbox, DELIVERIES};
+use crate::store::{Actor, Store, StoreError};
 
 /// The delivery worker's state.
 pub struct Deliveries {
@@ -28,7 +28,23 @@ pub struct Deliveries {
     channels: Arc<Channels>,
     public_url: String,
     retry: Vec<Duration>,
-    lease: SignedDuration,
+}
+
+/// A claimed delivery: to send, or to skip (its pause was decided first).
+pub enum Due {
+    Send(Box<DueDelivery>),
+    Skip(PauseId),
+}
+
+/// One finished delivery.
+pub enum Done {
+    Attempted {
+        project_id: ProjectId,
+        pause: Box<pausepoint_api::Pause>,
+        outcome: SendOutcome,
+        at: Timestamp,
+    },
+    Skipped(PauseId, Timestamp),
 }
 
 impl Deliveries {
@@ -38,7 +54,6 @@ impl Deliveries {
         channels: Arc<Channels>,
         public_url: String,
         retry: Vec<Duration>,
-        lease: Duration,
     ) -> Deliveries {
         Deliveries {
             store,
@@ -46,120 +61,181 @@ impl Deliveries {
             channels,
             public_url,
             retry,
-            lease: SignedDuration::try_from(lease).unwrap_or(SignedDuration::from_secs(60)),
         }
     }
+}
 
-    /// Sends every delivery due at `now`, and says how long until the next is due.
-    pub async fn step(&self, now: Timestamp) -> Result<Duration, StoreError> {
-        work::drain_outbox(
-            &self.store,
-            DELIVERIES,
-            now,
-            self.lease,
-            BATCH,
-            |key| async move {
-                let pause_id = Uuid::parse_str(&key).map_err(|e| StoreError::Corrupt {
-                    table: "deliveries",
-                    detail: e.to_string(),
-                })?;
-                self.deliver(pause_id, now).await
-            },
-        )
-        .await
+impl OutboxWork for Deliveries {
+    type Item = Due;
+    type Done = Done;
+
+    fn outbox(&self) -> Outbox {
+        DELIVERIES
     }
 
-    /// One attempt at one claimed delivery.
-    async fn deliver(&self, pause_id: Uuid, now: Timestamp) -> Result<(), StoreError> {
-        let Some((project_id, pause)) = self.store.pause_anywhere(pause_id).await? else {
-            return Ok(());
-        };
-        if pause.status.is_final() || pause.expires_at <= now {
-            return self.store.skip_delivery(pause_id, now).await;
-        }
-        let project = self
+    async fn load(&self, keys: Vec<String>, now: Timestamp) -> Result<Vec<Due>, StoreError> {
+        let claimed = keys.clone();
+        let found = self
             .store
-            .project(project_id)
-            .await?
-            .map(|p| p.name)
-            .unwrap_or_default();
-        let token = self.links.token_for(pause_id, pause.expires_at);
-        let notice = Notice {
-            pause: &pause,
-            project: &project,
-            link: links::link(&self.public_url, &token),
-            now,
-        };
-        let attempt = self.channels.send(&notice).await;
-        // A provider's error may quote what it was sent: keep the token out of the record.
-        let scrub = |e: &str| e.replace(&token, "[link]");
-        let attempt_number = pause.delivery.as_ref().map_or(0, |d| d.attempts) + 1;
-
-        let (state, event, error) = match &attempt {
-            Attempt::Sent { .. } => (DeliveryState::Sent, AuditEventKind::PauseNotified, None),
-            Attempt::Logged => (DeliveryState::Logged, AuditEventKind::PauseNotified, None),
-            Attempt::Transient(e) => {
-                let retry_at = self
-                    .retry
-                    .get(attempt_number as usize - 1)
-                    .and_then(|delay| SignedDuration::try_from(*delay).ok())
-                    .map(|delay| now + delay)
-                    .filter(|at| *at < pause.expires_at);
-                let state = retry_at.map_or(DeliveryState::Failed, DeliveryState::Retry);
-                (
-                    state,
-                    AuditEventKind::PauseNotificationFailed,
-                    Some(scrub(e)),
-                )
-            }
-            Attempt::Permanent(e) => (
-                DeliveryState::Failed,
-                AuditEventKind::PauseNotificationFailed,
-                Some(scrub(e)),
-            ),
-        };
-        let mut data = json!({
-            "channel": pause.channel,
-            "recipient": pause.recipient,
-            "attempt": attempt_number,
-            "message": pause.message,
-            "options": pause.options,
-        });
-        match (&attempt, state) {
-            (Attempt::Sent { via, reference }, _) => {
-                data["via"] = json!(via);
-                data["reference"] = json!(reference);
-            }
-            (Attempt::Logged, _) => data["via"] = json!("console"),
-            (_, DeliveryState::Retry(at)) => {
-                data["error"] = json!(error);
-                data["next_attempt_at"] = json!(at);
-            }
-            _ => {
-                data["error"] = json!(error);
-                data["next_attempt_at"] = json!(null);
+            .read(move |conn| Box::pin(async move { conn.due_deliveries(&claimed).await }))
+            .await?;
+        let mut due: Vec<Due> = found
+            .into_iter()
+            .map(|d| {
+                if d.pause.status.is_final() || d.pause.expires_at <= now {
+                    Due::Skip(PauseId::from(d.pause.pause_id))
+                } else {
+                    Due::Send(Box::new(d))
+                }
+            })
+            .collect();
+        // A claimed row whose pause cannot be read is given up rather than left leased.
+        for key in keys {
+            if !due.iter().any(|d| Self::key(d) == key) {
+                if let Ok(id) = key.parse() {
+                    due.push(Due::Skip(id));
+                }
             }
         }
-        match &error {
-            Some(e) => {
-                tracing::warn!(pause_id = %pause_id, channel = %pause.channel, attempt = attempt_number, error = %e, "delivery failed")
-            }
-            None => tracing::info!(pause_id = %pause_id, channel = %pause.channel, "delivered"),
-        }
-
-        let mut tx = self.store.begin().await?;
-        Store::record_delivery_attempt(&mut tx, pause_id, state, error.as_deref(), now).await?;
-        Store::append_audit(
-            &mut tx,
-            project_id,
-            event,
-            Some(pause_id),
-            "system",
-            data,
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        Ok(due)
     }
+
+    fn key(item: &Due) -> String {
+        match item {
+            Due::Send(d) => d.pause.pause_id.to_string(),
+            Due::Skip(id) => id.to_string(),
+        }
+    }
+
+    fn send(
+        self: &Arc<Self>,
+        item: Due,
+    ) -> impl std::future::Future<Output = Done> + Send + 'static {
+        let this = Arc::clone(self);
+        async move {
+            match item {
+                Due::Skip(id) => Done::Skipped(id, now()),
+                Due::Send(due) => {
+                    let due = *due;
+                    let at = now();
+                    let token = this
+                        .links
+                        .token_for(PauseId::from(due.pause.pause_id), due.pause.expires_at);
+                    let notice = Notice {
+                        pause: &due.pause,
+                        project: &due.project_name,
+                        link: links::link(&this.public_url, &token),
+                        now: at,
+                    };
+                    let outcome = match this.channels.send(&notice).await {
+                        // A provider's error may quote what it was sent: keep the token out.
+                        SendOutcome::RetryLater { error, after } => SendOutcome::RetryLater {
+                            error: error.replace(&token, "[link]"),
+                            after,
+                        },
+                        SendOutcome::Refused { error } => SendOutcome::Refused {
+                            error: error.replace(&token, "[link]"),
+                        },
+                        other => other,
+                    };
+                    Done::Attempted {
+                        project_id: due.project_id,
+                        pause: Box::new(due.pause),
+                        outcome,
+                        at,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn record(&self, done: Vec<Done>) -> Result<(), StoreError> {
+        let retry = self.retry.clone();
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    for done in done {
+                        match done {
+                            Done::Skipped(id, at) => tx.skip_delivery(id, at).await?,
+                            Done::Attempted {
+                                project_id,
+                                pause,
+                                outcome,
+                                at,
+                            } => {
+                                record_attempt(tx, &retry, project_id, &pause, &outcome, at).await?
+                            }
+                        }
+                    }
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .await
+    }
+
+    fn done_key(done: &Done) -> String {
+        match done {
+            Done::Attempted { pause, .. } => pause.pause_id.to_string(),
+            Done::Skipped(id, _) => id.to_string(),
+        }
+    }
+}
+
+/// Records one attempt: the delivery's new state and its audit event.
+async fn record_attempt(
+    tx: &mut crate::store::Tx,
+    retry: &[Duration],
+    project_id: ProjectId,
+    pause: &pausepoint_api::Pause,
+    outcome: &SendOutcome,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    let pause_id = PauseId::from(pause.pause_id);
+    let attempt = pause.delivery.as_ref().map_or(0, |d| d.attempts) + 1;
+    let state = match outcome {
+        SendOutcome::Delivered { .. } => DeliveryState::Sent,
+        SendOutcome::Logged => DeliveryState::Logged,
+        SendOutcome::RetryLater { after, .. } => {
+            outcome::retry_at(retry, attempt, at, 1.0, *after, Some(pause.expires_at))
+                .map_or(DeliveryState::Failed, DeliveryState::Retry)
+        }
+        SendOutcome::Refused { .. } => DeliveryState::Failed,
+    };
+    let error = outcome.error();
+    let mut data = json!({
+        "channel": pause.channel,
+        "recipient": pause.recipient,
+        "attempt": attempt,
+        "message": pause.message,
+        "options": pause.options,
+    });
+    let event = match outcome {
+        SendOutcome::Delivered { via, reference } => {
+            data["via"] = json!(via);
+            data["reference"] = json!(reference);
+            AuditEventKind::PauseNotified
+        }
+        SendOutcome::Logged => {
+            data["via"] = json!("console");
+            AuditEventKind::PauseNotified
+        }
+        SendOutcome::RetryLater { .. } | SendOutcome::Refused { .. } => {
+            data["error"] = json!(error);
+            data["next_attempt_at"] = match state {
+                DeliveryState::Retry(at) => json!(at),
+                _ => json!(null),
+            };
+            AuditEventKind::PauseNotificationFailed
+        }
+    };
+    match error {
+        Some(e) => {
+            tracing::warn!(pause_id = %pause_id, channel = %pause.channel, attempt, error = %e, "delivery failed")
+        }
+        None => tracing::debug!(pause_id = %pause_id, channel = %pause.channel, "delivered"),
+    }
+    tx.record_delivery_attempt(pause_id, state, error, at)
+        .await?;
+    tx.append_audit(project_id, event, Some(pause_id), &Actor::System, data, at);
+    Ok(())
 }

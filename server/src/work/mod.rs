@@ -4,23 +4,25 @@
 //!
 //! - [`deliveries`]: sends each pause to its human.
 //! - [`webhooks`]: sends signed webhook events to agents.
+//! - [`outbox`]: the pipeline both of those run on.
+//! - [`outcome`]: what a send came to, and the retry rules.
 //! - [`timeouts`]: times out pauses at their deadline.
+//! - [`sequencer`]: puts audit events on their chains (PostgreSQL).
 
 pub mod deliveries;
+pub mod outbox;
+pub mod outcome;
+pub mod sequencer;
 pub mod timeouts;
 pub mod webhooks;
 
 use std::fmt::Display;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-
-use crate::store::outbox::Outbox;
-use crate::store::{Store, StoreError};
 
 /// The longest a worker sleeps without looking, in case the clock jumps.
 pub const MAX_SLEEP: Duration = Duration::from_secs(60);
@@ -28,12 +30,8 @@ pub const MAX_SLEEP: Duration = Duration::from_secs(60);
 const RETRY_AFTER_ERROR: Duration = Duration::from_secs(1);
 
 /// Runs `step` until `stop` is cancelled. `step(now)` returns how long to sleep.
-pub async fn run<S, F, E>(
-    name: &'static str,
-    bell: Arc<Notify>,
-    stop: CancellationToken,
-    mut step: S,
-) where
+pub async fn run<S, F, E>(name: &'static str, bell: &Notify, stop: CancellationToken, mut step: S)
+where
     S: FnMut(Timestamp) -> F,
     F: Future<Output = Result<Duration, E>>,
     E: Display,
@@ -63,32 +61,4 @@ pub fn until(now: Timestamp, next: Option<Timestamp>) -> Duration {
         }
         None => MAX_SLEEP,
     }
-}
-
-/// One step of a worker over an outbox: claims the rows due at `now` in batches, handles
-/// each batch's rows at once, until none is due, and says how long until the next one is.
-pub async fn drain_outbox<H, F>(
-    store: &Store,
-    outbox: Outbox,
-    now: Timestamp,
-    lease: SignedDuration,
-    batch: u32,
-    handle: H,
-) -> Result<Duration, StoreError>
-where
-    H: Fn(String) -> F,
-    F: Future<Output = Result<(), StoreError>>,
-{
-    loop {
-        let claimed = store
-            .outbox_claim_due(outbox, now, now + lease, batch)
-            .await?;
-        if claimed.is_empty() {
-            break;
-        }
-        for result in futures_util::future::join_all(claimed.into_iter().map(&handle)).await {
-            result?;
-        }
-    }
-    Ok(until(now, store.outbox_next_at(outbox).await?))
 }

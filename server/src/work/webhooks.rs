@@ -1,23 +1,28 @@
 //! The webhook worker: sends each event, signed with every secret of the project still in
 //! use, retries on a jittered schedule (the first retries within seconds), stops at 2xx
 //! or 410, honours `Retry-After`, records every attempt, and ends with
-//! `webhook.delivered` or `webhook.failed` in the audit log.
+//! `webhook.delivered` or `webhook.failed` in the audit log. It runs as an
+//! [`super::outbox`] pipeline: many sends at once, results recorded in batches.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use pausepoint_api::webhooks::{decode_secret, signature_header};
 use pausepoint_api::AuditEventKind;
 use serde_json::json;
 
+use super::outbox::OutboxWork;
+use super::outcome::{self, webhook_verdict, SendOutcome, Verdict};
+use crate::domain::pauses::now;
 use crate::domain::webhooks::signing_secrets;
+use crate::ids::ProjectId;
 use crate::outbound;
-use crate::store::outbox::WEBHOOK_EVENTS;
+use crate::store::outbox::{Outbox, WEBHOOK_EVENTS};
 use crate::store::webhooks::{AttemptRecord, StoredEvent, WebhookState};
-use crate::store::{Store, StoreError};
-use crate::work;
+use crate::store::{Actor, Store, StoreError};
 
-const BATCH: u32 = 20;
 /// How much of a receiver's answer is kept with the attempt.
 const RESPONSE_CHARS: usize = 1024;
 /// The longest `Retry-After` honoured.
@@ -30,137 +35,59 @@ pub struct Webhooks {
     allow_private_network: bool,
     /// Waits before the 2nd, 3rd… attempt; after the last, the event has failed.
     retry: Vec<Duration>,
-    lease: SignedDuration,
+}
+
+/// A claimed event and the keys that sign it.
+pub struct Due {
+    event: StoredEvent,
+    keys: Arc<Vec<Vec<u8>>>,
+}
+
+/// One finished attempt.
+pub struct Done {
+    event: StoredEvent,
+    record: AttemptRecord,
+    outcome: SendOutcome,
+    at: Timestamp,
 }
 
 impl Webhooks {
-    pub fn new(
-        store: Store,
-        allow_private_network: bool,
-        retry: Vec<Duration>,
-        lease: Duration,
-    ) -> Webhooks {
+    pub fn new(store: Store, allow_private_network: bool, retry: Vec<Duration>) -> Webhooks {
         Webhooks {
             store,
             http: outbound::client(allow_private_network),
             allow_private_network,
             retry,
-            lease: SignedDuration::try_from(lease).unwrap_or(SignedDuration::from_secs(60)),
         }
     }
 
-    /// Sends every event due at `now`, and says how long until the next is due.
-    pub async fn step(&self, now: Timestamp) -> Result<Duration, StoreError> {
-        work::drain_outbox(
-            &self.store,
-            WEBHOOK_EVENTS,
-            now,
-            self.lease,
-            BATCH,
-            |id| async move { self.send(&id, now).await },
-        )
-        .await
-    }
-
-    /// One attempt at one claimed event.
-    async fn send(&self, id: &str, now: Timestamp) -> Result<(), StoreError> {
-        let Some(event) = self.store.webhook_event(id).await? else {
-            return Ok(());
-        };
-        let attempt = event.attempts + 1;
-        let (record, retry_after) = self.post(&event, now).await;
-        let state = match record.status_code {
-            Some(code) if (200..300).contains(&code) => WebhookState::Delivered,
-            // 410 Gone: the receiver says this endpoint is no more.
-            Some(410) => WebhookState::Failed,
-            _ if record
-                .error
-                .as_deref()
-                .is_some_and(|e| e.starts_with("refused:")) =>
-            {
-                WebhookState::Failed
-            }
-            _ => match self.retry.get(attempt as usize - 1) {
-                Some(delay) => {
-                    let delay = jitter(*delay).max(retry_after.unwrap_or_default());
-                    WebhookState::Retry(
-                        now + SignedDuration::try_from(delay).unwrap_or(SignedDuration::MAX),
-                    )
-                }
-                None => WebhookState::Failed,
-            },
-        };
-        match state {
-            WebhookState::Delivered => tracing::info!(event_id = id, attempt, "webhook delivered"),
-            _ => tracing::warn!(
-                event_id = id,
-                attempt,
-                status = ?record.status_code,
-                error = record.error.as_deref().unwrap_or(""),
-                "webhook attempt failed"
-            ),
-        }
-        let mut tx = self.store.begin().await?;
-        Store::record_webhook_attempt(&mut tx, id, attempt, &record, state, now).await?;
-        let ending = match state {
-            WebhookState::Delivered => Some(AuditEventKind::WebhookDelivered),
-            WebhookState::Failed => Some(AuditEventKind::WebhookFailed),
-            WebhookState::Retry(_) => None,
-        };
-        if let Some(kind) = ending {
-            let data = json!({
-                "event_id": event.id,
-                "type": event.kind,
-                "url": event.url,
-                "attempts": attempt,
-                "status_code": record.status_code,
-                "error": record.error,
-            });
-            Store::append_audit(
-                &mut tx,
-                event.project_id,
-                kind,
-                Some(event.pause_id),
-                "system",
-                data,
-                now,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// POSTs the event, signed; what happened, and any `Retry-After` the receiver asked for.
-    async fn post(&self, event: &StoredEvent, now: Timestamp) -> (AttemptRecord, Option<Duration>) {
+    /// POSTs the event, signed; what happened.
+    async fn post(&self, due: &Due, now: Timestamp) -> (AttemptRecord, SendOutcome) {
+        let event = &due.event;
         let failed = |error: String| AttemptRecord {
             status_code: None,
             latency_ms: 0,
             response: None,
             error: Some(error),
         };
+        let refused = |error: String| (failed(error.clone()), SendOutcome::Refused { error });
         let url = match url::Url::parse(&event.url) {
             Ok(url) => url,
-            Err(e) => return (failed(format!("refused: {e}")), None),
+            Err(e) => return refused(format!("refused: {e}")),
         };
         // The URL was checked at create; the server may have restarted with stricter settings.
         if let Err(e) = outbound::check_url(&url, self.allow_private_network) {
-            return (failed(format!("refused: {e}")), None);
+            return refused(format!("refused: {e}"));
         }
-        let keys: Vec<Vec<u8>> = match signing_secrets(&self.store, event.project_id, now).await {
-            Ok(secrets) => secrets
-                .iter()
-                .filter_map(|s| decode_secret(s).ok())
-                .collect(),
-            Err(e) => {
-                return (
-                    failed(format!("could not read the signing secret: {e}")),
-                    None,
-                )
-            }
-        };
+        if due.keys.is_empty() {
+            let error = "the project has no signing secret".to_owned();
+            return (
+                failed(error.clone()),
+                SendOutcome::RetryLater { error, after: None },
+            );
+        }
         let timestamp = now.as_second();
-        let signature = signature_header(&keys, &event.id, timestamp, event.payload.as_bytes());
+        let signature = signature_header(&due.keys, &event.id, timestamp, event.payload.as_bytes());
         let started = Instant::now();
         let response = self
             .http
@@ -196,27 +123,168 @@ impl Webhooks {
                         format!("answered {status}")
                     }
                 });
+                let outcome = match (webhook_verdict(status.as_u16()), &error) {
+                    (Verdict::Accepted, _) | (_, None) => SendOutcome::Delivered {
+                        via: "webhook",
+                        reference: None,
+                    },
+                    (Verdict::Permanent, Some(error)) => SendOutcome::Refused {
+                        error: error.clone(),
+                    },
+                    (Verdict::Transient, Some(error)) => SendOutcome::RetryLater {
+                        error: error.clone(),
+                        after: retry_after,
+                    },
+                };
                 let record = AttemptRecord {
                     status_code: Some(status.as_u16()),
                     latency_ms,
                     response: (!text.is_empty()).then_some(text),
                     error,
                 };
-                (record, retry_after)
+                (record, outcome)
             }
-            Err(e) => (
-                AttemptRecord {
+            Err(e) => {
+                let error = outbound::describe(&e);
+                let record = AttemptRecord {
                     latency_ms,
-                    ..failed(outbound::describe(&e))
-                },
-                None,
-            ),
+                    ..failed(error.clone())
+                };
+                (record, SendOutcome::RetryLater { error, after: None })
+            }
         }
     }
 }
 
-/// `delay` give or take a fifth, so retries from many pauses do not arrive together.
-fn jitter(delay: Duration) -> Duration {
-    let factor = 0.8 + rand::random::<f64>() * 0.4;
-    delay.mul_f64(factor)
+impl OutboxWork for Webhooks {
+    type Item = Due;
+    type Done = Done;
+
+    fn outbox(&self) -> Outbox {
+        WEBHOOK_EVENTS
+    }
+
+    async fn load(&self, keys: Vec<String>, now: Timestamp) -> Result<Vec<Due>, StoreError> {
+        let events = self
+            .store
+            .read(move |conn| Box::pin(async move { conn.webhook_events(&keys).await }))
+            .await?;
+        let mut keys_of: HashMap<ProjectId, Arc<Vec<Vec<u8>>>> = HashMap::new();
+        let mut due = Vec::with_capacity(events.len());
+        for event in events {
+            let keys = match keys_of.get(&event.project_id) {
+                Some(keys) => Arc::clone(keys),
+                None => {
+                    let secrets = signing_secrets(&self.store, event.project_id, now).await?;
+                    let keys: Arc<Vec<Vec<u8>>> = Arc::new(
+                        secrets
+                            .iter()
+                            .filter_map(|s| decode_secret(s).ok())
+                            .collect(),
+                    );
+                    keys_of.insert(event.project_id, Arc::clone(&keys));
+                    keys
+                }
+            };
+            due.push(Due { event, keys });
+        }
+        Ok(due)
+    }
+
+    fn key(item: &Due) -> String {
+        item.event.id.clone()
+    }
+
+    fn send(
+        self: &Arc<Self>,
+        item: Due,
+    ) -> impl std::future::Future<Output = Done> + Send + 'static {
+        let this = Arc::clone(self);
+        async move {
+            let at = now();
+            let (record, outcome) = this.post(&item, at).await;
+            Done {
+                event: item.event,
+                record,
+                outcome,
+                at,
+            }
+        }
+    }
+
+    async fn record(&self, done: Vec<Done>) -> Result<(), StoreError> {
+        let retry = self.retry.clone();
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    for done in done {
+                        let Done {
+                            event,
+                            record,
+                            outcome,
+                            at,
+                        } = done;
+                        let attempt = event.attempts + 1;
+                        let state = match &outcome {
+                            SendOutcome::Delivered { .. } | SendOutcome::Logged => {
+                                WebhookState::Delivered
+                            }
+                            SendOutcome::Refused { .. } => WebhookState::Failed,
+                            SendOutcome::RetryLater { after, .. } => outcome::retry_at(
+                                &retry,
+                                attempt,
+                                at,
+                                outcome::jitter(),
+                                *after,
+                                None,
+                            )
+                            .map_or(WebhookState::Failed, WebhookState::Retry),
+                        };
+                        match state {
+                            WebhookState::Delivered => {
+                                tracing::info!(event_id = event.id, attempt, "webhook delivered")
+                            }
+                            _ => tracing::warn!(
+                                event_id = event.id,
+                                attempt,
+                                status = ?record.status_code,
+                                error = record.error.as_deref().unwrap_or(""),
+                                "webhook attempt failed"
+                            ),
+                        }
+                        tx.record_webhook_attempt(&event.id, attempt, &record, state, at)
+                            .await?;
+                        let ending = match state {
+                            WebhookState::Delivered => Some(AuditEventKind::WebhookDelivered),
+                            WebhookState::Failed => Some(AuditEventKind::WebhookFailed),
+                            WebhookState::Retry(_) => None,
+                        };
+                        if let Some(kind) = ending {
+                            let data = json!({
+                                "event_id": event.id,
+                                "type": event.kind,
+                                "url": event.url,
+                                "attempts": attempt,
+                                "status_code": record.status_code,
+                                "error": record.error,
+                            });
+                            tx.append_audit(
+                                event.project_id,
+                                kind,
+                                Some(event.pause_id),
+                                &Actor::System,
+                                data,
+                                at,
+                            );
+                        }
+                    }
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .await
+    }
+
+    fn done_key(done: &Done) -> String {
+        done.event.id.clone()
+    }
 }

@@ -2,7 +2,10 @@
 //! chain that finds an edited or removed row, and exports in JSONL and CSV.
 
 use pausepoint_api::audit::GENESIS_HASH;
+use pausepoint_api::DeliveryStatus;
 use pausepoint_api::{AuditEvent, AuditEventKind};
+use pausepoint_server::ids::PauseId;
+use pausepoint_server::store::Actor;
 use pausepoint_tests::Backend;
 use pausepoint_tests::{is_delivery_event, sms_pause, TestServer};
 use reqwest::StatusCode;
@@ -18,7 +21,7 @@ async fn a_decided_history(server: &TestServer) -> Vec<uuid::Uuid> {
             .pause(StatusCode::CREATED);
         // As a person would: the message arrives, then they answer.
         let delivered = server.client.delivered(pause.pause_id).await;
-        assert_eq!(delivered.delivery.unwrap().status, "logged");
+        assert_eq!(delivered.delivery.unwrap().status, DeliveryStatus::Logged);
         if i % 2 == 0 {
             server
                 .client
@@ -31,10 +34,10 @@ async fn a_decided_history(server: &TestServer) -> Vec<uuid::Uuid> {
                 .pauses()
                 .respond(
                     server.project_id,
-                    pause.pause_id,
+                    PauseId::from(pause.pause_id),
                     "Approve",
                     None,
-                    "recipient:+13128471928",
+                    Actor::Recipient("+13128471928".into()),
                 )
                 .await
                 .unwrap();
@@ -80,7 +83,7 @@ async fn every_change_is_an_event_with_actor_and_full_context() {
             all[i - 1].hash.clone()
         };
         assert_eq!(event.prev_hash, prev);
-        assert_eq!(event.chain_hash(&prev), event.hash);
+        assert_eq!(event.chain_hash(&prev).unwrap(), event.hash);
     }
     // key.created, then created, notified (on the console) and ended for each pause.
     assert_eq!(all.len(), 1 + 3 * ids.len());

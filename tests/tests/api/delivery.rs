@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use pausepoint_api::DeliveryStatus;
 use pausepoint_api::{AuditEventKind, Pause, PauseStatus};
 use pausepoint_server::config::{Secret, SmtpConfig, TwilioConfig};
 use pausepoint_tests::receivers::{
@@ -257,7 +258,7 @@ async fn wrong_twilio_credentials_fail_with_twilios_reason() {
         .await
         .pause(StatusCode::CREATED);
     let delivery = settled(&server, &pause).await.delivery.unwrap();
-    assert_eq!(delivery.status, "failed");
+    assert_eq!(delivery.status, DeliveryStatus::Failed);
     assert!(delivery
         .last_error
         .unwrap()
@@ -335,7 +336,7 @@ async fn email_over_smtp_has_a_subject_text_html_and_a_button_per_option() {
         Some("Shorten the subject line")
     );
     let delivered = server.client.delivered(pause.pause_id).await;
-    assert_eq!(delivered.delivery.unwrap().status, "sent");
+    assert_eq!(delivered.delivery.unwrap().status, DeliveryStatus::Sent);
 }
 
 #[tokio::test]
@@ -414,7 +415,7 @@ async fn slack_gets_block_kit_with_a_url_button_per_option() {
         .pause(StatusCode::OK);
     assert_eq!(decided.response_choice.as_deref(), Some("Keep"));
     let delivered = server.client.delivered(pause.pause_id).await;
-    assert_eq!(delivered.delivery.unwrap().status, "sent");
+    assert_eq!(delivered.delivery.unwrap().status, DeliveryStatus::Sent);
 }
 
 #[tokio::test]
@@ -534,6 +535,6 @@ async fn a_pause_decided_before_its_delivery_is_not_sent() {
         .await
         .pause(StatusCode::OK);
     let delivery = settled(&server, &pause).await.delivery.unwrap();
-    assert_eq!(delivery.status, "skipped");
+    assert_eq!(delivery.status, DeliveryStatus::Skipped);
     assert!(fake.received.try_recv().is_err(), "nothing was sent");
 }

@@ -2,6 +2,7 @@
 
 use pausepoint_server::domain::keys;
 use pausepoint_server::domain::pauses;
+use pausepoint_server::store::Actor;
 use pausepoint_tests::{sms_pause, TestServer};
 use reqwest::StatusCode;
 
@@ -40,9 +41,15 @@ async fn a_request_without_a_valid_key_is_401() {
 async fn a_revoked_key_gets_401_and_both_changes_are_audited() {
     let server = TestServer::start().await;
     let store = server.app.store();
-    let new = keys::create_key(store, "default", "ci-bot", "admin:ops", pauses::now())
-        .await
-        .unwrap();
+    let new = keys::create_key(
+        store,
+        "default",
+        "ci-bot",
+        Actor::Admin(Some("ops".into())),
+        pauses::now(),
+    )
+    .await
+    .unwrap();
     assert!(new.key.starts_with("pp_live_") && new.key.len() == "pp_live_".len() + 32);
     let bot = server.client.with_key(&new.key);
     assert_eq!(
@@ -50,19 +57,27 @@ async fn a_revoked_key_gets_401_and_both_changes_are_audited() {
         StatusCode::CREATED
     );
 
-    keys::revoke_key(store, new.record.id, "admin:ops", pauses::now())
-        .await
-        .unwrap()
-        .unwrap();
+    keys::revoke_key(
+        store,
+        new.record.id,
+        Actor::Admin(Some("ops".into())),
+        pauses::now(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     bot.create(sms_pause(None))
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "unauthorized", None);
-    assert!(
-        keys::revoke_key(store, new.record.id, "admin:ops", pauses::now())
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(keys::revoke_key(
+        store,
+        new.record.id,
+        Actor::Admin(Some("ops".into())),
+        pauses::now()
+    )
+    .await
+    .unwrap()
+    .is_none());
 
     let created = server.client.audit("event=key.created").await;
     assert!(created

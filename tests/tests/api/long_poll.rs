@@ -3,6 +3,8 @@
 use std::time::{Duration, Instant};
 
 use pausepoint_api::PauseStatus;
+use pausepoint_server::ids::PauseId;
+use pausepoint_server::store::Actor;
 use pausepoint_tests::{sms_pause, TestServer};
 use reqwest::StatusCode;
 
@@ -26,10 +28,10 @@ async fn a_long_poll_returns_when_the_human_decides() {
         .pauses()
         .respond(
             server.project_id,
-            pause.pause_id,
+            PauseId::from(pause.pause_id),
             "Approve",
             None,
-            "recipient:+13128471928",
+            Actor::Recipient("+13128471928".into()),
         )
         .await
         .unwrap();

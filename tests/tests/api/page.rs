@@ -3,6 +3,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use pausepoint_api::{AuditEventKind, PauseStatus};
+use pausepoint_server::ids::PauseId;
 use pausepoint_tests::{sms_pause, TestServer};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -327,8 +328,8 @@ async fn one_pauses_link_cannot_answer_another() {
         PauseStatus::Pending
     );
     // A link of another server (another key) opens nothing here either.
-    let foreign =
-        pausepoint_server::Links::from_key([9; 32]).token_for(mine.pause_id, mine.expires_at);
+    let foreign = pausepoint_server::Links::from_key([9; 32])
+        .token_for(PauseId::from(mine.pause_id), mine.expires_at);
     assert_eq!(
         open(&format!("{base}/{foreign}")).await.status,
         StatusCode::NOT_FOUND
@@ -344,7 +345,7 @@ async fn an_expired_link_says_so_and_decides_nothing() {
         .await
         .pause(StatusCode::CREATED);
     let token = server.app.links().token(
-        pause.pause_id,
+        PauseId::from(pause.pause_id),
         jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1),
     );
     let link = pausepoint_server::domain::links::link(&server.client.base, &token);

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use pausepoint_api::{AuditEventKind, PauseStatus};
 use pausepoint_server::domain::pauses::PauseError;
+use pausepoint_server::ids::PauseId;
+use pausepoint_server::store::Actor;
 use pausepoint_tests::{sms_pause, TestServer};
 use reqwest::StatusCode;
 
@@ -36,7 +38,13 @@ async fn fifty_racing_cancels_responses_and_timeouts_make_one_decision() {
                     1 => {
                         let choice = if i % 2 == 0 { "Approve" } else { "Reject" };
                         match pauses
-                            .respond(project, id, choice, None, "recipient:+13128471928")
+                            .respond(
+                                project,
+                                PauseId::from(id),
+                                choice,
+                                None,
+                                Actor::Recipient("+13128471928".into()),
+                            )
                             .await
                         {
                             Ok(_) => Ok(PauseStatus::Responded),
@@ -44,7 +52,10 @@ async fn fifty_racing_cancels_responses_and_timeouts_make_one_decision() {
                             Err(e) => panic!("respond failed: {e}"),
                         }
                     }
-                    _ => match pauses.time_out(project, id, after_deadline).await {
+                    _ => match pauses
+                        .time_out(project, PauseId::from(id), after_deadline)
+                        .await
+                    {
                         Ok(_) => Ok(PauseStatus::TimedOut),
                         Err(PauseError::NotPending(_)) => Err("409"),
                         Err(e) => panic!("time_out failed: {e}"),

@@ -2,6 +2,8 @@
 
 use jiff::SignedDuration;
 use pausepoint_api::PauseStatus;
+use pausepoint_server::ids::PauseId;
+use pausepoint_server::store::Actor;
 use pausepoint_tests::{without_delivery, TestServer};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -132,10 +134,10 @@ async fn the_spec_polling_loop_ends_with_the_humans_decision() {
         pauses
             .respond(
                 project,
-                pause.pause_id,
+                PauseId::from(pause.pause_id),
                 "Approve",
                 None,
-                "recipient:+15550100",
+                Actor::Recipient("+15550100".into()),
             )
             .await
             .unwrap();

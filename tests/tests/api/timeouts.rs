@@ -1,6 +1,8 @@
 //! The timeout worker: pauses time out at their deadline, with the default or without.
 
 use pausepoint_api::{AuditEventKind, PauseStatus};
+use pausepoint_server::ids::PauseId;
+use pausepoint_server::store::Actor;
 use pausepoint_tests::{sms_pause, TestServer};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -95,7 +97,7 @@ async fn a_human_cannot_answer_after_the_deadline() {
     let pauses = server.app.pauses();
     // One step of the worker, run as if an hour and a second had passed.
     let later = pause.expires_at + std::time::Duration::from_secs(1);
-    let sleep = pausepoint_server::work::timeouts::step(pauses, later)
+    let sleep = pausepoint_server::work::timeouts::step(pauses, server.app.store().hub(), later)
         .await
         .unwrap();
     assert!(sleep.as_secs() <= 60);
@@ -108,10 +110,10 @@ async fn a_human_cannot_answer_after_the_deadline() {
     let err = pauses
         .respond(
             server.project_id,
-            pause.pause_id,
+            PauseId::from(pause.pause_id),
             "Approve",
             None,
-            "recipient:x",
+            Actor::Recipient("x".into()),
         )
         .await
         .unwrap_err();

@@ -1,5 +1,7 @@
 //! Every validation rule and error status, with the error body a client gets.
 
+use pausepoint_server::ids::PauseId;
+use pausepoint_server::store::Actor;
 use pausepoint_tests::{sms_pause, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -226,10 +228,10 @@ async fn respond_checks_the_choice_and_the_note() {
     let err = pauses
         .respond(
             server.project_id,
-            plain.pause_id,
+            PauseId::from(plain.pause_id),
             "Maybe",
             None,
-            "recipient:x",
+            Actor::Recipient("x".into()),
         )
         .await
         .unwrap_err();
@@ -237,10 +239,10 @@ async fn respond_checks_the_choice_and_the_note() {
     let err = pauses
         .respond(
             server.project_id,
-            plain.pause_id,
+            PauseId::from(plain.pause_id),
             "Approve",
             Some("ok"),
-            "recipient:x",
+            Actor::Recipient("x".into()),
         )
         .await
         .unwrap_err();
@@ -252,10 +254,10 @@ async fn respond_checks_the_choice_and_the_note() {
     pauses
         .respond(
             server.project_id,
-            noted.pause_id,
+            PauseId::from(noted.pause_id),
             "Reject",
             Some("Wrong account number"),
-            "recipient:x",
+            Actor::Recipient("x".into()),
         )
         .await
         .unwrap();
@@ -271,10 +273,10 @@ async fn respond_checks_the_choice_and_the_note() {
     let err = pauses
         .respond(
             server.project_id,
-            noted.pause_id,
+            PauseId::from(noted.pause_id),
             "Approve",
             None,
-            "recipient:x",
+            Actor::Recipient("x".into()),
         )
         .await
         .unwrap_err();

@@ -1,0 +1,230 @@
+//! SQLite: one writer, many readers.
+//!
+//! A single thread owns the write connection. Writes queue for it; it takes every write
+//! waiting in the queue, runs each inside its own savepoint of one transaction, and
+//! commits them together: one fsync for many requests (group commit). A request is
+//! answered only after the commit that holds it, and one request's failure rolls back only
+//! its own savepoint. `synchronous=FULL` stays: every acknowledged write survives a crash
+//! or a power cut. Reads run on a small pool of their own connections, beside the writer
+//! (WAL).
+//!
+//! The store's statements are `async` so that they are written once for both databases;
+//! on SQLite they never wait for anything, so this module runs them to completion in one
+//! poll, on the thread that owns the connection.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::Semaphore;
+
+use super::db::Conn;
+use super::tx::Tx;
+use super::StoreError;
+use crate::hub::Hub;
+
+/// The most writes committed together.
+const MAX_GROUP: usize = 512;
+/// Read connections open at once.
+const READERS: usize = 8;
+/// How long a statement waits for a lock held by another process (`pp admin`).
+const BUSY_TIMEOUT_MS: u32 = 10_000;
+
+/// A write as the writer thread runs it: the request's closure, type-erased. `run` says
+/// whether to keep what it wrote; `answer` is called once the group's fate is known.
+pub(super) struct Job {
+    pub run: RunWrite,
+    pub answer: Answer,
+}
+/// A write's closure: says whether to keep what it wrote.
+pub(super) type RunWrite = Box<dyn for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, bool> + Send>;
+/// Tells a write's caller how its group commit went.
+pub(super) type Answer = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
+/// A read as a reader thread runs it.
+pub(super) type ReadJob<T> =
+    Box<dyn for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<T, StoreError>> + Send>;
+
+enum Message {
+    Write(Job),
+    Stop,
+}
+
+/// A SQLite database file: its writer thread and its readers.
+pub(super) struct Sqlite {
+    path: PathBuf,
+    writer: mpsc::Sender<Message>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+    read_permits: Semaphore,
+}
+
+impl Sqlite {
+    /// Opens `path` (made owner-only when new) and starts its writer thread.
+    pub fn open(path: &Path, hub: Arc<Hub>) -> Result<Sqlite, StoreError> {
+        let connection = open_connection(path)?;
+        // WAL lets readers run beside the writer.
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        let (writer, queue) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("pausepoint-writer".into())
+            .spawn(move || write_loop(connection, &queue, &hub))
+            .map_err(|e| StoreError::Io(format!("cannot start the writer thread: {e}")))?;
+        Ok(Sqlite {
+            path: path.to_owned(),
+            writer,
+            thread: Mutex::new(Some(thread)),
+            readers: Mutex::new(Vec::new()),
+            read_permits: Semaphore::new(READERS),
+        })
+    }
+
+    /// Queues a write; the answer comes through the job's own channel after the commit.
+    pub fn submit(&self, job: Job) -> Result<(), StoreError> {
+        self.writer
+            .send(Message::Write(job))
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Runs a read on a reader connection, off the async threads.
+    pub async fn read<T: Send + 'static>(&self, job: ReadJob<T>) -> Result<T, StoreError> {
+        let _permit = self
+            .read_permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let idle = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let connection = match idle {
+            Some(connection) => connection,
+            None => open_connection(&self.path)?,
+        };
+        let (connection, result) = tokio::task::spawn_blocking(move || {
+            let mut conn = Conn::Sqlite(connection);
+            let result = run_now(job(&mut conn)).unwrap_or_else(|| Err(waited()));
+            let Conn::Sqlite(connection) = conn else {
+                unreachable!("a SQLite read holds a SQLite connection")
+            };
+            (connection, result)
+        })
+        .await
+        .map_err(|e| StoreError::Io(format!("a read task failed: {e}")))?;
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(connection);
+        result
+    }
+
+    /// Lets queued writes finish, stops the writer and closes every connection.
+    pub fn close(&self) {
+        let _ = self.writer.send(Message::Stop);
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    // FULL makes every acknowledged commit survive a crash or a power cut.
+    connection.execute_batch(&format!(
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};"
+    ))?;
+    connection.set_prepared_statement_cache_capacity(128);
+    Ok(connection)
+}
+
+/// Polls a store future once. Statements on SQLite complete synchronously, so a future
+/// that is not ready after one poll waited on something outside the database.
+fn run_now<T>(future: BoxFuture<'_, T>) -> Option<T> {
+    future.now_or_never()
+}
+
+fn waited() -> StoreError {
+    StoreError::Io("a SQLite statement waited on something outside the database".into())
+}
+
+/// The writer thread: takes every write waiting, commits them together, answers each.
+fn write_loop(connection: Connection, queue: &mpsc::Receiver<Message>, hub: &Hub) {
+    let mut tx = Tx::new(Conn::Sqlite(connection));
+    let mut stopping = false;
+    while !stopping {
+        let mut jobs = match queue.recv() {
+            Ok(Message::Write(job)) => vec![job],
+            Ok(Message::Stop) | Err(_) => break,
+        };
+        while jobs.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(Message::Write(job)) => jobs.push(job),
+                Ok(Message::Stop) => {
+                    stopping = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        commit_group(&mut tx, jobs, hub);
+    }
+}
+
+/// One group commit: every job in its savepoint, then one COMMIT.
+fn commit_group(tx: &mut Tx, jobs: Vec<Job>, hub: &Hub) {
+    let statement = |tx: &mut Tx, sql: &str| tx.conn_mut().sqlite_batch(sql);
+    let mut answers = Vec::with_capacity(jobs.len());
+    let mut failed = statement(tx, "BEGIN IMMEDIATE").err();
+    for job in jobs {
+        answers.push(job.answer);
+        // Once the group has failed, the jobs left are not run: they share its fate.
+        if failed.is_some() {
+            continue;
+        }
+        let mark = tx.mark();
+        if let Err(e) = statement(tx, "SAVEPOINT job") {
+            failed = Some(e);
+            continue;
+        }
+        let keep = run_now((job.run)(tx)).unwrap_or_else(|| {
+            tracing::error!("a write waited on something outside the database");
+            false
+        });
+        let ended = if keep {
+            statement(tx, "RELEASE job")
+        } else {
+            tx.forget_since(mark);
+            statement(tx, "ROLLBACK TO job; RELEASE job")
+        };
+        failed = ended.err();
+    }
+    let committed = match failed {
+        Some(e) => Err(e),
+        None => run_now(Box::pin(tx.flush()))
+            .unwrap_or_else(|| Err(waited()))
+            .and_then(|()| statement(tx, "COMMIT")),
+    };
+    let changes = tx.take_changes();
+    match &committed {
+        Ok(()) => hub.publish(&changes),
+        Err(e) => {
+            tracing::error!(error = %e, "a group commit failed; its writes are rolled back");
+            tx.discard();
+            // Nothing to roll back when BEGIN itself failed; the error is expected then.
+            let _ = statement(tx, "ROLLBACK");
+        }
+    }
+    for answer in answers {
+        answer(committed.as_ref().map(|_| ()));
+    }
+}
