@@ -5,11 +5,13 @@
 
 use std::time::Duration;
 
-use pausepoint_api::{AuditEventKind, PauseStatus};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use pausepoint_api::{AuditEvent, AuditEventKind, DeliveryStatus, PauseStatus};
 use pausepoint_tests::receivers::{find_link, FakeTwilio};
 use pausepoint_tests::{admin_create_key, run_pp, sms_pause, Client, ServerProcess};
-
-use pausepoint_api::DeliveryStatus;
 use reqwest::StatusCode;
 
 #[tokio::test]
@@ -68,6 +70,97 @@ async fn nothing_acknowledged_before_a_kill_9_is_lost() {
         "key.created, 30 pause.created, 10 pause.cancelled"
     );
     assert_eq!(report.body["events_checked"], events.len());
+    server.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_create_acknowledged_during_a_burst_survives_a_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("pp.db");
+    let key = admin_create_key(&database, "agent", "default").await;
+    let server = ServerProcess::start(&database, 0).await;
+    let client = Client::new(&server.base, &key);
+
+    // Many clients create at once, so that writes share group commits when the kill comes.
+    let acknowledged = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let running = Arc::new(AtomicBool::new(true));
+    let mut clients = Vec::new();
+    for _ in 0..16 {
+        let (client, acknowledged, count, running) = (
+            client.clone(),
+            Arc::clone(&acknowledged),
+            Arc::clone(&count),
+            Arc::clone(&running),
+        );
+        clients.push(tokio::spawn(async move {
+            while running.load(Ordering::SeqCst) {
+                let response = client
+                    .http
+                    .post(format!("{}/v1/pause", client.base))
+                    .bearer_auth(&client.key)
+                    .json(&sms_pause(None))
+                    .send()
+                    .await;
+                let Ok(response) = response else { break };
+                if response.status() != StatusCode::CREATED {
+                    break;
+                }
+                let Ok(pause) = response.json::<pausepoint_api::Pause>().await else {
+                    break;
+                };
+                acknowledged.lock().unwrap().push(pause.pause_id);
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    // Kill in the middle of the burst, once a good number of creates were acknowledged.
+    for _ in 0..3000 {
+        if count.load(Ordering::SeqCst) >= 400 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        count.load(Ordering::SeqCst) >= 400,
+        "the burst did not get going"
+    );
+    server.kill().await;
+    running.store(false, Ordering::SeqCst);
+    for task in clients {
+        task.await.unwrap();
+    }
+    let acknowledged: Vec<_> = acknowledged.lock().unwrap().clone();
+
+    let server = ServerProcess::start(&database, 0).await;
+    let client = Client::new(&server.base, &key);
+    for id in &acknowledged {
+        assert_eq!(
+            client.get(*id).await.status,
+            StatusCode::OK,
+            "{id} was lost"
+        );
+    }
+    let export = client
+        .get_path("/v1/audit/export?format=jsonl&event=pause.created")
+        .await;
+    let created: HashSet<_> = export
+        .body
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<AuditEvent>(line)
+                .unwrap()
+                .pause_id
+                .unwrap()
+        })
+        .collect();
+    for id in &acknowledged {
+        assert!(created.contains(id), "{id} has no pause.created event");
+    }
+    let report = client.get_path("/v1/audit/verify").await;
+    assert_eq!(report.body["ok"], true, "{}", report.body);
     server.terminate().await;
 }
 

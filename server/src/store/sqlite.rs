@@ -228,3 +228,128 @@ fn commit_group(tx: &mut Tx, jobs: Vec<Job>, hub: &Hub) {
         answer(committed.as_ref().map(|_| ()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use super::super::db::args;
+    use super::super::{Store, StoreError};
+    use crate::hub::Change;
+    use crate::ids::PauseId;
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db").display().to_string())
+            .await
+            .unwrap();
+        store
+            .write(|tx| {
+                Box::pin(async move {
+                    tx.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)", &[])
+                        .await
+                })
+            })
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    async fn values(store: &Store) -> Vec<String> {
+        store
+            .read(|conn| {
+                Box::pin(async move {
+                    conn.fetch_all("t", "SELECT v FROM t ORDER BY id", &[], |row| row.text("v"))
+                        .await
+                })
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_in_a_group_fails_alone() {
+        let (_dir, store) = store().await;
+        // The first write holds the writer, so the ones after it queue and commit together.
+        let holder = store.clone();
+        let first = tokio::spawn(async move {
+            holder
+                .write(|tx| {
+                    Box::pin(async move {
+                        std::thread::sleep(Duration::from_millis(300));
+                        tx.execute("INSERT INTO t (v) VALUES ('first')", &[]).await
+                    })
+                })
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut writes = Vec::new();
+        for i in 0..20 {
+            let store = store.clone();
+            writes.push(tokio::spawn(async move {
+                store
+                    .write(move |tx| {
+                        Box::pin(async move {
+                            let v = format!("w{i}");
+                            tx.execute("INSERT INTO t (v) VALUES ($1)", args![&v])
+                                .await?;
+                            tx.announce(Change::PauseDecided {
+                                pause_id: PauseId::new(),
+                            });
+                            if i % 5 == 0 {
+                                // Written, then refused: nothing of it may remain.
+                                return Err(StoreError::Io(format!("refused {i}")));
+                            }
+                            Ok(i)
+                        })
+                    })
+                    .await
+            }));
+        }
+        first.await.unwrap().unwrap();
+        let mut refused = Vec::new();
+        for write in writes {
+            match write.await.unwrap() {
+                Ok(_) => {}
+                Err(StoreError::Io(message)) => refused.push(message),
+                Err(e) => panic!("unexpected: {e}"),
+            }
+        }
+        assert_eq!(
+            refused,
+            ["refused 0", "refused 5", "refused 10", "refused 15"]
+        );
+        // The writes queued in whatever order their tasks ran.
+        let mut kept = values(&store).await;
+        kept.sort();
+        let mut expected: Vec<String> = std::iter::once("first".to_owned())
+            .chain((0..20).filter(|i| i % 5 != 0).map(|i| format!("w{i}")))
+            .collect();
+        expected.sort();
+        assert_eq!(kept, expected);
+        store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_is_answered_only_after_its_commit() {
+        let (dir, store) = store().await;
+        store
+            .write(|tx| {
+                Box::pin(async move {
+                    tx.execute("INSERT INTO t (v) VALUES ('durable')", &[])
+                        .await
+                })
+            })
+            .await
+            .unwrap();
+        // Another connection, as another process would open the file, sees it at once.
+        let other = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+        let seen: String = other
+            .query_row("SELECT v FROM t", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(seen, "durable");
+        store.close().await;
+    }
+}

@@ -1,0 +1,331 @@
+//! `pp-bench`: measures a release `pp server` against this machine's own limits, in one
+//! run on one disk, and prints the figures the issues ask for as ratios, so that runs on
+//! different (and noisy, shared) machines compare:
+//!
+//! - `create`: creates/s and p50/p99 at 1, 4, 16 and 64 connections, against the raw
+//!   autocommit insert rate of the same database (SQLite with the server's pragmas, or
+//!   `pgbench` on PostgreSQL).
+//! - `reads`: polls/s of one pause against the invalid-link page rate (routing, the HMAC
+//!   check and a small page: the framework's own ceiling).
+//! - `waiters`: the server's memory with 10,000 long-polls open.
+//! - `wake`: the time from a decision to the waiting agent's answer, p50 and p99.
+//!
+//! Run through `scripts/bench`, which builds the release binaries first.
+
+#![forbid(unsafe_code)]
+
+mod load;
+mod raw;
+mod server;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use load::{Connection, Request};
+use server::Server;
+
+#[derive(Parser)]
+#[command(
+    name = "pp-bench",
+    about = "Measure pp server against this machine's own limits"
+)]
+struct Args {
+    /// The pp binary to measure [default: the release pp beside this binary]
+    #[arg(long)]
+    pp: Option<PathBuf>,
+    /// An empty PostgreSQL database to run on instead of a SQLite file
+    #[arg(long)]
+    db: Option<String>,
+    /// Seconds per load run
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Which sections to run
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "create,reads,waiters,wake"
+    )]
+    sections: Vec<String>,
+    /// Long-polls held open at once in the `waiters` section
+    #[arg(long, default_value_t = 10_000)]
+    waiters: usize,
+}
+
+/// The spec's SMS example, as an agent sends it.
+const CREATE_BODY: &str = r#"{"recipient": "+15550100", "channel": "sms", "message": "Deploy build #4712 to production?", "options": ["Deploy", "Abort"], "timeout_hours": 1, "timeout_default": "Abort", "metadata": {"run": "r_4712"}}"#;
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let pp = args.pp.clone().unwrap_or_else(server::default_pp);
+    let dir = tempfile::tempdir_in(std::env::current_dir()?)?;
+    let duration = Duration::from_secs(args.seconds);
+    let database = match &args.db {
+        Some(url) => url.clone(),
+        None => dir.path().join("bench.db").display().to_string(),
+    };
+    let postgres = database.starts_with("postgres");
+    println!(
+        "# pp-bench: {} on {}",
+        pp.display(),
+        if postgres { "PostgreSQL" } else { "SQLite" }
+    );
+    println!(
+        "(each load: {} s; one machine, one disk, one run)\n",
+        args.seconds
+    );
+
+    let key = server::create_key(&pp, &database, "default")?;
+    let server = Server::start(&pp, &database, &[])?;
+    let address = server.address;
+    println!("server memory at start: {:.1} MB", mb(server.rss()?));
+
+    if args.sections.iter().any(|s| s == "create") {
+        let raw = if postgres {
+            raw::pgbench_inserts_per_second(&database, 16, duration)?
+        } else {
+            raw::sqlite_inserts_per_second(dir.path(), duration)?
+        };
+        let raw_name = if postgres {
+            "pgbench one-row insert, 16 clients"
+        } else {
+            "raw SQLite autocommit insert (WAL, synchronous=FULL)"
+        };
+        println!("\n## create: POST /v1/pause (the spec's SMS body)\n");
+        println!("{raw_name}: {raw:.0}/s\n");
+        println!("| connections | creates/s | ratio to raw | p50 ms | p99 ms | errors |");
+        println!("| --- | --- | --- | --- | --- | --- |");
+        for connections in [1, 4, 16, 64] {
+            let request = Request::new("POST", "/v1/pause", Some(&key), Some(CREATE_BODY), 201);
+            let stats = load::run(address, connections, duration, request).await?;
+            println!(
+                "| {connections} | {:.0} | {:.2}× | {:.2} | {:.2} | {} |",
+                stats.per_second(),
+                stats.per_second() / raw,
+                stats.percentile_ms(50.0),
+                stats.percentile_ms(99.0),
+                stats.failed
+            );
+        }
+    }
+
+    if args.sections.iter().any(|s| s == "reads") {
+        let id = create(address, &key).await?;
+        let poll = Request::new("GET", &format!("/v1/pause/{id}"), Some(&key), None, 200);
+        let polls = load::run(address, 16, duration, poll).await?;
+        let invalid = Request::new("GET", &format!("/r/{}", "A".repeat(48)), None, None, 404);
+        let pages = load::run(address, 16, duration, invalid).await?;
+        println!("\n## reads: 16 connections\n");
+        println!("| request | per second | p50 ms | p99 ms |");
+        println!("| --- | --- | --- | --- |");
+        for (name, stats) in [
+            ("GET /v1/pause/{id}", &polls),
+            ("GET /r/<invalid link>", &pages),
+        ] {
+            println!(
+                "| {name} | {:.0} | {:.2} | {:.2} |",
+                stats.per_second(),
+                stats.percentile_ms(50.0),
+                stats.percentile_ms(99.0)
+            );
+        }
+        println!(
+            "\npolls / invalid-link page: {:.2}×",
+            polls.per_second() / pages.per_second()
+        );
+    }
+
+    if args.sections.iter().any(|s| s == "waiters") {
+        waiters(&server, &key, args.waiters).await?;
+    }
+
+    if args.sections.iter().any(|s| s == "wake") {
+        println!("\n## wake: decision to waiting agent (cancel through the API)\n");
+        let samples = wake(address, address, &key, 200).await?;
+        println!(
+            "one server: p50 {:.2} ms, p99 {:.2} ms ({} decisions)",
+            load::percentile_ms(&samples, 50.0),
+            load::percentile_ms(&samples, 99.0),
+            samples.len()
+        );
+        if postgres {
+            let other = Server::start(&pp, &database, &[])?;
+            let samples = wake(address, other.address, &key, 200).await?;
+            println!(
+                "across two servers (wait on one, decide on the other): p50 {:.2} ms, p99 {:.2} ms",
+                load::percentile_ms(&samples, 50.0),
+                load::percentile_ms(&samples, 99.0)
+            );
+        }
+    }
+
+    let verify = get_json(address, &key, "/v1/audit/verify").await?;
+    println!("\naudit chain after the run: {verify}");
+    let took = server.terminate()?;
+    println!("stopped {:.2} s after SIGTERM", took.as_secs_f64());
+    Ok(())
+}
+
+/// Memory with `count` long-polls open, each on its own pending pause.
+async fn waiters(server: &Server, key: &str, count: usize) -> anyhow::Result<()> {
+    let address = server.address;
+    println!("\n## waiters: {count} long-polls open at once\n");
+    let mut ids = Vec::with_capacity(count);
+    let mut connection = Connection::open(address).await?;
+    let request = Request::new("POST", "/v1/pause", Some(key), Some(CREATE_BODY), 201);
+    let bytes = request_bytes(&request);
+    while ids.len() < count {
+        let (status, body) = connection.send(&bytes).await?;
+        if status != 201 {
+            bail!("create answered {status}");
+        }
+        ids.push(pause_id(&body)?);
+    }
+    // Let the delivery worker finish with them, so its memory is not counted.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = server.rss()?;
+    let mut open = Vec::with_capacity(count);
+    for id in &ids {
+        let mut connection = Connection::open(address).await?;
+        let request = Request::new(
+            "GET",
+            &format!("/v1/pause/{id}?wait=60"),
+            Some(key),
+            None,
+            200,
+        );
+        connection.write(&request_bytes(&request)).await?;
+        open.push(connection);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut waiting = 0.0;
+    while Instant::now() < deadline {
+        waiting = metric(address, "pausepoint_long_polls_waiting").await?;
+        if waiting as usize >= count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = server.rss()?;
+    println!("| long-polls waiting | RSS before | RSS with them | per waiter |");
+    println!("| --- | --- | --- | --- |");
+    println!(
+        "| {waiting:.0} | {:.1} MB | {:.1} MB | {:.1} KiB |",
+        mb(before),
+        mb(after),
+        (after.saturating_sub(before)) as f64 / 1024.0 / count as f64
+    );
+    drop(open);
+    Ok(())
+}
+
+/// Decision-to-waiter latencies in microseconds, sorted: a waiter long-polls on
+/// `wait_on`, the pause is cancelled through `decide_on`.
+async fn wake(
+    wait_on: SocketAddr,
+    decide_on: SocketAddr,
+    key: &str,
+    rounds: usize,
+) -> anyhow::Result<Vec<u32>> {
+    let mut samples = Vec::with_capacity(rounds);
+    let mut decider = Connection::open(decide_on).await?;
+    for _ in 0..rounds {
+        let id = create(wait_on, key).await?;
+        let mut waiter = Connection::open(wait_on).await?;
+        let poll = Request::new(
+            "GET",
+            &format!("/v1/pause/{id}?wait=30"),
+            Some(key),
+            None,
+            200,
+        );
+        waiter.write(&request_bytes(&poll)).await?;
+        // The waiter is registered once the server has read the request; give it a moment.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let cancel = Request::new(
+            "POST",
+            &format!("/v1/pause/{id}/cancel"),
+            Some(key),
+            None,
+            200,
+        );
+        let started = Instant::now();
+        let answered = tokio::spawn(async move {
+            let reply = waiter.read_answer().await;
+            (reply, Instant::now())
+        });
+        let (status, _) = decider.send(&request_bytes(&cancel)).await?;
+        if status != 200 {
+            bail!("cancel answered {status}");
+        }
+        let (reply, at) = answered.await?;
+        let (status, body) = reply?;
+        if status != 200 || !String::from_utf8_lossy(&body).contains("\"cancelled\"") {
+            bail!(
+                "the waiter saw {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        samples.push(u32::try_from(at.duration_since(started).as_micros()).unwrap_or(u32::MAX));
+    }
+    samples.sort_unstable();
+    Ok(samples)
+}
+
+async fn create(address: SocketAddr, key: &str) -> anyhow::Result<String> {
+    let mut connection = Connection::open(address).await?;
+    let request = Request::new("POST", "/v1/pause", Some(key), Some(CREATE_BODY), 201);
+    let (status, body) = connection.send(&request_bytes(&request)).await?;
+    if status != 201 {
+        bail!(
+            "create answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    pause_id(&body)
+}
+
+fn pause_id(body: &[u8]) -> anyhow::Result<String> {
+    let value: serde_json::Value = serde_json::from_slice(body)?;
+    value["pause_id"]
+        .as_str()
+        .map(str::to_owned)
+        .context("no pause_id")
+}
+
+async fn get_json(address: SocketAddr, key: &str, path: &str) -> anyhow::Result<String> {
+    let mut connection = Connection::open(address).await?;
+    let request = Request::new("GET", path, Some(key), None, 200);
+    let (_, body) = connection.send(&request_bytes(&request)).await?;
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A value from `/metrics`.
+async fn metric(address: SocketAddr, name: &str) -> anyhow::Result<f64> {
+    let mut connection = Connection::open(address).await?;
+    let request = Request::new("GET", "/metrics", None, None, 200);
+    let (_, body) = connection.send(&request_bytes(&request)).await?;
+    let text = String::from_utf8_lossy(&body);
+    text.lines()
+        .find(|l| l.starts_with(name) && !l.starts_with('#'))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("no {name} in /metrics"))
+}
+
+fn request_bytes(request: &Request) -> Vec<u8> {
+    request.bytes().to_vec()
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1_000_000.0
+}
