@@ -2,16 +2,15 @@
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::Table;
 use pausepoint_server::domain::keys::{self, DEFAULT_PROJECT};
 use pausepoint_server::domain::{pauses, webhooks};
 use pausepoint_server::ids::KeyId;
+use pausepoint_server::store::mask_password;
 use pausepoint_server::store::Actor;
 use pausepoint_server::Store;
 use uuid::Uuid;
 
-use crate::DatabaseArg;
+use crate::{output, DatabaseArg};
 
 #[derive(Args)]
 pub struct AdminArgs {
@@ -63,6 +62,9 @@ enum KeysCommand {
     },
     /// List every key: id, name, project, prefix, created, revoked (never the key)
     List {
+        /// Print the keys as a JSON array
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         database: DatabaseArg,
     },
@@ -80,9 +82,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Keys(command) => keys_command(command).await,
         AdminCommand::Migrate { database } => {
             let url = database.resolve();
-            let store = Store::connect(&url)
+            let store = Store::connect(&url, database.master_key_file.as_deref())
                 .await
-                .with_context(|| format!("cannot connect to {url}"))?;
+                .with_context(|| format!("cannot connect to {}", mask_password(&url)))?;
             store.migrate().await.context("the migrations failed")?;
             println!("The database {} is up to date.", store.location());
             store.close().await;
@@ -118,13 +120,29 @@ async fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
             );
             store.close().await;
         }
-        KeysCommand::List { database } => {
+        KeysCommand::List { json, database } => {
             let store = open(&database).await?;
-            let mut table = Table::new();
-            table
-                .load_preset(UTF8_FULL_CONDENSED)
-                .set_header(["ID", "NAME", "PROJECT", "PREFIX", "CREATED", "REVOKED"]);
-            for key in store.keys().await? {
+            let keys = store.keys().await?;
+            store.close().await;
+            if json {
+                let listed: Vec<serde_json::Value> = keys
+                    .iter()
+                    .map(|key| {
+                        serde_json::json!({
+                            "id": key.id,
+                            "name": key.name,
+                            "project": key.project_name,
+                            "prefix": key.prefix,
+                            "created_at": key.created_at,
+                            "revoked_at": key.revoked_at,
+                        })
+                    })
+                    .collect();
+                return output::json(&listed);
+            }
+            let mut table =
+                output::table(&["ID", "NAME", "PROJECT", "PREFIX", "CREATED", "REVOKED"]);
+            for key in keys {
                 table.add_row([
                     key.id.to_string(),
                     key.name,
@@ -137,7 +155,6 @@ async fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
                 ]);
             }
             println!("{table}");
-            store.close().await;
         }
         KeysCommand::Revoke { id, database } => {
             let store = open(&database).await?;
@@ -156,8 +173,11 @@ async fn webhook_secret(rotate: bool, project: &str, database: &DatabaseArg) -> 
     let store = open(database).await?;
     let now = pauses::now();
     let name = project.trim().to_owned();
+    let secrets = std::sync::Arc::clone(store.secrets());
     let project = store
-        .write(move |tx| Box::pin(async move { keys::ensure_project(tx, &name, now).await }))
+        .write(move |tx| {
+            Box::pin(async move { keys::ensure_project(tx, &secrets, &name, now).await })
+        })
         .await?;
     let secret = if rotate {
         let secret = webhooks::rotate_secret(&store, project.id, now).await?;
@@ -179,11 +199,11 @@ async fn webhook_secret(rotate: bool, project: &str, database: &DatabaseArg) -> 
     Ok(())
 }
 
-async fn open(database: &DatabaseArg) -> anyhow::Result<Store> {
-    let database = database.resolve();
-    Store::open(&database)
+async fn open(arg: &DatabaseArg) -> anyhow::Result<Store> {
+    let database = arg.resolve();
+    Store::open(&database, arg.master_key_file.as_deref())
         .await
-        .with_context(|| format!("cannot open the database {database}"))
+        .with_context(|| format!("cannot open the database {}", mask_password(&database)))
 }
 
 /// How the audit log names whoever runs `pp admin`: the operating-system user.

@@ -105,8 +105,16 @@ struct CompletionsArgs {
 #[derive(Args, Clone)]
 pub struct DatabaseArg {
     /// SQLite file path or database URL [default: pausepoint.db in your data folder]
-    #[arg(long = "db", env = "PAUSEPOINT_DATABASE_URL", value_name = "PATH|URL")]
+    #[arg(
+        long = "db",
+        env = "PAUSEPOINT_DATABASE_URL",
+        value_name = "PATH|URL",
+        hide_env_values = true
+    )]
     pub db: Option<String>,
+    /// The master key file that seals the database's secrets [default: pausepoint.key beside a SQLite file]
+    #[arg(long, env = "PAUSEPOINT_MASTER_KEY_FILE", value_name = "PATH")]
+    pub master_key_file: Option<std::path::PathBuf>,
 }
 
 impl DatabaseArg {

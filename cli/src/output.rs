@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use comfy_table::presets::{NOTHING, UTF8_FULL_CONDENSED};
 use comfy_table::{ContentArrangement, Table};
 use jiff::Timestamp;
-use pausepoint_api::{AuditEvent, Pause};
+use pausepoint_api::{shown_recipient, AuditEvent, Pause};
 use serde::Serialize;
 
 /// Prints `value` as indented JSON on stdout.
@@ -87,7 +87,14 @@ pub fn pause_details(pause: &Pause) {
     };
     row("pause_id", pause.pause_id.to_string());
     row("status", pause.status.to_string());
-    row("to", format!("{} ({})", pause.recipient, pause.channel));
+    row(
+        "to",
+        format!(
+            "{} ({})",
+            shown_recipient(pause.channel, &pause.recipient),
+            pause.channel
+        ),
+    );
     row("message", pause.message.clone());
     row("options", pause.options.join(" | "));
     row(
@@ -131,7 +138,7 @@ pub fn pause_rows(pauses: &[Pause]) {
         table.add_row(vec![
             pause.pause_id.to_string(),
             pause.status.to_string(),
-            pause.recipient.clone(),
+            shown_recipient(pause.channel, &pause.recipient),
             cut(&pause.message, 48),
             outcome(pause),
             when(pause.created_at),

@@ -6,9 +6,12 @@ use std::net::SocketAddr;
 use anyhow::{bail, Context};
 use clap::Args;
 use pausepoint_api::Channel;
-use pausepoint_server::config::{Secret, SmtpConfig, TwilioConfig, DEFAULT_BIND, TWILIO_API_URL};
+use pausepoint_server::config::{
+    self, Secret, SmtpConfig, TwilioConfig, DEFAULT_BIND, TWILIO_API_URL,
+};
 use pausepoint_server::domain::keys::{self, DEFAULT_PROJECT};
 use pausepoint_server::domain::pauses;
+use pausepoint_server::store::mask_password;
 use pausepoint_server::store::Actor;
 use pausepoint_server::{App, Config};
 use tokio::net::TcpListener;
@@ -29,6 +32,29 @@ pub struct ServerArgs {
     /// Allow webhook and Slack targets on loopback and private networks
     #[arg(long, env = "PAUSEPOINT_ALLOW_PRIVATE_NETWORK")]
     allow_private_network: bool,
+    /// Send outbound HTTP (webhooks, Slack, Twilio) through this proxy; HTTP(S)_PROXY in the environment is ignored
+    #[arg(
+        long,
+        env = "PAUSEPOINT_OUTBOUND_PROXY",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    outbound_proxy: Option<Url>,
+    /// Serve /metrics on this address only (for example 127.0.0.1:9090), not beside the API
+    #[arg(long, env = "PAUSEPOINT_METRICS_BIND", value_name = "ADDR")]
+    metrics_bind: Option<SocketAddr>,
+    /// Connections open at once; more wait in the kernel's backlog
+    #[arg(long, env = "PAUSEPOINT_MAX_CONNECTIONS", value_name = "N", default_value_t = config::MAX_CONNECTIONS, help_heading = "Limits")]
+    max_connections: usize,
+    /// How long a client has to send a request's headers; idle keep-alive connections close after it too
+    #[arg(long, env = "PAUSEPOINT_HEADER_READ_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration, help_heading = "Limits")]
+    header_read_timeout: std::time::Duration,
+    /// How long any request but a long-poll may take before it is answered 503
+    #[arg(long, env = "PAUSEPOINT_REQUEST_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration, help_heading = "Limits")]
+    request_timeout: std::time::Duration,
+    /// Long-polls (GET /v1/pause/{id}?wait=) one API key may hold open at once; more get 429
+    #[arg(long, env = "PAUSEPOINT_MAX_LONG_POLLS_PER_KEY", value_name = "N", default_value_t = config::MAX_LONG_POLLS_PER_KEY, help_heading = "Limits")]
+    max_long_polls_per_key: usize,
     /// Twilio account SID: SMS are sent through Twilio when this, the token and --twilio-from are set
     #[arg(
         long,
@@ -113,14 +139,21 @@ impl ServerArgs {
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let database = args.database.resolve();
     let mut config = Config::new(database.clone(), args.bind);
+    config.master_key_file = args.database.master_key_file.clone();
     config.public_url = args.public_url.clone();
     config.allow_private_network = args.allow_private_network;
+    config.outbound_proxy = args.outbound_proxy.clone();
+    config.metrics_bind = args.metrics_bind;
+    config.max_connections = args.max_connections;
+    config.header_read_timeout = args.header_read_timeout;
+    config.request_timeout = args.request_timeout;
+    config.max_long_polls_per_key = args.max_long_polls_per_key;
     config.twilio = args.twilio()?;
     config.smtp = args.smtp()?;
     config.work_lease = args.work_lease;
     let app = App::open(config)
         .await
-        .with_context(|| format!("cannot open the database {database}"))?;
+        .with_context(|| format!("cannot open the database {}", mask_password(&database)))?;
     let listener = TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;
@@ -142,6 +175,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         print_first_key(&first.key, &base);
     }
     println!("PausePoint is listening on {base}");
+    if let Some(metrics) = args.metrics_bind {
+        println!("Metrics: http://{metrics}/metrics");
+    }
     println!("Database: {}", app.store().location());
     for channel in [Channel::Sms, Channel::Email] {
         if !app.channels().configured(channel) {

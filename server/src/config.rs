@@ -38,6 +38,14 @@ pub const WORK_LEASE: Duration = Duration::from_secs(60);
 pub const SEND_CONCURRENCY: usize = 64;
 /// How long sends in flight may finish once the server is told to stop.
 pub const STOP_GRACE: Duration = Duration::from_secs(2);
+/// Connections open at once.
+pub const MAX_CONNECTIONS: usize = 16_384;
+/// How long a client has to send a request's headers (and an idle connection stays open).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long any request but a long-poll may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Long-polls one key may hold open at once.
+pub const MAX_LONG_POLLS_PER_KEY: usize = 2_000;
 
 /// A value that must not reach a log: Debug shows only that it is there.
 #[derive(Clone, PartialEq, Eq)]
@@ -81,8 +89,14 @@ pub struct SmtpConfig {
 /// The server's settings.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Send all outbound HTTP through this proxy (the environment's proxy variables are
+    /// ignored); targets are still checked here first.
+    pub outbound_proxy: Option<Url>,
     /// A SQLite file path or a database URL.
     pub database: String,
+    /// The master key file; by default `pausepoint.key` beside the SQLite file (or in the
+    /// data folder, for PostgreSQL).
+    pub master_key_file: Option<PathBuf>,
     pub bind: SocketAddr,
     /// The address humans reach this server at, for the links sent to them. Defaults to
     /// `http://` and the address the server listens on.
@@ -104,6 +118,17 @@ pub struct Config {
     pub send_concurrency: usize,
     /// How long sends in flight may finish once the server is told to stop.
     pub stop_grace: Duration,
+    /// Connections open at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// How long a client has to send a request's headers, and an idle keep-alive
+    /// connection stays open.
+    pub header_read_timeout: Duration,
+    /// How long any request but a long-poll may take.
+    pub request_timeout: Duration,
+    /// Long-polls one key may hold open at once; more get 429.
+    pub max_long_polls_per_key: usize,
+    /// Serve `/metrics` on this address only, rather than beside the API.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 impl Config {
@@ -111,9 +136,11 @@ impl Config {
     pub fn new(database: impl Into<String>, bind: SocketAddr) -> Config {
         Config {
             database: database.into(),
+            master_key_file: None,
             bind,
             public_url: None,
             allow_private_network: false,
+            outbound_proxy: None,
             twilio: None,
             smtp: None,
             delivery_retry: DELIVERY_RETRY.to_vec(),
@@ -121,6 +148,21 @@ impl Config {
             work_lease: WORK_LEASE,
             send_concurrency: SEND_CONCURRENCY,
             stop_grace: STOP_GRACE,
+            max_connections: MAX_CONNECTIONS,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            request_timeout: REQUEST_TIMEOUT,
+            max_long_polls_per_key: MAX_LONG_POLLS_PER_KEY,
+            metrics_bind: None,
+        }
+    }
+}
+
+impl Config {
+    /// Where outbound HTTP may go, and through what.
+    pub fn outbound_policy(&self) -> crate::outbound::Policy {
+        crate::outbound::Policy {
+            allow_private_network: self.allow_private_network,
+            proxy: self.outbound_proxy.clone(),
         }
     }
 }

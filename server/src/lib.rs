@@ -9,6 +9,7 @@
 //! - [`work`]: the background workers: deliveries, webhooks, timeouts.
 //! - [`channels`]: how a human is reached (SMS, email, Slack).
 //! - [`outbound`]: HTTP to caller-chosen URLs, kept off private networks.
+//! - [`secrets`]: the master key that seals the secrets kept in the database.
 //! - [`views`]: the response page and email markup.
 //! - [`http`]: the REST API and the response page.
 
@@ -21,6 +22,7 @@ pub mod http;
 pub mod hub;
 pub mod ids;
 pub mod outbound;
+pub mod secrets;
 pub mod store;
 pub mod views;
 pub mod work;
@@ -54,13 +56,14 @@ pub struct App {
     links: Links,
     config: Arc<Config>,
     channels: Arc<channels::Channels>,
+    webhooks: Arc<work::webhooks::Webhooks>,
 }
 
 impl App {
     /// Opens (and migrates) the database named by the config, and checks the providers.
     pub async fn open(config: Config) -> Result<App, OpenError> {
         let channels = channels::Channels::from_config(&config).map_err(OpenError::Config)?;
-        let store = Store::open(&config.database).await?;
+        let store = Store::open(&config.database, config.master_key_file.as_deref()).await?;
         for outbox in [store::outbox::DELIVERIES, store::outbox::WEBHOOK_EVENTS] {
             let released = store
                 .write(move |tx| {
@@ -74,12 +77,19 @@ impl App {
         domain::webhooks::add_missing_secrets(&store, domain::pauses::now()).await?;
         let links = Links::load(&store).await?;
         let pauses = Pauses::new(store.clone());
+        let webhooks = work::webhooks::Webhooks::new(
+            store.clone(),
+            config.outbound_policy(),
+            config.webhook_retry.clone(),
+        )
+        .map_err(OpenError::Config)?;
         Ok(App {
             store,
             pauses,
             links,
             config: Arc::new(config),
             channels: Arc::new(channels),
+            webhooks: Arc::new(webhooks),
         })
     }
 
@@ -97,6 +107,14 @@ impl App {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    fn connection_limits(&self) -> http::connections::Limits {
+        http::connections::Limits {
+            max_connections: self.config.max_connections,
+            header_read_timeout: self.config.header_read_timeout,
+            drain: self.config.request_timeout,
+        }
     }
 
     /// The delivery providers, as configured.
@@ -174,11 +192,7 @@ impl App {
                 }
             }),
         ));
-        let webhooks = Arc::new(work::webhooks::Webhooks::new(
-            self.store.clone(),
-            self.config.allow_private_network,
-            self.config.webhook_retry.clone(),
-        ));
+        let webhooks = Arc::clone(&self.webhooks);
         let (store, bell_hub, settings, worker_stop) = (
             self.store.clone(),
             Arc::clone(&hub),
@@ -223,11 +237,36 @@ impl App {
             ));
         }
 
+        if let Some(address) = self.config.metrics_bind {
+            let metrics = TcpListener::bind(address).await?;
+            let (router, metrics_stop) = (
+                http::metrics_router(self.clone(), stop.clone()),
+                stop.clone(),
+            );
+            let limits = self.connection_limits();
+            workers.push((
+                "metrics listener",
+                tokio::spawn(async move {
+                    if let Err(e) = http::connections::serve(
+                        metrics,
+                        router,
+                        limits,
+                        metrics_stop.cancelled_owned(),
+                    )
+                    .await
+                    {
+                        tracing::error!(error = %e, "the metrics listener failed");
+                    }
+                }),
+            ));
+        }
+
         let router = http::router(self.clone(), stop.clone());
         let signal = stop.clone();
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
+        let served =
+            http::connections::serve(listener, router, self.connection_limits(), async move {
                 shutdown.await;
+                // Long-polls answer at once with the current state.
                 signal.cancel();
             })
             .await;

@@ -40,8 +40,8 @@ pub fn content_security_policy() -> &'static str {
     POLICY.get_or_init(|| {
         let hash = STANDARD.encode(Sha256::digest(STYLE.as_bytes()));
         format!(
-            "default-src 'none'; style-src 'sha256-{hash}'; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'"
+            "default-src 'none'; style-src 'sha256-{hash}'; img-src data:; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
         )
     })
 }

@@ -395,6 +395,34 @@ impl TestServer {
         (key.key, key.record.project_id)
     }
 
+    /// A second connection to the server's database, as someone editing it by hand.
+    pub async fn behind_its_back(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        let url = match self.backend {
+            Backend::Sqlite => format!("sqlite://{}", self.database),
+            Backend::Postgres => self.database.clone(),
+        };
+        sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap()
+    }
+
+    /// The statement that removes one of the audit log's guard triggers, as an attacker
+    /// with the database would.
+    pub fn drop_trigger(&self, name: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("DROP TRIGGER {name};"),
+            Backend::Postgres => format!("DROP TRIGGER {name} ON audit_events;"),
+        }
+    }
+
+    /// The folder the test's files live in.
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
     /// Shuts the server down as Ctrl-C would, and waits until it has.
     pub async fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -482,11 +510,22 @@ impl ServerProcess {
         port: u16,
         extra: &[&str],
     ) -> ServerProcess {
+        ServerProcess::start_with_env(database, port, extra, &[]).await
+    }
+
+    /// Like [`ServerProcess::start_with`], with more environment variables.
+    pub async fn start_with_env(
+        database: impl AsRef<std::ffi::OsStr>,
+        port: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
         let mut child = Command::new(pp_binary())
             .args(["server", "--db"])
             .arg(database.as_ref())
             .args(["--bind", &format!("127.0.0.1:{port}")])
             .args(extra)
+            .envs(env.iter().copied())
             .env_remove("PAUSEPOINT_DATABASE_URL")
             .env("PAUSEPOINT_LOG", "info")
             .stdout(Stdio::piped())
@@ -535,6 +574,23 @@ impl ServerProcess {
             output,
             log,
         }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap()
+    }
+
+    /// The server's resident memory now, in bytes (from /proc).
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        kib * 1024
     }
 
     /// `kill -9`: no chance to finish anything.

@@ -187,15 +187,34 @@ async fn slack_hook(State(state): State<SlackState>, Json(body): Json<Value>) ->
 pub struct SmtpReceiver {
     pub url: String,
     pub received: mpsc::UnboundedReceiver<String>,
+    /// The user names of every AUTH the server was sent.
+    pub auths: mpsc::UnboundedReceiver<String>,
 }
 
 #[derive(Clone)]
 struct MailHandler {
     buffer: Vec<u8>,
     sent: mpsc::UnboundedSender<String>,
+    /// Every AUTH the server was sent: the user name.
+    auths: mpsc::UnboundedSender<String>,
 }
 
 impl mailin_embedded::Handler for MailHandler {
+    fn auth_plain(
+        &mut self,
+        _authorization_id: &str,
+        authentication_id: &str,
+        _password: &str,
+    ) -> mailin_embedded::Response {
+        let _ = self.auths.send(authentication_id.to_owned());
+        mailin_embedded::response::AUTH_OK
+    }
+
+    fn auth_login(&mut self, username: &str, _password: &str) -> mailin_embedded::Response {
+        let _ = self.auths.send(username.to_owned());
+        mailin_embedded::response::AUTH_OK
+    }
+
     fn data_start(
         &mut self,
         _domain: &str,
@@ -221,24 +240,52 @@ impl mailin_embedded::Handler for MailHandler {
 }
 
 impl SmtpReceiver {
+    /// A plain SMTP server on loopback (it offers no STARTTLS), which the server reaches
+    /// with `tls=none`.
     pub fn start() -> SmtpReceiver {
+        let (receiver, address) = SmtpReceiver::serve(false);
+        SmtpReceiver {
+            url: format!("smtp://{address}?tls=none"),
+            ..receiver
+        }
+    }
+
+    /// A plain SMTP server that takes AUTH and offers no STARTTLS; `url` is a plain
+    /// `smtp://user:password@…`, which must not send it anything.
+    pub fn without_starttls() -> SmtpReceiver {
+        let (receiver, address) = SmtpReceiver::serve(true);
+        SmtpReceiver {
+            url: format!("smtp://mailer:hunter2@{address}"),
+            ..receiver
+        }
+    }
+
+    /// The server (taking AUTH PLAIN when `auth`), and where it listens.
+    fn serve(auth: bool) -> (SmtpReceiver, std::net::SocketAddr) {
         let (sent, received) = mpsc::unbounded_channel();
+        let (auths, auths_received) = mpsc::unbounded_channel();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();
         let mut server = mailin_embedded::Server::new(MailHandler {
             buffer: Vec::new(),
             sent,
+            auths,
         });
         server.with_name("mail.test").with_tcp_listener(listener);
+        if auth {
+            server.with_auth(mailin_embedded::AuthMechanism::Plain);
+        }
         std::thread::spawn(move || {
             if let Err(e) = server.serve() {
                 eprintln!("the test SMTP server stopped: {e}");
             }
         });
-        SmtpReceiver {
-            url: format!("smtp://{address}"),
+        let receiver = SmtpReceiver {
+            url: String::new(),
             received,
-        }
+            auths: auths_received,
+        };
+        (receiver, address)
     }
 }
 
@@ -384,5 +431,45 @@ async fn webhook_hook(
         )
             .into_response(),
         Answer::Redirect(to) => (StatusCode::FOUND, [("location", to)], "moved").into_response(),
+    }
+}
+
+/// A receiver that answers 500 and then streams an endless body (up to 4 GiB), to every
+/// path: a webhook or Slack receiver trying to make the server hold its answer.
+pub struct EndlessReceiver {
+    pub url: String,
+    /// One entry per request it was sent.
+    pub requests: mpsc::UnboundedReceiver<String>,
+}
+
+impl EndlessReceiver {
+    pub async fn start() -> EndlessReceiver {
+        let (sent, requests) = mpsc::unbounded_channel();
+        let router = Router::new().fallback(move |uri: axum::http::Uri| {
+            let sent = sent.clone();
+            async move {
+                let _ = sent.send(uri.path().to_owned());
+                let chunk = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+                let chunks = futures_util::stream::unfold(0u64, move |sent| {
+                    let chunk = chunk.clone();
+                    async move {
+                        (sent < 4 << 30).then(|| {
+                            (
+                                Ok::<_, std::io::Error>(chunk.clone()),
+                                sent + chunk.len() as u64,
+                            )
+                        })
+                    }
+                });
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    axum::body::Body::from_stream(chunks),
+                )
+            }
+        });
+        EndlessReceiver {
+            url: serve(router).await,
+            requests,
+        }
     }
 }

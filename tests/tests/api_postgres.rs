@@ -7,6 +7,8 @@
 mod audit;
 #[path = "api/delivery.rs"]
 mod delivery;
+#[path = "api/hardening.rs"]
+mod hardening;
 #[path = "api/idempotency_and_tenancy.rs"]
 mod idempotency_and_tenancy;
 #[path = "api/keys.rs"]

@@ -7,15 +7,19 @@
 //! - [`audit`]: audit events, the hash chain that makes them tamper-evident, and the
 //!   verification report.
 //! - [`webhooks`]: Standard Webhooks events, secrets and signatures.
+//! - [`text`]: what counts as visible, and as the same, in what people read.
 //! - [`error`]: the `{"error": {"code", "message", "field"}}` body every failure uses.
 
 pub mod audit;
 pub mod error;
 pub mod pause;
+pub mod text;
 pub mod validation;
 pub mod webhooks;
 
 pub use audit::{AuditEvent, AuditEventKind, AuditPage, VerifyReport};
 pub use error::{ErrorBody, ErrorDetail};
-pub use pause::{Channel, CreatePause, Delivery, DeliveryStatus, Pause, PauseList, PauseStatus};
+pub use pause::{
+    shown_recipient, Channel, CreatePause, Delivery, DeliveryStatus, Pause, PauseList, PauseStatus,
+};
 pub use validation::{Decision, NewPause, ValidationError};

@@ -90,6 +90,40 @@ impl Channel {
     }
 }
 
+/// A recipient as it may be shown in logs, the audit log and tables: a Slack webhook URL
+/// is a credential (whoever has it can post), so only its start is kept,
+/// `https://hooks.slack.com/services/T…/…`. Phone numbers and addresses show whole.
+pub fn shown_recipient(channel: Channel, recipient: &str) -> String {
+    if channel != Channel::Slack {
+        return recipient.to_owned();
+    }
+    let Ok(url) = url::Url::parse(recipient) else {
+        return "…".to_owned();
+    };
+    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    let mut segments = url
+        .path_segments()
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty());
+    if let Some(first) = segments.next() {
+        shown.push('/');
+        shown.push_str(first);
+    }
+    if let Some(second) = segments.next() {
+        shown.push('/');
+        shown.extend(second.chars().take(1));
+        shown.push('…');
+    }
+    if segments.next().is_some() {
+        shown.push_str("/…");
+    }
+    shown
+}
+
 impl fmt::Display for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -108,6 +142,34 @@ impl FromStr for Channel {
                 "unknown channel {other:?}: expected \"sms\", \"email\" or \"slack\""
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slack_urls_show_only_their_start() {
+        assert_eq!(
+            shown_recipient(
+                Channel::Slack,
+                "https://hooks.slack.com/services/T0ABCDEF/B0GHIJK/abcdefSECRET123"
+            ),
+            "https://hooks.slack.com/services/T…/…"
+        );
+        assert_eq!(
+            shown_recipient(Channel::Slack, "http://127.0.0.1:9000/hook?token=secret"),
+            "http://127.0.0.1:9000/hook"
+        );
+        assert_eq!(
+            shown_recipient(Channel::Sms, "+13128471928"),
+            "+13128471928"
+        );
+        assert_eq!(
+            shown_recipient(Channel::Email, "cfo@company.com"),
+            "cfo@company.com"
+        );
     }
 }
 

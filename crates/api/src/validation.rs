@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::pause::{Channel, CreatePause};
+use crate::text;
 
 /// Longest question shown to the human, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 2000;
@@ -81,17 +82,11 @@ impl Recipient {
                     )))
                 }
             }
-            Channel::Email => {
-                let parsed = raw.parse::<EmailAddress>().ok().filter(|address| {
-                    address.email() == raw && address.domain().contains('.')
-                });
-                match parsed {
-                    Some(address) => Ok(Recipient::Email(address.as_str().to_owned())),
-                    None => Err(err(format!(
-                        "{raw:?} is not an email address such as cfo@company.com"
-                    ))),
-                }
-            }
+            Channel::Email => deliverable_email(raw).map(Recipient::Email).ok_or_else(|| {
+                err(format!(
+                    "{raw:?} is not an email address that can be sent to, such as cfo@company.com"
+                ))
+            }),
             Channel::Slack => parse_http_url("recipient", raw)
                 .map(Recipient::Slack)
                 .map_err(|e| {
@@ -144,7 +139,8 @@ impl Options {
         let mut seen = HashSet::new();
         let mut options = Vec::with_capacity(raw.len());
         for option in raw {
-            let option = option.trim();
+            let option = text::normalize(&text::without_controls("options", option)?);
+            let option = option.as_str();
             if option.is_empty() {
                 return Err(err("options must not be empty strings".into()));
             }
@@ -193,10 +189,13 @@ impl NewPause {
             .map_err(|message: String| ValidationError::new("channel", message))?;
         let recipient = Recipient::parse(channel, &required(request.recipient, "recipient")?)?;
 
-        let message = required(request.message, "message")?;
+        let message = text::without_controls("message", &required(request.message, "message")?)?;
         let length = message.chars().count();
-        if message.trim().is_empty() {
-            return Err(ValidationError::new("message", "message must not be empty"));
+        if !text::has_visible(&message) {
+            return Err(ValidationError::new(
+                "message",
+                "message must not be empty (or only invisible characters)",
+            ));
         }
         if length > MAX_MESSAGE_CHARS {
             return Err(ValidationError::new(
@@ -224,8 +223,8 @@ impl NewPause {
         let timeout_default = match request.timeout_default {
             None => None,
             Some(default) => {
-                let default = default.trim();
-                match options.as_slice().iter().find(|o| *o == default) {
+                let default = text::normalize(&default);
+                match options.as_slice().iter().find(|o| **o == default) {
                     Some(option) => Some(option.clone()),
                     None => {
                         return Err(ValidationError::new(
@@ -299,13 +298,20 @@ impl Decision {
         choice: &str,
         text: Option<&str>,
     ) -> Result<Decision, ValidationError> {
-        let Some(choice) = options.iter().find(|o| o.as_str() == choice) else {
+        let normalized = text::normalize(choice);
+        let Some(choice) = options.iter().find(|o| **o == normalized) else {
             return Err(ValidationError::new(
                 "choice",
                 format!("{choice:?} is not one of the options {options:?}"),
             ));
         };
-        let text = text.map(str::trim).filter(|t| !t.is_empty());
+        let text = text
+            .map(|t| text::without_controls("text", t))
+            .transpose()?;
+        let text = text
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| text::has_visible(t));
         if let Some(text) = text {
             if !allow_text_response {
                 return Err(ValidationError::new(
@@ -325,6 +331,23 @@ impl Decision {
             text: text.map(str::to_owned),
         })
     }
+}
+
+/// `raw` as an address a mail server takes without extensions: a dot-atom local part in
+/// ASCII, and a domain name (never an address literal) in ASCII, international names as
+/// punycode. None when it cannot be sent as such.
+fn deliverable_email(raw: &str) -> Option<String> {
+    let (local, domain) = raw.rsplit_once('@')?;
+    if local.is_empty() || !local.is_ascii() || local.starts_with('"') || domain.starts_with('[') {
+        return None;
+    }
+    let domain = idna::domain_to_ascii(domain).ok()?;
+    if !domain.contains('.') || domain.ends_with('.') {
+        return None;
+    }
+    let address = format!("{local}@{domain}");
+    let parsed = address.parse::<EmailAddress>().ok()?;
+    (parsed.email() == address).then_some(address)
 }
 
 fn required<T>(value: Option<T>, field: &str) -> Result<T, ValidationError> {
@@ -402,12 +425,22 @@ mod tests {
     #[test]
     fn email_and_slack_recipients() {
         assert!(Recipient::parse(Channel::Email, "cfo@company.com").is_ok());
+        assert_eq!(
+            Recipient::parse(Channel::Email, "anna@münchen.de")
+                .unwrap()
+                .as_str(),
+            "anna@xn--mnchen-3ya.de",
+            "an international domain is sent as punycode"
+        );
         for bad in [
             "cfo",
             "cfo@",
             "CFO <cfo@company.com>",
             "cfo@localhost",
             "a b@c.com",
+            "\"a b\"@example.com",
+            "a@[127.0.0.1]",
+            "jürgen@example.com",
         ] {
             assert!(Recipient::parse(Channel::Email, bad).is_err(), "{bad}");
         }
@@ -435,7 +468,16 @@ mod tests {
         assert!(parse(&["A", "B", "C", "D", "E", "F"]).is_err());
         assert!(parse(&["A", " "]).is_err());
         assert!(parse(&["Yes", "yes"]).is_err());
-        assert_eq!(parse(&[" A ", "B"]).unwrap().as_slice(), ["A", "B"]);
+        assert!(
+            parse(&["Approve", "Approve\u{200b}"]).is_err(),
+            "invisible differences"
+        );
+        assert!(
+            parse(&["Approve", "Ａｐｐｒｏｖｅ"]).is_err(),
+            "full-width forms"
+        );
+        assert!(parse(&["A\u{7}", "B"]).is_err(), "control characters");
+        assert_eq!(parse(&[" A ", "B\u{200b}"]).unwrap().as_slice(), ["A", "B"]);
     }
 
     #[test]
@@ -485,6 +527,36 @@ mod tests {
                 .unwrap()
                 .text,
             None
+        );
+        let windows = Decision::parse(&options, true, "Approve", Some("line\r\nnext")).unwrap();
+        assert_eq!(windows.text.as_deref(), Some("line\nnext"));
+        assert_eq!(
+            Decision::parse(&options, true, "Approve", Some("bell\u{7}"))
+                .unwrap_err()
+                .field,
+            "text"
+        );
+        assert_eq!(
+            Decision::parse(&options, false, "Approve\u{200b}", None)
+                .unwrap()
+                .choice,
+            "Approve"
+        );
+    }
+
+    #[test]
+    fn a_message_needs_visible_characters_and_no_controls() {
+        let mut r = request();
+        r.message = Some("\u{200b}\u{200b} ".into());
+        assert_eq!(NewPause::parse(r, CAP).unwrap_err().field, "message");
+        let mut r = request();
+        r.message = Some("Deploy?\u{1b}[2J".into());
+        assert_eq!(NewPause::parse(r, CAP).unwrap_err().field, "message");
+        let mut r = request();
+        r.message = Some("Line one\r\nLine two\twith a tab".into());
+        assert_eq!(
+            NewPause::parse(r, CAP).unwrap().message,
+            "Line one\nLine two\twith a tab"
         );
     }
 }

@@ -19,18 +19,30 @@ pub struct Smtp {
 }
 
 impl Smtp {
-    /// Reads `smtp://[user:pass@]host[:port]` (STARTTLS when the server offers it) or
-    /// `smtps://…` (TLS from the first byte).
-    pub fn new(config: &SmtpConfig) -> Result<Smtp, String> {
+    /// Reads `smtp://[user:pass@]host[:port]` (STARTTLS, required: a server that does
+    /// not offer it gets neither the password nor the mail), `smtps://…` (TLS from the
+    /// first byte) or `smtp://…?tls=none` (plain, only to this machine, or to a private
+    /// network with `--allow-private-network`).
+    pub fn new(config: &SmtpConfig, allow_private_network: bool) -> Result<Smtp, String> {
         let url =
-            Url::parse(config.url.expose()).map_err(|e| format!("--smtp-url is not a URL: {e}"))?;
+            Url::parse(config.url.expose()).map_err(|_| "--smtp-url is not a URL".to_owned())?;
         let host = url.host_str().ok_or("--smtp-url has no host")?.to_owned();
         let tls_parameters =
             || TlsParameters::new(host.clone()).map_err(|e| format!("TLS for {host}: {e}"));
-        let (tls, default_port) = match url.scheme() {
-            "smtp" => (Tls::Opportunistic(tls_parameters()?), 587),
-            "smtps" => (Tls::Wrapper(tls_parameters()?), 465),
-            other => {
+        let plain = url
+            .query_pairs()
+            .any(|(name, value)| name == "tls" && value == "none");
+        let (tls, default_port) = match (url.scheme(), plain) {
+            ("smtp", false) => (Tls::Required(tls_parameters()?), 587),
+            ("smtp", true) => {
+                plain_allowed(&url, allow_private_network)?;
+                (Tls::None, 25)
+            }
+            ("smtps", false) => (Tls::Wrapper(tls_parameters()?), 465),
+            ("smtps", true) => {
+                return Err("--smtp-url: smtps:// and tls=none contradict each other".into())
+            }
+            (other, _) => {
                 return Err(format!(
                     "--smtp-url must start with smtp:// or smtps://, not {other}://"
                 ))
@@ -85,6 +97,7 @@ impl Smtp {
             .map_err(|e| format!("{:?} is not an address: {e}", pause.recipient))?;
         let html = views::email(pause, notice.project, &notice.link, notice.now).into_string();
         Message::builder()
+            .message_id(None)
             .from(self.from.clone())
             .to(to)
             .subject(subject(&pause.message))
@@ -139,6 +152,34 @@ fn text(notice: &Notice<'_>) -> String {
     }
     text.push_str(&format!("\nOr open: {}\n", notice.link));
     text
+}
+
+/// Plain SMTP sends the password and the links in the clear: only to this machine, or to
+/// a private network when the operator allows it.
+fn plain_allowed(url: &Url, allow_private_network: bool) -> Result<(), String> {
+    use std::net::ToSocketAddrs;
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port().unwrap_or(25);
+    let addresses: Vec<std::net::IpAddr> = (host.trim_matches(['[', ']']), port)
+        .to_socket_addrs()
+        .map_err(|e| format!("--smtp-url: cannot resolve {host}: {e}"))?
+        .map(|a| a.ip())
+        .collect();
+    let allowed = |ip: &std::net::IpAddr| {
+        ip.is_loopback() || (allow_private_network && crate::outbound::is_internal(*ip))
+    };
+    if addresses.is_empty() || !addresses.iter().all(allowed) {
+        return Err(format!(
+            "--smtp-url asks for plain SMTP (tls=none) to {host}, which is not this machine{}; \
+             use smtp:// with STARTTLS or smtps://",
+            if allow_private_network {
+                " or a private network"
+            } else {
+                ""
+            }
+        ));
+    }
+    Ok(())
 }
 
 fn percent_decode(s: &str) -> String {

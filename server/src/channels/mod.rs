@@ -31,15 +31,25 @@ pub struct Notice<'a> {
 pub struct Channels {
     twilio: Option<sms::Twilio>,
     smtp: Option<email::Smtp>,
-    http: reqwest::Client,
+    slack: slack::Slack,
 }
 
 impl Channels {
+    /// The providers of `config`; an error names the setting that cannot be used.
     pub fn from_config(config: &Config) -> Result<Channels, String> {
+        let policy = config.outbound_policy();
         Ok(Channels {
-            twilio: config.twilio.clone().map(sms::Twilio::new),
-            smtp: config.smtp.as_ref().map(email::Smtp::new).transpose()?,
-            http: outbound::client(config.allow_private_network),
+            twilio: config
+                .twilio
+                .clone()
+                .map(|twilio| sms::Twilio::new(twilio, &policy))
+                .transpose()?,
+            smtp: config
+                .smtp
+                .as_ref()
+                .map(|smtp| email::Smtp::new(smtp, config.allow_private_network))
+                .transpose()?,
+            slack: slack::Slack::new(&policy, outbound::system_lookup())?,
         })
     }
 
@@ -62,7 +72,7 @@ impl Channels {
                 Some(smtp) => smtp.send(notice).await,
                 None => console(notice),
             },
-            Channel::Slack => slack::send(&self.http, notice).await,
+            Channel::Slack => self.slack.send(notice).await,
         }
     }
 }
@@ -72,7 +82,10 @@ fn console(notice: &Notice<'_>) -> SendOutcome {
     let pause = notice.pause;
     println!(
         "Delivery ({} to {}, no provider configured): {:?}\n  Answer at {}",
-        pause.channel, pause.recipient, pause.message, notice.link
+        pause.channel,
+        pausepoint_api::shown_recipient(pause.channel, &pause.recipient),
+        pause.message,
+        notice.link
     );
     SendOutcome::Logged
 }

@@ -8,13 +8,43 @@ use crate::{outbound, views};
 
 /// Slack's limit on a button's text.
 const MAX_BUTTON_CHARS: usize = 75;
+/// The most of Slack's answer kept (and read).
+const ANSWER_BYTES: usize = 200;
 
-pub async fn send(http: &reqwest::Client, notice: &Notice<'_>) -> SendOutcome {
-    let response = http
-        .post(&notice.pause.recipient)
-        .json(&blocks(notice))
-        .send()
-        .await;
+/// Posts to incoming-webhook URLs, which API callers choose: through the guarded client.
+pub struct Slack {
+    http: reqwest::Client,
+    policy: outbound::Policy,
+    lookup: outbound::Lookup,
+}
+
+impl Slack {
+    pub fn new(policy: &outbound::Policy, lookup: outbound::Lookup) -> Result<Slack, String> {
+        Ok(Slack {
+            http: outbound::client(policy, lookup.clone())?,
+            policy: policy.clone(),
+            lookup,
+        })
+    }
+
+    pub async fn send(&self, notice: &Notice<'_>) -> SendOutcome {
+        let url = match url::Url::parse(&notice.pause.recipient) {
+            Ok(url) => url,
+            Err(e) => {
+                return SendOutcome::Refused {
+                    error: format!("Slack: {e}"),
+                }
+            }
+        };
+        if let Err(error) = outbound::check_through_proxy(&url, &self.policy, &self.lookup).await {
+            return SendOutcome::Refused { error };
+        }
+        send(&self.http, url, notice).await
+    }
+}
+
+async fn send(http: &reqwest::Client, url: url::Url, notice: &Notice<'_>) -> SendOutcome {
+    let response = http.post(url).json(&blocks(notice)).send().await;
     let response = match response {
         Ok(response) => response,
         Err(e) => {
@@ -31,13 +61,7 @@ pub async fn send(http: &reqwest::Client, notice: &Notice<'_>) -> SendOutcome {
             reference: None,
         };
     }
-    let text: String = response
-        .text()
-        .await
-        .unwrap_or_default()
-        .chars()
-        .take(200)
-        .collect();
+    let (text, _) = outbound::read_capped(response, ANSWER_BYTES).await;
     let error = format!("Slack answered {status}: {text}");
     match provider_verdict(status.as_u16()) {
         Verdict::Transient => SendOutcome::RetryLater { error, after: None },
@@ -68,7 +92,7 @@ pub fn blocks(notice: &Notice<'_>) -> Value {
         })
         .collect();
     json!({
-        "text": format!("Decision needed: {} {}", pause.message, notice.link),
+        "text": format!("Decision needed: {} {}", escape(&pause.message), notice.link),
         "blocks": [
             { "type": "section", "text": { "type": "mrkdwn", "text": escape(&pause.message) } },
             { "type": "actions", "elements": buttons },

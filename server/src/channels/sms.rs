@@ -10,6 +10,8 @@ use crate::work::outcome::{provider_verdict, SendOutcome, Verdict};
 
 /// Twilio refuses longer bodies.
 pub const MAX_BODY_CHARS: usize = 1600;
+/// The most of Twilio's answer read: its JSON is well under this.
+const ANSWER_BYTES: usize = 16 * 1024;
 
 /// A configured Twilio account.
 pub struct Twilio {
@@ -30,13 +32,10 @@ struct TwilioMessage {
 }
 
 impl Twilio {
-    pub fn new(config: TwilioConfig) -> Twilio {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(outbound::TIMEOUT)
-            .build()
-            .unwrap_or_default();
-        Twilio { config, http }
+    /// The Twilio account of `config`; fails rather than send without the client's limits.
+    pub fn new(config: TwilioConfig, policy: &outbound::Policy) -> Result<Twilio, String> {
+        let http = outbound::provider_client(policy)?;
+        Ok(Twilio { config, http })
     }
 
     pub async fn send(&self, notice: &Notice<'_>) -> SendOutcome {
@@ -77,7 +76,7 @@ impl Twilio {
             }
         };
         let status = response.status();
-        let text = response.text().await.unwrap_or_default();
+        let (text, _) = outbound::read_capped(response, ANSWER_BYTES).await;
         if status.is_success() {
             let sid = serde_json::from_str::<TwilioMessage>(&text)
                 .ok()

@@ -6,7 +6,6 @@ use pausepoint_api::audit::GENESIS_HASH;
 use pausepoint_api::VerifyReport;
 
 use crate::ids::ProjectId;
-use crate::store::audit::AuditFilter;
 use crate::store::{Store, StoreError};
 
 const PAGE: u32 = 1000;
@@ -26,7 +25,6 @@ pub async fn verify(store: &Store, project_id: ProjectId) -> Result<VerifyReport
     let mut checked: u64 = 0;
     let mut expected_seq = 1;
     let mut prev_hash = GENESIS_HASH.to_owned();
-    let filter = AuditFilter::default();
     let bad = |seq: i64, checked: u64, prev_hash: &str, problem: String| VerifyReport {
         ok: false,
         events_checked: checked,
@@ -35,30 +33,31 @@ pub async fn verify(store: &Store, project_id: ProjectId) -> Result<VerifyReport
         problem: Some(problem),
     };
     loop {
-        let page = match store
-            .audit_events(project_id, filter.clone(), Some(expected_seq - 1), PAGE)
-            .await
-        {
-            Ok(page) => page,
-            // A row whose fields no longer parse has been edited behind the server's back.
-            Err(StoreError::Corrupt { detail, .. }) => {
-                return Ok(bad(
-                    expected_seq,
-                    checked,
-                    &prev_hash,
-                    format!("unreadable event: {detail}"),
-                ))
-            }
-            Err(e) => return Err(e),
-        };
-        let last_page = page.len() < PAGE as usize;
+        let rows = store.audit_rows(project_id, expected_seq - 1, PAGE).await?;
+        let last_page = rows.len() < PAGE as usize;
         let mut reached_head = false;
-        for event in page {
-            if event.seq > head_seq && expected_seq > head_seq {
+        for row in rows {
+            let seq = match &row {
+                Ok(event) => event.seq,
+                Err((seq, _)) => *seq,
+            };
+            if seq > head_seq && expected_seq > head_seq {
                 // Written after the walk began: not part of what this walk checks.
                 reached_head = true;
                 break;
             }
+            let event = match row {
+                Ok(event) => event,
+                // A row whose fields no longer parse was edited behind the server's back.
+                Err((seq, detail)) => {
+                    return Ok(bad(
+                        seq,
+                        checked,
+                        &prev_hash,
+                        format!("unreadable event: {detail}"),
+                    ))
+                }
+            };
             if event.seq != expected_seq {
                 return Ok(bad(
                     expected_seq,

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::domain::webhooks;
 use crate::hub::Change;
 use crate::ids::KeyId;
+use crate::secrets::MasterKey;
 use crate::store::keys::KeyRecord;
 use crate::store::projects::Project;
 use crate::store::{Actor, Store, StoreError, Tx};
@@ -49,10 +50,11 @@ pub async fn create_key(
     let prefix = key[..SHOWN_PREFIX_CHARS].to_owned();
     let hash = hash_key(&key);
     let (project, name) = (project.to_owned(), name.to_owned());
+    let secrets = std::sync::Arc::clone(store.secrets());
     let record = store
         .write(move |tx| {
             Box::pin(async move {
-                let project = ensure_project(tx, &project, now).await?;
+                let project = ensure_project(tx, &secrets, &project, now).await?;
                 let id = tx.insert_key(project.id, &name, &prefix, &hash, now).await?;
                 tx.append_audit(
                     project.id,
@@ -83,12 +85,13 @@ pub async fn create_key(
 /// The project named `name`, made with its first webhook secret when missing.
 pub async fn ensure_project(
     tx: &mut Tx,
+    secrets: &MasterKey,
     name: &str,
     now: Timestamp,
 ) -> Result<Project, StoreError> {
     let (project, made) = tx.ensure_project(name, now).await?;
     if made {
-        webhooks::add_first_secret(tx, project.id, now).await?;
+        webhooks::add_first_secret(tx, secrets, project.id, now).await?;
     }
     Ok(project)
 }

@@ -1,7 +1,9 @@
 //! Response links: `{public_url}/r/{token}`, where the token is 48 URL-safe characters
 //! carrying the pause id and the link's expiry under an HMAC-SHA256 tag. The key is made
-//! on first start and kept in the database, so every server sharing it accepts the same
-//! links. Only whoever received the link can answer: the API never returns one.
+//! on first start and kept in the database sealed under the master key (see
+//! [`crate::secrets`]), so every server sharing the database accepts the same links while
+//! the database alone forges none. Only whoever received the link can answer: the API
+//! never returns one.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -12,11 +14,11 @@ use uuid::Uuid;
 
 use crate::ids::PauseId;
 
+use crate::store::settings::{LINK_SIGNING_KEY, LINK_SIGNING_KEY_PURPOSE};
 use crate::store::{Store, StoreError};
 
 /// How long after a pause's deadline its link still shows what became of it.
 pub const LINK_GRACE: SignedDuration = SignedDuration::from_hours(7 * 24);
-const SETTING: &str = "link_signing_key";
 /// Separates this use of the key from any other.
 const DOMAIN: &[u8] = b"pausepoint/link/v1";
 const ID_BYTES: usize = 16;
@@ -51,12 +53,17 @@ impl std::fmt::Debug for Links {
 impl Links {
     /// The signer of this database, making its key on first use.
     pub async fn load(store: &Store) -> Result<Links, StoreError> {
-        let fresh: [u8; 32] = rand::random();
-        let stored = store.setting_or_init(SETTING, &hex::encode(fresh)).await?;
+        let secrets = store.secrets();
+        let fresh = secrets.seal(
+            LINK_SIGNING_KEY_PURPOSE,
+            hex::encode(rand::random::<[u8; 32]>()).as_bytes(),
+        )?;
+        let stored = store.setting_or_init(LINK_SIGNING_KEY, &fresh).await?;
+        let opened = secrets.open(LINK_SIGNING_KEY_PURPOSE, &stored)?;
         let mut key = [0u8; 32];
-        hex::decode_to_slice(stored.trim(), &mut key).map_err(|e| StoreError::Corrupt {
+        hex::decode_to_slice(&opened, &mut key).map_err(|e| StoreError::Corrupt {
             table: "settings",
-            detail: format!("{SETTING}: {e}"),
+            detail: format!("{LINK_SIGNING_KEY}: {e}"),
         })?;
         Ok(Links { key })
     }

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use pausepoint_api::validation::NewPause;
-use pausepoint_api::{AuditEventKind, Decision, Pause, PauseStatus, ValidationError};
+use pausepoint_api::{
+    shown_recipient, AuditEventKind, Decision, Pause, PauseStatus, ValidationError,
+};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -114,7 +116,7 @@ impl Pauses {
                         &actor,
                         json!({
                             "channel": created.channel,
-                            "recipient": created.recipient,
+                            "recipient": shown_recipient(created.channel, &created.recipient),
                             "message": created.message,
                             "options": created.options,
                             "allow_text_response": created.allow_text_response,
@@ -262,10 +264,10 @@ impl Pauses {
         let now = now();
         let user_agent: String = user_agent.chars().take(200).collect();
         let id = PauseId::from(pause.pause_id);
-        let actor = Actor::Recipient(pause.recipient.clone());
+        let actor = Actor::recipient(pause);
         let data = json!({
             "channel": pause.channel,
-            "recipient": pause.recipient,
+            "recipient": shown_recipient(pause.channel, &pause.recipient),
             "message": pause.message,
             "options": pause.options,
             "user_agent": user_agent,
@@ -361,7 +363,7 @@ fn decision_context(pause: &Pause) -> Value {
         "response_choice": pause.response_choice,
         "response_text": pause.response_text,
         "channel": pause.channel,
-        "recipient": pause.recipient,
+        "recipient": shown_recipient(pause.channel, &pause.recipient),
         "message": pause.message,
         "options": pause.options,
         "timeout_default": pause.timeout_default,

@@ -11,6 +11,10 @@ use uuid::Uuid;
 
 use crate::hub::Change;
 use crate::ids::{PauseId, ProjectId};
+use std::sync::Arc;
+
+use crate::secrets::MasterKey;
+use crate::store::settings::webhook_secret_purpose;
 use crate::store::{Store, StoreError, Tx};
 
 /// How long a rotated-out secret keeps signing beside the new one.
@@ -56,23 +60,36 @@ pub fn new_secret() -> String {
     secret_from_bytes(&rand::random())
 }
 
+/// Gives the project a new signing secret, sealed.
+async fn add_secret(
+    tx: &mut Tx,
+    secrets: &MasterKey,
+    project_id: ProjectId,
+    secret: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let sealed = secrets.seal(&webhook_secret_purpose(project_id), secret.as_bytes())?;
+    tx.insert_webhook_secret(project_id, &sealed, now).await
+}
+
 /// Gives the project its first signing secret.
 pub async fn add_first_secret(
     tx: &mut Tx,
+    secrets: &MasterKey,
     project_id: ProjectId,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    tx.insert_webhook_secret(project_id, &new_secret(), now)
-        .await
+    add_secret(tx, secrets, project_id, &new_secret(), now).await
 }
 
 /// Gives every project made before secrets came with projects its first secret.
 pub async fn add_missing_secrets(store: &Store, now: Timestamp) -> Result<(), StoreError> {
+    let secrets = Arc::clone(store.secrets());
     store
         .write(move |tx| {
             Box::pin(async move {
                 for project_id in tx.projects_without_webhook_secret().await? {
-                    add_first_secret(tx, project_id, now).await?;
+                    add_first_secret(tx, &secrets, project_id, now).await?;
                 }
                 Ok::<_, StoreError>(())
             })
@@ -89,7 +106,14 @@ pub async fn signing_secrets(
     let stored = store
         .read(move |conn| Box::pin(conn.webhook_secrets(project_id, now)))
         .await?;
-    Ok(stored.into_iter().map(|s| s.secret).collect())
+    let purpose = webhook_secret_purpose(project_id);
+    stored
+        .into_iter()
+        .map(|s| {
+            let secret = store.secrets().open(&purpose, &s.secret)?;
+            String::from_utf8(secret).map_err(|e| StoreError::corrupt("webhook_secrets", e))
+        })
+        .collect()
 }
 
 /// Makes a new secret for the project; the old ones keep signing for [`ROTATION_OVERLAP`].
@@ -100,12 +124,13 @@ pub async fn rotate_secret(
 ) -> Result<String, StoreError> {
     let secret = new_secret();
     let stored = secret.clone();
+    let secrets = Arc::clone(store.secrets());
     store
         .write(move |tx| {
             Box::pin(async move {
                 tx.retire_webhook_secrets(project_id, now + ROTATION_OVERLAP)
                     .await?;
-                tx.insert_webhook_secret(project_id, &stored, now).await
+                add_secret(tx, &secrets, project_id, &stored, now).await
             })
         })
         .await?;

@@ -80,6 +80,29 @@ impl ApiError {
         error
     }
 
+    /// 429: the key holds as many long-polls as it may.
+    pub fn too_many_long_polls(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_long_polls",
+            format!(
+                "this key already holds {limit} long-polls open; wait for one to end, or poll without wait"
+            ),
+        )
+    }
+
+    /// 503: the request took longer than the server allows.
+    pub fn timeout(limit: std::time::Duration) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!(
+                "the request took longer than {} seconds; try again",
+                limit.as_secs()
+            ),
+        )
+    }
+
     /// 500: something broke on our side. The details go to the log, not the client.
     pub fn internal(error: &dyn std::error::Error) -> ApiError {
         tracing::error!(error = %error, "request failed");

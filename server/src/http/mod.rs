@@ -1,21 +1,31 @@
-//! The REST API. Handlers are thin: extract, call the domain, shape the answer.
+//! The REST API and the response page. Handlers are thin: extract, call the domain,
+//! shape the answer.
 //!
 //! - [`pauses`]: create, get (with long-poll), cancel and list pauses.
 //! - [`audit`]: query, export and verify the audit log.
 //! - [`webhooks`]: a pause's webhook events, and resending one.
 //! - [`page`]: the response page humans open from their message.
+//! - [`metrics`]: Prometheus text, on the main listener or its own.
 //! - [`extract`]: the caller's key, JSON bodies and query parameters.
+//! - [`limits`]: the request time limit and the cap on long-polls per key.
+//! - [`connections`]: accepting connections, with their limits.
 //! - [`error`]: the one error type and body.
 
 pub mod audit;
+pub mod connections;
 pub mod error;
 pub mod extract;
+pub mod limits;
+pub mod metrics;
 pub mod page;
 pub mod pauses;
 pub mod webhooks;
 
+use std::sync::Arc;
+
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -34,15 +44,23 @@ pub struct AppState {
     pub app: App,
     /// Cancelled when the server shuts down, so long-polls answer at once.
     pub stop: CancellationToken,
+    /// Long-polls open, per key.
+    pub long_polls: Arc<limits::LongPolls>,
 }
 
-/// Every route of the service.
+/// Every route of the service. `/metrics` is here unless it has a listener of its own.
 pub fn router(app: App, stop: CancellationToken) -> Router {
-    Router::new()
+    let config = app.config();
+    let state = AppState {
+        long_polls: Arc::new(limits::LongPolls::new(config.max_long_polls_per_key)),
+        stop,
+        app: app.clone(),
+    };
+    let request_timeout = config.request_timeout;
+    // Everything but the long-poll answers within the request time limit.
+    let mut bounded = Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
         .route("/v1/pause", post(pauses::create).get(pauses::list))
-        .route("/v1/pause/{id}", get(pauses::get))
         .route("/v1/pause/{id}/cancel", post(pauses::cancel))
         .route("/v1/pause/{id}/webhooks", get(webhooks::list))
         .route(
@@ -51,58 +69,38 @@ pub fn router(app: App, stop: CancellationToken) -> Router {
         )
         .route("/v1/audit", get(audit::query))
         .route("/v1/audit/export", get(audit::export))
-        .route("/v1/audit/verify", get(audit::verify))
+        .route("/v1/audit/verify", get(audit::verify));
+    if config.metrics_bind.is_none() {
+        bounded = bounded.route("/metrics", get(metrics::metrics));
+    }
+    let bounded = bounded.layer(middleware::from_fn(move |request, next| {
+        limits::within(request_timeout, request, next)
+    }));
+    // The page's headers go on every answer under /r/, errors included.
+    let page = Router::new()
         .route("/r/{token}", get(page::show).post(page::answer))
+        .layer(middleware::map_response(page::with_page_headers));
+    Router::new()
+        .route("/v1/pause/{id}", get(pauses::get))
+        .merge(bounded)
+        .merge(page)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(AppState { app, stop })
+        .with_state(state)
 }
 
-/// Prometheus text: how many pauses, deliveries and webhook events stand in each status,
-/// and how many long-polls wait. Totals only, across projects, so it needs no key.
-async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    use std::fmt::Write;
-    let store = state.app.store();
-    let mut text = String::new();
-    let families = [
-        ("pausepoint_pauses", "Pauses by status.", "pauses"),
-        (
-            "pausepoint_deliveries",
-            "Deliveries to humans by status.",
-            "deliveries",
-        ),
-        (
-            "pausepoint_webhook_events",
-            "Webhook events by status.",
-            "webhook_events",
-        ),
-    ];
-    for (name, help, table) in families {
-        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for (status, count) in store.status_counts(table).await? {
-            let _ = writeln!(text, "{name}{{status=\"{status}\"}} {count}");
-        }
-    }
-    let _ = writeln!(
-        text,
-        "# HELP pausepoint_long_polls_waiting Pauses with a long-poll waiting on this server.\n\
-         # TYPE pausepoint_long_polls_waiting gauge\npausepoint_long_polls_waiting {}",
-        state.app.pauses().watching()
-    );
-    let _ = writeln!(
-        text,
-        "# HELP pausepoint_build_info The running version.\n# TYPE pausepoint_build_info gauge\n\
-         pausepoint_build_info{{version=\"{}\"}} 1",
-        env!("CARGO_PKG_VERSION")
-    );
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    ))
+/// `/metrics` alone, for its own listener (`--metrics-bind`), so it need not be public.
+pub fn metrics_router(app: App, stop: CancellationToken) -> Router {
+    let state = AppState {
+        long_polls: Arc::new(limits::LongPolls::new(0)),
+        stop,
+        app,
+    };
+    Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .fallback(|| async { ApiError::not_found("only /metrics is served here") })
+        .with_state(state)
 }
 
 /// Liveness: answers 200 while the database answers.

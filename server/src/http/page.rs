@@ -22,7 +22,14 @@ pub struct Page(pub StatusCode, pub Markup);
 
 impl IntoResponse for Page {
     fn into_response(self) -> Response {
-        let mut response = (self.0, Html(self.1.into_string())).into_response();
+        (self.0, Html(self.1.into_string())).into_response()
+    }
+}
+
+/// The headers that keep the page and its token private, on every answer under `/r/`
+/// (a refusal of the body by size included).
+pub async fn with_page_headers(mut response: Response) -> Response {
+    {
         let headers = response.headers_mut();
         let fixed = [
             (header::CACHE_CONTROL, "no-store"),
@@ -40,8 +47,8 @@ impl IntoResponse for Page {
         if let Ok(policy) = HeaderValue::from_str(views::content_security_policy()) {
             headers.insert(header::CONTENT_SECURITY_POLICY, policy);
         }
-        response
     }
+    response
 }
 
 /// A pause opened by a valid link, with the name of the project that asks.
@@ -155,7 +162,7 @@ pub async fn answer(State(state): State<AppState>, Path(token): Path<String>, bo
         );
     };
     let pause = &opened.pause;
-    let actor = Actor::Recipient(pause.recipient.clone());
+    let actor = Actor::recipient(pause);
     let result = state
         .app
         .pauses()

@@ -111,6 +111,12 @@ pub async fn get(
             format!("wait is at most {MAX_WAIT_SECONDS} seconds; poll again to wait longer"),
         ));
     }
+    let _open = if wait > 0 {
+        let open = state.long_polls.open(caller.key.id);
+        Some(open.ok_or_else(|| ApiError::too_many_long_polls(state.long_polls.limit()))?)
+    } else {
+        None
+    };
     let pause = state
         .app
         .pauses()

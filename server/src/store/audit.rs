@@ -25,12 +25,23 @@ use crate::ids::{KeyId, PauseId, ProjectId};
 pub enum Actor {
     /// A request made with this API key.
     ApiKey(KeyId),
-    /// The human a pause was sent to (as they may be shown: see `Recipient::shown`).
+    /// The human a pause was sent to, as they may be shown (see [`Actor::recipient`]).
     Recipient(String),
     /// Someone running `pp admin` on the server's machine, by operating-system user.
     Admin(Option<String>),
     /// The service itself: timeouts, deliveries, webhooks.
     System,
+}
+
+impl Actor {
+    /// The human `pause` was sent to, a Slack webhook URL shown only by its start (it is a
+    /// credential).
+    pub fn recipient(pause: &pausepoint_api::Pause) -> Actor {
+        Actor::Recipient(pausepoint_api::shown_recipient(
+            pause.channel,
+            &pause.recipient,
+        ))
+    }
 }
 
 impl fmt::Display for Actor {
@@ -389,6 +400,36 @@ impl Store {
     ) -> Result<Vec<AuditEvent>, StoreError> {
         self.read(move |conn| Box::pin(audit_events(conn, project_id, filter, after_seq, limit)))
             .await
+    }
+
+    /// Up to `limit` of the project's events after `after_seq`, in order, each read on its
+    /// own: a row whose fields no longer parse comes back as its seq and what is wrong,
+    /// so that verification names it.
+    pub async fn audit_rows(
+        &self,
+        project_id: ProjectId,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<Result<AuditEvent, (i64, String)>>, StoreError> {
+        self.read(move |conn| {
+            Box::pin(async move {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM audit_events WHERE project_id = $1 AND seq > $2 \
+                     ORDER BY seq LIMIT $3"
+                );
+                conn.fetch_all(
+                    TABLE,
+                    &sql,
+                    args![&project_id.to_string(), after_seq, limit],
+                    |row| {
+                        let seq = row.int("seq")?;
+                        Ok(from_row(row).map_err(|e| (seq, e.to_string())))
+                    },
+                )
+                .await
+            })
+        })
+        .await
     }
 
     /// The last sequence number on the project's chain, and its hash.

@@ -41,6 +41,7 @@ use sqlx::{ConnectOptions, Connection};
 use tokio::sync::oneshot;
 
 use crate::hub::Hub;
+use crate::secrets::MasterKey;
 pub use audit::Actor;
 pub use db::Conn;
 pub use tx::Tx;
@@ -64,6 +65,8 @@ pub enum StoreError {
     Io(String),
     #[error("the database is closed")]
     Closed,
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
 }
 
 impl StoreError {
@@ -119,6 +122,8 @@ enum Backend {
 struct Inner {
     backend: Backend,
     hub: Arc<Hub>,
+    /// Seals what the database keeps secret.
+    secrets: Arc<MasterKey>,
     /// Where the data lives, for people: the SQLite file path, or the URL without password.
     location: String,
 }
@@ -134,8 +139,14 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 
 impl Store {
     /// Connects to `database` (a file path, `sqlite://PATH` or `postgres://…`), creating a
-    /// SQLite file and its folder when missing, without touching the schema.
-    pub async fn connect(database: &str) -> Result<Store, StoreError> {
+    /// SQLite file and its folder (owner-only) when missing, without touching the schema.
+    /// `key_file` is the master key file; by default `pausepoint.key` beside a SQLite
+    /// file, or in the data folder for PostgreSQL.
+    pub async fn connect(database: &str, key_file: Option<&Path>) -> Result<Store, StoreError> {
+        let key_file = key_file
+            .map(Path::to_owned)
+            .unwrap_or_else(|| crate::secrets::default_key_file(database));
+        let secrets = Arc::new(MasterKey::load_or_create(&key_file)?);
         let hub = Hub::new();
         let (backend, location) = match resolve(database)? {
             Location::Sqlite(path) => {
@@ -152,16 +163,26 @@ impl Store {
             inner: Arc::new(Inner {
                 backend,
                 hub,
+                secrets,
                 location,
             }),
         })
     }
 
-    /// Opens the database and brings its schema up to date.
-    pub async fn open(database: &str) -> Result<Store, StoreError> {
-        let store = Store::connect(database).await?;
+    /// Opens the database, brings its schema up to date, checks that the master key is
+    /// the one its secrets were sealed with, and seals any secret an older version kept in
+    /// the clear.
+    pub async fn open(database: &str, key_file: Option<&Path>) -> Result<Store, StoreError> {
+        let store = Store::connect(database, key_file).await?;
         store.migrate().await?;
+        store.check_master_key().await?;
+        store.seal_plaintext_secrets().await?;
         Ok(store)
+    }
+
+    /// The key that seals the secrets this database keeps.
+    pub fn secrets(&self) -> &Arc<MasterKey> {
+        &self.inner.secrets
     }
 
     /// Applies the migrations this version has and the database lacks. Safe to run from
@@ -318,18 +339,37 @@ fn resolve(database: &str) -> Result<Location, StoreError> {
     if path.is_empty() || path == ":memory:" {
         return Err(StoreError::UnsupportedUrl(database.to_owned()));
     }
-    if let Some(parent) = Path::new(path)
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            StoreError::Io(format!(
-                "cannot create the folder {}: {e}",
-                parent.display()
-            ))
-        })?;
-    }
+    owner_only(Path::new(path))?;
     Ok(Location::Sqlite(PathBuf::from(path)))
+}
+
+/// Makes the SQLite file (and its folder, when missing) owner-only: the database holds
+/// the audit log and every question asked. SQLite gives its `-wal` and `-shm` files the
+/// database file's permissions; ones left by an older version are made owner-only too.
+fn owner_only(path: &Path) -> Result<(), StoreError> {
+    let io = |what: &Path, e: std::io::Error| {
+        StoreError::Io(format!("cannot prepare {}: {e}", what.display()))
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.exists() {
+            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+            crate::secrets::restrict(parent, 0o700).map_err(|e| io(parent, e))?;
+        }
+    }
+    if !path.exists() {
+        match crate::secrets::owner_only_file(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(path, e)),
+        }
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        if file.exists() {
+            crate::secrets::restrict(&file, 0o600).map_err(|e| io(&file, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// A database URL as it may be shown: the password replaced by `***`.

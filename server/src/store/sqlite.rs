@@ -242,7 +242,7 @@ mod tests {
 
     async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db").display().to_string())
+        let store = Store::open(&dir.path().join("t.db").display().to_string(), None)
             .await
             .unwrap();
         store

@@ -190,16 +190,6 @@ impl Tx {
         .await?;
         Ok(())
     }
-
-    /// Replaces a stored secret's text (to seal one stored in the clear).
-    pub async fn replace_webhook_secret(&mut self, old: &str, new: &str) -> Result<(), StoreError> {
-        self.execute(
-            "UPDATE webhook_secrets SET secret = $2 WHERE secret = $1",
-            args![old, new],
-        )
-        .await?;
-        Ok(())
-    }
 }
 
 impl Conn {
@@ -296,17 +286,6 @@ impl Conn {
                     created_at: row.time("created_at")?,
                 })
             },
-        )
-        .await
-    }
-
-    /// Every stored secret's text, retired ones included.
-    pub async fn all_webhook_secrets(&mut self) -> Result<Vec<String>, StoreError> {
-        self.fetch_all(
-            "webhook_secrets",
-            "SELECT secret FROM webhook_secrets",
-            &[],
-            |row| row.text("secret"),
         )
         .await
     }

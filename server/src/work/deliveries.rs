@@ -204,7 +204,7 @@ async fn record_attempt(
     let error = outcome.error();
     let mut data = json!({
         "channel": pause.channel,
-        "recipient": pause.recipient,
+        "recipient": pausepoint_api::shown_recipient(pause.channel, &pause.recipient),
         "attempt": attempt,
         "message": pause.message,
         "options": pause.options,

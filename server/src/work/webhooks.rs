@@ -23,8 +23,8 @@ use crate::store::outbox::{Outbox, WEBHOOK_EVENTS};
 use crate::store::webhooks::{AttemptRecord, StoredEvent, WebhookState};
 use crate::store::{Actor, Store, StoreError};
 
-/// How much of a receiver's answer is kept with the attempt.
-const RESPONSE_CHARS: usize = 1024;
+/// How much of a receiver's answer is read, and kept with the attempt.
+const ANSWER_BYTES: usize = 1024;
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
@@ -32,7 +32,8 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 pub struct Webhooks {
     store: Store,
     http: reqwest::Client,
-    allow_private_network: bool,
+    policy: outbound::Policy,
+    lookup: outbound::Lookup,
     /// Waits before the 2nd, 3rd… attempt; after the last, the event has failed.
     retry: Vec<Duration>,
 }
@@ -52,13 +53,20 @@ pub struct Done {
 }
 
 impl Webhooks {
-    pub fn new(store: Store, allow_private_network: bool, retry: Vec<Duration>) -> Webhooks {
-        Webhooks {
+    /// The worker; fails rather than send without the guarded client.
+    pub fn new(
+        store: Store,
+        policy: outbound::Policy,
+        retry: Vec<Duration>,
+    ) -> Result<Webhooks, String> {
+        let lookup = outbound::system_lookup();
+        Ok(Webhooks {
             store,
-            http: outbound::client(allow_private_network),
-            allow_private_network,
+            http: outbound::client(&policy, lookup.clone())?,
+            policy,
+            lookup,
             retry,
-        }
+        })
     }
 
     /// POSTs the event, signed; what happened.
@@ -76,7 +84,10 @@ impl Webhooks {
             Err(e) => return refused(format!("refused: {e}")),
         };
         // The URL was checked at create; the server may have restarted with stricter settings.
-        if let Err(e) = outbound::check_url(&url, self.allow_private_network) {
+        if let Err(e) = outbound::check_url(&url, self.policy.allow_private_network) {
+            return refused(format!("refused: {e}"));
+        }
+        if let Err(e) = outbound::check_through_proxy(&url, &self.policy, &self.lookup).await {
             return refused(format!("refused: {e}"));
         }
         if due.keys.is_empty() {
@@ -109,13 +120,7 @@ impl Webhooks {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
-                let text: String = response
-                    .text()
-                    .await
-                    .unwrap_or_default()
-                    .chars()
-                    .take(RESPONSE_CHARS)
-                    .collect();
+                let (text, _) = outbound::read_capped(response, ANSWER_BYTES).await;
                 let error = (!status.is_success()).then(|| {
                     if status.is_redirection() {
                         format!("answered {status}; redirects are not followed")

@@ -6,7 +6,6 @@ use pausepoint_api::DeliveryStatus;
 use pausepoint_api::{AuditEvent, AuditEventKind};
 use pausepoint_server::ids::PauseId;
 use pausepoint_server::store::Actor;
-use pausepoint_tests::Backend;
 use pausepoint_tests::{is_delivery_event, sms_pause, TestServer};
 use reqwest::StatusCode;
 use sqlx::{AnyPool, Executor};
@@ -49,24 +48,12 @@ async fn a_decided_history(server: &TestServer) -> Vec<uuid::Uuid> {
 
 /// A second connection to the server's database, as someone editing it by hand.
 async fn behind_the_servers_back(server: &TestServer) -> AnyPool {
-    sqlx::any::install_default_drivers();
-    let url = match server.backend {
-        Backend::Sqlite => format!("sqlite://{}", server.database),
-        Backend::Postgres => server.database.clone(),
-    };
-    sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .unwrap()
+    server.behind_its_back().await
 }
 
 /// The statement that removes one of the audit log's guard triggers.
 fn drop_trigger(server: &TestServer, name: &str) -> String {
-    match server.backend {
-        Backend::Sqlite => format!("DROP TRIGGER {name};"),
-        Backend::Postgres => format!("DROP TRIGGER {name} ON audit_events;"),
-    }
+    server.drop_trigger(name)
 }
 
 #[tokio::test]

@@ -371,6 +371,55 @@ async fn an_unreachable_mail_server_is_retried_then_fails() {
 }
 
 #[tokio::test]
+async fn a_mail_server_without_starttls_gets_neither_the_password_nor_the_mail() {
+    let mut smtp = SmtpReceiver::without_starttls();
+    let config = SmtpConfig {
+        url: Secret::new(smtp.url.clone()),
+        from: "approvals@pausepoint.test".into(),
+    };
+    let server = TestServer::start_with(|c| {
+        c.smtp = Some(config);
+        c.delivery_retry = vec![Duration::from_millis(20); 2];
+    })
+    .await;
+    let pause = server
+        .client
+        .create(json!({"recipient": "cfo@company.com", "channel": "email", "message": "Send?", "options": ["Yes", "No"]}))
+        .await
+        .pause(StatusCode::CREATED);
+    let delivery = settled(&server, &pause).await.delivery.unwrap();
+    assert_eq!(delivery.status, DeliveryStatus::Failed);
+    let error = delivery.last_error.unwrap();
+    assert!(error.contains("STARTTLS"), "{error}");
+    assert!(!error.contains("hunter2"), "{error}");
+    assert!(
+        smtp.auths.try_recv().is_err(),
+        "AUTH reached a server without TLS"
+    );
+    assert!(
+        smtp.received.try_recv().is_err(),
+        "the mail went out in the clear"
+    );
+}
+
+#[tokio::test]
+async fn plain_smtp_must_be_asked_for_and_only_to_this_machine() {
+    let config = |url: &str| SmtpConfig {
+        url: Secret::new(url.to_owned()),
+        from: "approvals@pausepoint.test".into(),
+    };
+    let mut refused = pausepoint_server::Config::new("unused.db", "127.0.0.1:0".parse().unwrap());
+    refused.smtp = Some(config("smtp://93.184.215.14:25?tls=none"));
+    let error = pausepoint_server::channels::Channels::from_config(&refused)
+        .err()
+        .expect("plain SMTP to another host is refused");
+    assert!(error.contains("tls=none"), "{error}");
+    let mut loopback = refused.clone();
+    loopback.smtp = Some(config("smtp://127.0.0.1:2525?tls=none"));
+    assert!(pausepoint_server::channels::Channels::from_config(&loopback).is_ok());
+}
+
+#[tokio::test]
 async fn slack_gets_block_kit_with_a_url_button_per_option() {
     let mut slack = SlackReceiver::start(&[]).await;
     let server = TestServer::start_with(|c| c.allow_private_network = true).await;

@@ -4,6 +4,7 @@
 
 mod audit;
 mod delivery;
+mod hardening;
 
 mod idempotency_and_tenancy;
 mod keys;
