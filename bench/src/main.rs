@@ -9,6 +9,8 @@
 //!   check and a small page: the framework's own ceiling).
 //! - `waiters`: the server's memory with 10,000 long-polls open.
 //! - `wake`: the time from a decision to the waiting agent's answer, p50 and p99.
+//! - `scale` (PostgreSQL): creates/s of one server against two sharing the database,
+//!   the same 16 connections split between them; `--pin` gives each server one core.
 //!
 //! Run through `scripts/bench`, which builds the release binaries first.
 
@@ -52,6 +54,9 @@ struct Args {
     /// Long-polls held open at once in the `waiters` section
     #[arg(long, default_value_t = 10_000)]
     waiters: usize,
+    /// In the `scale` section, pin each server to a core of its own (taskset)
+    #[arg(long)]
+    pin: bool,
 }
 
 /// The spec's SMS example, as an agent sends it.
@@ -168,10 +173,60 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
 
+    if args.sections.iter().any(|s| s == "scale") {
+        if !postgres {
+            bail!("the scale section needs --db postgres://…: servers share only PostgreSQL");
+        }
+        scale(&pp, &database, &key, duration, args.pin).await?;
+    }
+
     let verify = get_json(address, &key, "/v1/audit/verify").await?;
     println!("\naudit chain after the run: {verify}");
     let took = server.terminate()?;
     println!("stopped {:.2} s after SIGTERM", took.as_secs_f64());
+    Ok(())
+}
+
+/// Creates/s through one server, then through two sharing the database.
+async fn scale(
+    pp: &std::path::Path,
+    database: &str,
+    key: &str,
+    duration: Duration,
+    pin: bool,
+) -> anyhow::Result<()> {
+    println!("\n## scale: one server against two on one database, one project, 16 connections\n");
+    let cpu = |n: usize| pin.then_some(n);
+    let one = Server::start_on(pp, database, &[], cpu(0))?;
+    let request = || Request::new("POST", "/v1/pause", Some(key), Some(CREATE_BODY), 201);
+    let alone = load::run(one.address, 16, duration, request()).await?;
+    let two = Server::start_on(pp, database, &[], cpu(1))?;
+    let (a, b) = tokio::join!(
+        load::run(one.address, 8, duration, request()),
+        load::run(two.address, 8, duration, request())
+    );
+    let (a, b) = (a?, b?);
+    let together = a.per_second() + b.per_second();
+    println!("| servers | creates/s | vs one server | errors |");
+    println!("| --- | --- | --- | --- |");
+    println!(
+        "| 1{} | {:.0} | 1.00× | {} |",
+        if pin { " (one core)" } else { "" },
+        alone.per_second(),
+        alone.failed
+    );
+    println!(
+        "| 2{} | {:.0} + {:.0} = {together:.0} | {:.2}× | {} |",
+        if pin { " (a core each)" } else { "" },
+        a.per_second(),
+        b.per_second(),
+        together / alone.per_second(),
+        a.failed + b.failed
+    );
+    let verify = get_json(two.address, key, "/v1/audit/verify").await?;
+    println!("\naudit chain after two servers: {verify}");
+    one.terminate()?;
+    two.terminate()?;
     Ok(())
 }
 

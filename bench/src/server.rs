@@ -19,7 +19,25 @@ pub struct Server {
 impl Server {
     /// Starts `pp server --db DATABASE` on a free port and waits until it listens.
     pub fn start(pp: &Path, database: &str, extra: &[&str]) -> anyhow::Result<Server> {
-        let mut child = Command::new(pp)
+        Server::start_on(pp, database, extra, None)
+    }
+
+    /// Like [`Server::start`], pinned to one CPU with `taskset` when `cpu` is given.
+    pub fn start_on(
+        pp: &Path,
+        database: &str,
+        extra: &[&str],
+        cpu: Option<usize>,
+    ) -> anyhow::Result<Server> {
+        let mut command = match cpu {
+            Some(cpu) => {
+                let mut command = Command::new("taskset");
+                command.args(["-c", &cpu.to_string()]).arg(pp);
+                command
+            }
+            None => Command::new(pp),
+        };
+        let mut child = command
             .args(["server", "--db", database, "--bind", "127.0.0.1:0"])
             .args(extra)
             .env("PAUSEPOINT_LOG", "warn")

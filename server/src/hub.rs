@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use crate::ids::{PauseId, ProjectId};
+use crate::ids::PauseId;
 
 /// Something a committed write changed that others may be waiting for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,8 +30,16 @@ pub enum Change {
     WebhooksDue,
     /// An API key was created or revoked.
     KeysChanged,
-    /// Audit events wait to be put on their project's chain (PostgreSQL).
-    AuditPending { project_id: ProjectId },
+}
+
+impl Change {
+    /// Whether other servers sharing the database need to hear of it. A decision wakes
+    /// long-polls held anywhere, and a key change is seen everywhere; the rest is work
+    /// for the server that made it (the others look on their own, and take over leased
+    /// work when a server dies).
+    pub fn concerns_other_servers(&self) -> bool {
+        matches!(self, Change::PauseDecided { .. } | Change::KeysChanged)
+    }
 }
 
 /// The workers the hub can ring.
@@ -40,7 +48,6 @@ pub enum Bell {
     Timeouts,
     Deliveries,
     Webhooks,
-    Sequencer,
 }
 
 /// Wake-ups for long-polls and workers. One per server; cheap to share.
@@ -50,7 +57,6 @@ pub struct Hub {
     timeouts: Notify,
     deliveries: Notify,
     webhooks: Notify,
-    sequencer: Notify,
     /// The earliest deadline the timeout worker knows of; a new pause rings it only when
     /// its own deadline is sooner.
     next_deadline: Mutex<Option<Timestamp>>,
@@ -84,7 +90,6 @@ impl Hub {
                     self.keys_version
                         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 }
-                Change::AuditPending { .. } => self.sequencer.notify_one(),
             }
         }
     }
@@ -95,7 +100,6 @@ impl Hub {
             Bell::Timeouts => &self.timeouts,
             Bell::Deliveries => &self.deliveries,
             Bell::Webhooks => &self.webhooks,
-            Bell::Sequencer => &self.sequencer,
         }
     }
 

@@ -57,6 +57,7 @@ pub struct App {
     config: Arc<Config>,
     channels: Arc<channels::Channels>,
     webhooks: Arc<work::webhooks::Webhooks>,
+    keys: Arc<domain::keys::KeyCache>,
 }
 
 impl App {
@@ -90,6 +91,7 @@ impl App {
             config: Arc::new(config),
             channels: Arc::new(channels),
             webhooks: Arc::new(webhooks),
+            keys: Arc::default(),
         })
     }
 
@@ -103,6 +105,11 @@ impl App {
 
     pub fn links(&self) -> &Links {
         &self.links
+    }
+
+    /// The API keys this server has seen.
+    pub fn keys(&self) -> &domain::keys::KeyCache {
+        &self.keys
     }
 
     pub fn config(&self) -> &Config {
@@ -144,6 +151,7 @@ impl App {
 
         let mut workers = Vec::new();
         let (pauses, timeout_hub) = (self.pauses.clone(), Arc::clone(&hub));
+        let shared = !self.store.dialect().single_server();
         let (timeout_stop, bell_hub) = (stop.clone(), Arc::clone(&hub));
         workers.push((
             "timeouts",
@@ -152,9 +160,17 @@ impl App {
                     "timeouts",
                     bell_hub.bell(Bell::Timeouts),
                     timeout_stop,
-                    |now| {
+                    move |now| {
                         let (pauses, hub) = (pauses.clone(), Arc::clone(&timeout_hub));
-                        async move { work::timeouts::step(&pauses, &hub, now).await }
+                        async move {
+                            let sleep = work::timeouts::step(&pauses, &hub, now).await?;
+                            // Other servers do not announce their new pauses: look often,
+                            // so that one server's death delays no timeout for long.
+                            Ok::<_, domain::pauses::PauseError>(match shared {
+                                true => sleep.min(work::timeouts::SHARED_LOOK_EVERY),
+                                false => sleep,
+                            })
+                        }
                     },
                 )
                 .await;
@@ -213,23 +229,6 @@ impl App {
             }),
         ));
         if self.store.dialect() == store::Dialect::Postgres {
-            let (store, bell_hub, worker_stop) =
-                (self.store.clone(), Arc::clone(&hub), stop.clone());
-            workers.push((
-                "sequencer",
-                tokio::spawn(async move {
-                    work::run(
-                        "sequencer",
-                        bell_hub.bell(Bell::Sequencer),
-                        worker_stop,
-                        |_now| {
-                            let store = store.clone();
-                            async move { work::sequencer::step(&store).await }
-                        },
-                    )
-                    .await;
-                }),
-            ));
             let (store, listen_stop) = (self.store.clone(), stop.clone());
             workers.push((
                 "listener",

@@ -213,6 +213,151 @@ async fn a_server_killed_mid_send_has_its_work_finished_by_the_other() {
     b.terminate().await;
 }
 
+/// Creates through `client` until `stop` says so; the ids of the creates acknowledged.
+async fn create_until(
+    client: Client,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<uuid::Uuid> {
+    let mut acknowledged = Vec::new();
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) && acknowledged.len() < 2000 {
+        let response = client
+            .http
+            .post(format!("{}/v1/pause", client.base))
+            .bearer_auth(&client.key)
+            .json(&sms_pause(None))
+            .send()
+            .await;
+        let Ok(response) = response else { break };
+        if response.status() != StatusCode::CREATED {
+            break;
+        }
+        let Ok(pause) = response.json::<Pause>().await else {
+            break;
+        };
+        acknowledged.push(pause.pause_id);
+    }
+    acknowledged
+}
+
+/// Every acknowledged create is there with one `pause.created`, its delivery recorded
+/// once and after it, and the chain verifies.
+async fn all_present_once(client: &Client, acknowledged: &[uuid::Uuid]) {
+    let events = all_events(client).await;
+    for id in acknowledged {
+        let mine: Vec<&AuditEvent> = events.iter().filter(|e| e.pause_id == Some(*id)).collect();
+        let created: Vec<_> = mine
+            .iter()
+            .filter(|e| e.event == AuditEventKind::PauseCreated)
+            .collect();
+        assert_eq!(created.len(), 1, "{id}: {mine:?}");
+        let notified: Vec<_> = mine
+            .iter()
+            .filter(|e| e.event == AuditEventKind::PauseNotified)
+            .collect();
+        assert!(notified.len() <= 1, "{id} was notified twice: {mine:?}");
+        if let Some(notified) = notified.first() {
+            assert!(notified.seq > created[0].seq, "{id}: {mine:?}");
+        }
+    }
+    let report = client.get_path("/v1/audit/verify").await;
+    assert_eq!(report.body["ok"], true, "{}", report.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_under_load_keep_one_chain_and_every_create() {
+    let Some(database) = fresh_postgres().await else {
+        return;
+    };
+    let key = admin_create_key(&database, "agents", "default").await;
+    let a = ServerProcess::start_with(&database, 0, FLAGS).await;
+    let b = ServerProcess::start_with(&database, 0, FLAGS).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut loads = Vec::new();
+    for i in 0..8 {
+        let base = if i % 2 == 0 { &a.base } else { &b.base };
+        loads.push(tokio::spawn(create_until(
+            Client::new(base, &key),
+            stop.clone(),
+        )));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut acknowledged = Vec::new();
+    for load in loads {
+        acknowledged.extend(load.await.unwrap());
+    }
+    assert!(acknowledged.len() > 100, "the load did not get going");
+    let client = Client::new(&a.base, &key);
+    for id in &acknowledged {
+        assert_eq!(client.get(*id).await.status, StatusCode::OK);
+    }
+    all_present_once(&client, &acknowledged).await;
+    a.terminate().await;
+    b.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_batch_loses_and_repeats_nothing() {
+    let Some(database) = fresh_postgres().await else {
+        return;
+    };
+    let key = admin_create_key(&database, "agents", "default").await;
+    let a = ServerProcess::start_with(&database, 0, FLAGS).await;
+    let b = ServerProcess::start_with(&database, 0, FLAGS).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut on_a = Vec::new();
+    let mut on_b = Vec::new();
+    for _ in 0..6 {
+        on_a.push(tokio::spawn(create_until(
+            Client::new(&a.base, &key),
+            stop.clone(),
+        )));
+        on_b.push(tokio::spawn(create_until(
+            Client::new(&b.base, &key),
+            stop.clone(),
+        )));
+    }
+    // Kill one writer in the middle of its groups, while the other keeps writing.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    a.kill().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut acknowledged = Vec::new();
+    for load in on_a.into_iter().chain(on_b) {
+        acknowledged.extend(load.await.unwrap());
+    }
+    let client = Client::new(&b.base, &key);
+    for id in &acknowledged {
+        assert_eq!(
+            client.get(*id).await.status,
+            StatusCode::OK,
+            "{id} was lost"
+        );
+    }
+    // The killed server's leased deliveries come back to the other once their lease ends.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = client.get_path("/metrics").await;
+        let text = page.body.as_str().unwrap_or_default().to_owned();
+        let waiting = text
+            .lines()
+            .find(|l| l.starts_with("pausepoint_deliveries{status=\"pending\"}"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        if waiting == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{waiting} deliveries never went out"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    all_present_once(&client, &acknowledged).await;
+    b.terminate().await;
+}
+
 #[tokio::test]
 async fn pp_admin_migrate_and_keys_work_on_postgres() {
     let Some(database) = fresh_postgres().await else {

@@ -285,11 +285,27 @@ async fn admin_keys_create_list_and_revoke() {
     let (code, out, err) = run_pp(&["admin", "keys", "revoke", &id, "--db", &db]).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Revoked"));
-    client.create(sms_pause(None)).await.assert_error(
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-        None,
-    );
+    // The server keeps keys in memory and sees a change made by another process within a
+    // second: wait until it has, then it refuses the key for good.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let refused_after = loop {
+        let started = std::time::Instant::now();
+        let reply = client.create(sms_pause(None)).await;
+        if reply.status == StatusCode::UNAUTHORIZED {
+            break started;
+        }
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        assert!(started < deadline, "the revoked key is still accepted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(refused_after < deadline);
+    for _ in 0..5 {
+        client.create(sms_pause(None)).await.assert_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            None,
+        );
+    }
 
     let (code, _, err) = run_pp(&["admin", "keys", "revoke", &id, "--db", &db]).await;
     assert_eq!(code, 1);
@@ -442,6 +458,17 @@ async fn webhook_events_undelivered_at_a_kill_9_arrive_after_restart() {
         ids.push(pause.pause_id);
     }
     let first = [receiver.next(30).await, receiver.next(30).await];
+    // The server records each attempt a moment after the receiver answered: once the
+    // 503s are on record, kill it before the retries come due.
+    for id in &ids {
+        for _ in 0..500 {
+            let list = client.get_path(&format!("/v1/pause/{id}/webhooks")).await;
+            if list.body["data"][0]["attempts"] == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
     server.kill().await;
 
     // Nothing is lost: after the restart both events arrive, with their first ids. (One

@@ -2,6 +2,10 @@
 //! their SHA-256 hash. A key is found by the hash of what the caller presents, so no
 //! stored secret is ever compared byte by byte.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use jiff::Timestamp;
 use pausepoint_api::AuditEventKind;
 use rand::distr::{Alphanumeric, SampleString};
@@ -9,7 +13,6 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::domain::webhooks;
-use crate::hub::Change;
 use crate::ids::KeyId;
 use crate::secrets::MasterKey;
 use crate::store::keys::KeyRecord;
@@ -64,11 +67,12 @@ pub async fn create_key(
                     json!({ "key_id": id, "name": name, "prefix": prefix, "project": project.name }),
                     now,
                 );
-                tx.announce(Change::KeysChanged);
+                tx.keys_changed();
                 Ok::<_, StoreError>(KeyRecord {
                     id,
                     project_id: project.id,
                     project_name: project.name,
+                    project_max_timeout: project.max_timeout,
                     name,
                     prefix,
                     created_at: Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now),
@@ -77,8 +81,6 @@ pub async fn create_key(
             })
         })
         .await?;
-    // Run by `pp admin` with no server, nothing else would chain the event (PostgreSQL).
-    super::audit::caught_up(store, record.project_id).await?;
     Ok(NewKey { record, key })
 }
 
@@ -117,21 +119,99 @@ pub async fn revoke_key(
                     json!({ "key_id": record.id, "name": record.name, "prefix": record.prefix, "project": record.project_name }),
                     now,
                 );
-                tx.announce(Change::KeysChanged);
+                tx.keys_changed();
                 Ok::<_, StoreError>(Some(record))
             })
         })
         .await?;
-    if let Some(record) = &revoked {
-        super::audit::caught_up(store, record.project_id).await?;
-    }
     Ok(revoked)
 }
 
-/// The live key a caller presented, if any.
-pub async fn authenticate(store: &Store, presented: &str) -> Result<Option<KeyRecord>, StoreError> {
-    if !presented.starts_with(KEY_PREFIX) {
-        return Ok(None);
+/// How often a server asks the database whether keys changed (a revoke by `pp admin`
+/// in another process, or on another server): a revoked key is refused within this.
+const RECHECK_EVERY: Duration = Duration::from_millis(500);
+/// The most unknown keys remembered as unknown; beyond, the memory starts over.
+const MAX_UNKNOWN: usize = 10_000;
+
+/// API keys by hash, kept in memory so that a request costs no database round trip.
+/// Emptied whenever keys change: at once for a change made through this server (or
+/// announced by another over PostgreSQL), within [`RECHECK_EVERY`] for any other.
+#[derive(Default)]
+pub struct KeyCache {
+    state: Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    live: HashMap<String, KeyRecord>,
+    unknown: HashSet<String>,
+    hub_version: u64,
+    db_version: Option<String>,
+    checked: Option<Instant>,
+}
+
+impl CacheState {
+    fn clear(&mut self) {
+        self.live.clear();
+        self.unknown.clear();
     }
-    store.live_key_by_hash(&hash_key(presented)).await
+}
+
+impl KeyCache {
+    /// The live key a caller presented, if any.
+    pub async fn authenticate(
+        &self,
+        store: &Store,
+        presented: &str,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        if !presented.starts_with(KEY_PREFIX) {
+            return Ok(None);
+        }
+        let hash = hash_key(presented);
+        let stale = {
+            let mut state = self.lock();
+            let hub_version = store.hub().keys_version();
+            if state.hub_version != hub_version {
+                state.clear();
+                state.hub_version = hub_version;
+            }
+            state.checked.is_none_or(|at| at.elapsed() >= RECHECK_EVERY)
+        };
+        if stale {
+            let version = store.keys_version().await?;
+            let mut state = self.lock();
+            if state.db_version.as_deref() != Some(version.as_str()) {
+                state.clear();
+                state.db_version = Some(version);
+            }
+            state.checked = Some(Instant::now());
+        }
+        {
+            let state = self.lock();
+            if let Some(record) = state.live.get(&hash) {
+                return Ok(Some(record.clone()));
+            }
+            if state.unknown.contains(&hash) {
+                return Ok(None);
+            }
+        }
+        let found = store.live_key_by_hash(&hash).await?;
+        let mut state = self.lock();
+        match &found {
+            Some(record) => {
+                state.live.insert(hash, record.clone());
+            }
+            None => {
+                if state.unknown.len() >= MAX_UNKNOWN {
+                    state.unknown.clear();
+                }
+                state.unknown.insert(hash);
+            }
+        }
+        Ok(found)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }

@@ -11,7 +11,6 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::{AppState, BODY_LIMIT};
-use crate::domain::keys;
 use crate::ids::ProjectId;
 use crate::store::keys::KeyRecord;
 use crate::store::Actor;
@@ -54,7 +53,12 @@ impl FromRequestParts<AppState> for Caller {
                 ))
             }
         };
-        match keys::authenticate(state.app.store(), presented).await? {
+        match state
+            .app
+            .keys()
+            .authenticate(state.app.store(), presented)
+            .await?
+        {
             Some(key) => Ok(Caller { key }),
             None => Err(ApiError::unauthorized(
                 "the API key is not valid or has been revoked",

@@ -32,13 +32,7 @@ pub async fn create(
     headers: HeaderMap,
     body: JsonBody<CreatePause>,
 ) -> Result<Response, ApiError> {
-    let project = state
-        .app
-        .store()
-        .project(caller.project_id())
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("the API key's project no longer exists"))?;
-    let pause = NewPause::parse(body.value, project.max_timeout)?;
+    let pause = NewPause::parse(body.value, caller.key.project_max_timeout)?;
     let allow_private = state.app.config().allow_private_network;
     if let Recipient::Slack(url) = &pause.recipient {
         outbound::check_url(url, allow_private).map_err(|e| ApiError::invalid("recipient", e))?;

@@ -18,6 +18,10 @@ use super::StoreError;
 pub enum Arg<'a> {
     Text(Option<&'a str>),
     Int(Option<i64>),
+    /// A column of texts, for `UNNEST` (PostgreSQL only).
+    Texts(&'a [Option<String>]),
+    /// A column of integers, for `UNNEST` (PostgreSQL only).
+    Ints(&'a [Option<i64>]),
 }
 
 impl<'a> From<&'a str> for Arg<'a> {
@@ -71,6 +75,38 @@ impl From<Timestamp> for Arg<'_> {
 impl From<Option<Timestamp>> for Arg<'_> {
     fn from(value: Option<Timestamp>) -> Self {
         Arg::Int(value.map(|t| t.as_millisecond()))
+    }
+}
+
+/// An argument kept until a deferred statement is sent. The arrays exist only where
+/// PostgreSQL gets many rows in one statement (`UNNEST`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnedArg {
+    Text(Option<String>),
+    Int(Option<i64>),
+    Texts(Vec<Option<String>>),
+    Ints(Vec<Option<i64>>),
+}
+
+impl From<Arg<'_>> for OwnedArg {
+    fn from(arg: Arg<'_>) -> OwnedArg {
+        match arg {
+            Arg::Text(text) => OwnedArg::Text(text.map(str::to_owned)),
+            Arg::Int(int) => OwnedArg::Int(int),
+            Arg::Texts(texts) => OwnedArg::Texts(texts.to_vec()),
+            Arg::Ints(ints) => OwnedArg::Ints(ints.to_vec()),
+        }
+    }
+}
+
+impl OwnedArg {
+    pub fn as_arg(&self) -> Arg<'_> {
+        match self {
+            OwnedArg::Text(text) => Arg::Text(text.as_deref()),
+            OwnedArg::Int(int) => Arg::Int(*int),
+            OwnedArg::Texts(texts) => Arg::Texts(texts),
+            OwnedArg::Ints(ints) => Arg::Ints(ints),
+        }
     }
 }
 
@@ -181,17 +217,122 @@ impl Row for PostgresRow<'_> {
     }
 }
 
-/// A PostgreSQL connection: borrowed from the pool for reads, or holding a transaction.
-pub enum PgHandle {
-    Pooled(sqlx::pool::PoolConnection<Postgres>),
-    Transaction(sqlx::Transaction<'static, Postgres>),
+/// A PostgreSQL connection from the pool. For writes (the writer's connection), the
+/// transaction is opened only when a statement needs an answer, and within a group commit
+/// each request gets a savepoint only then too: a request made only of deferred
+/// statements (a create) costs no round trip of its own.
+pub struct PgHandle {
+    conn: Option<sqlx::pool::PoolConnection<Postgres>>,
+    write: bool,
+    begun: bool,
+    savepoint: Savepoint,
+}
+
+/// Where the current request of a group stands with its savepoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Savepoint {
+    /// Not in a request, or one that has not needed one yet.
+    None,
+    /// In a request that will open one before its first statement.
+    Wanted,
+    Open,
 }
 
 impl PgHandle {
-    fn connection(&mut self) -> &mut sqlx::PgConnection {
-        match self {
-            PgHandle::Pooled(conn) => conn,
-            PgHandle::Transaction(tx) => tx,
+    /// A connection for reads.
+    pub(super) fn reading(conn: sqlx::pool::PoolConnection<Postgres>) -> PgHandle {
+        PgHandle {
+            conn: Some(conn),
+            write: false,
+            begun: false,
+            savepoint: Savepoint::None,
+        }
+    }
+
+    /// The writer's connection, outside any transaction.
+    pub(super) fn writing(conn: sqlx::pool::PoolConnection<Postgres>) -> PgHandle {
+        PgHandle {
+            conn: Some(conn),
+            write: true,
+            begun: false,
+            savepoint: Savepoint::None,
+        }
+    }
+
+    fn connection(&mut self) -> Result<&mut sqlx::PgConnection, StoreError> {
+        self.conn.as_deref_mut().ok_or(StoreError::Closed)
+    }
+
+    /// The connection, inside the transaction and the request's savepoint (opened now if
+    /// need be).
+    async fn ready(&mut self) -> Result<&mut sqlx::PgConnection, StoreError> {
+        if self.write && !self.begun {
+            sqlx::Executor::execute(self.connection()?, "BEGIN").await?;
+            self.begun = true;
+        }
+        if self.savepoint == Savepoint::Wanted {
+            sqlx::Executor::execute(self.connection()?, "SAVEPOINT request").await?;
+            self.savepoint = Savepoint::Open;
+        }
+        self.connection()
+    }
+
+    /// Opens the transaction now.
+    pub(super) async fn begin(&mut self) -> Result<(), StoreError> {
+        self.ready().await.map(|_| ())
+    }
+
+    /// A request of the group starts: it opens a savepoint before its first statement.
+    pub(super) fn start_request(&mut self) {
+        self.savepoint = Savepoint::Wanted;
+    }
+
+    /// The request ends: its statements are kept or undone.
+    pub(super) async fn end_request(&mut self, keep: bool) -> Result<(), StoreError> {
+        let open = self.savepoint == Savepoint::Open;
+        self.savepoint = Savepoint::None;
+        if open {
+            let end = if keep {
+                "RELEASE SAVEPOINT request"
+            } else {
+                "ROLLBACK TO SAVEPOINT request; RELEASE SAVEPOINT request"
+            };
+            sqlx::Executor::execute(self.connection()?, end).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends the transaction, if one was opened.
+    pub(super) async fn finish(&mut self, commit: bool) -> Result<(), StoreError> {
+        self.savepoint = Savepoint::None;
+        if self.begun {
+            let end = if commit { "COMMIT" } else { "ROLLBACK" };
+            let ended = sqlx::Executor::execute(self.connection()?, end).await;
+            if ended.is_ok() {
+                self.begun = false;
+            }
+            ended?;
+        }
+        Ok(())
+    }
+
+    /// Gives the connection back, unless it may still be inside a transaction.
+    pub(super) fn into_inner(mut self) -> Option<sqlx::pool::PoolConnection<Postgres>> {
+        if self.begun {
+            return None;
+        }
+        self.conn.take()
+    }
+}
+
+impl Drop for PgHandle {
+    fn drop(&mut self) {
+        // Abandoned half way: the connection may be inside a transaction, so it must not
+        // go back to the pool.
+        if self.begun {
+            if let Some(conn) = self.conn.as_mut() {
+                conn.close_on_drop();
+            }
         }
     }
 }
@@ -214,7 +355,27 @@ impl Conn {
             }
             Conn::Postgres(handle) => {
                 let done = sqlx::query_with(sql, pg_arguments(args)?)
-                    .execute(handle.connection())
+                    .execute(handle.ready().await?)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+        }
+    }
+
+    /// Runs a statement whose text is seldom the same twice (a batch of any size): on
+    /// PostgreSQL it is kept prepared only when `keep` says it will come again.
+    pub(super) async fn execute_once(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+        keep: bool,
+    ) -> Result<u64, StoreError> {
+        match self {
+            Conn::Sqlite(_) => self.execute(sql, args).await,
+            Conn::Postgres(handle) => {
+                let done = sqlx::query_with(sql, pg_arguments(args)?)
+                    .persistent(keep)
+                    .execute(handle.ready().await?)
                     .await?;
                 Ok(done.rows_affected())
             }
@@ -242,7 +403,7 @@ impl Conn {
             }
             Conn::Postgres(handle) => {
                 let rows = sqlx::query_with(sql, pg_arguments(args)?)
-                    .fetch_all(handle.connection())
+                    .fetch_all(handle.ready().await?)
                     .await?;
                 rows.iter()
                     .map(|row| map(&PostgresRow { row, table }))
@@ -297,13 +458,6 @@ impl Conn {
             Conn::Postgres(_) => super::Dialect::Postgres,
         }
     }
-
-    pub(super) fn postgres(&mut self) -> Option<&mut sqlx::PgConnection> {
-        match self {
-            Conn::Sqlite(_) => None,
-            Conn::Postgres(handle) => Some(handle.connection()),
-        }
-    }
 }
 
 /// SQLite reads `$1` as a named parameter numbered by first appearance; `?1` is the
@@ -324,6 +478,12 @@ fn bind_sqlite(
         match *arg {
             Arg::Text(value) => statement.raw_bind_parameter(i + 1, value)?,
             Arg::Int(value) => statement.raw_bind_parameter(i + 1, value)?,
+            Arg::Texts(_) | Arg::Ints(_) => {
+                return Err(StoreError::corrupt(
+                    "statement",
+                    "arrays are for PostgreSQL only",
+                ))
+            }
         }
     }
     Ok(())
@@ -335,6 +495,8 @@ fn pg_arguments(args: &[Arg<'_>]) -> Result<PgArguments, StoreError> {
         let added = match *arg {
             Arg::Text(value) => arguments.add(value.map(str::to_owned)),
             Arg::Int(value) => arguments.add(value),
+            Arg::Texts(values) => arguments.add(values.to_vec()),
+            Arg::Ints(values) => arguments.add(values.to_vec()),
         };
         added.map_err(|e| StoreError::Database(sqlx::Error::Encode(e)))?;
     }

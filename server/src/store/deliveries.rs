@@ -40,56 +40,60 @@ pub struct DueDelivery {
 
 impl Tx {
     /// Writes the pending delivery of a new pause.
-    pub(crate) async fn insert_delivery(
+    pub(crate) fn insert_delivery(
         &mut self,
         project_id: ProjectId,
         pause_id: PauseId,
         channel: Channel,
         now: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.execute(
+    ) {
+        self.defer(
             "INSERT INTO deliveries (pause_id, project_id, channel, status, next_attempt_at, updated_at) \
-             VALUES ($1, $2, $3, 'pending', $4, $4)",
-            args![&pause_id.to_string(), &project_id.to_string(), channel.as_str(), now],
-        )
-        .await?;
-        Ok(())
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            args![
+                &pause_id.to_string(),
+                &project_id.to_string(),
+                channel.as_str(),
+                DeliveryStatus::Pending.as_str(),
+                now,
+                now
+            ],
+        );
     }
 
-    /// Records one attempt and releases the lease; returns the number of attempts so far.
-    pub async fn record_delivery_attempt(
+    /// Records attempt number `attempt` and releases the lease.
+    pub fn record_delivery_attempt(
         &mut self,
         pause_id: PauseId,
+        attempt: u32,
         state: DeliveryState,
         error: Option<&str>,
         now: Timestamp,
-    ) -> Result<u32, StoreError> {
+    ) {
         let (status, next) = state.status(now);
-        self.fetch_one(
-            "deliveries",
+        self.defer(
             "UPDATE deliveries \
-             SET status = $2, attempts = attempts + 1, last_error = $3, next_attempt_at = $4, \
-                 lease_until = NULL, updated_at = $5 \
-             WHERE pause_id = $1 RETURNING attempts",
-            args![&pause_id.to_string(), status.as_str(), error, next, now],
-            |row| row.count("attempts"),
-        )
-        .await
+             SET status = $2, attempts = $3, last_error = $4, next_attempt_at = $5, \
+                 lease_until = NULL, updated_at = $6 \
+             WHERE pause_id = $1",
+            args![
+                &pause_id.to_string(),
+                status.as_str(),
+                attempt,
+                error,
+                next,
+                now
+            ],
+        );
     }
 
     /// Gives up on a delivery whose pause was decided before it could be sent.
-    pub async fn skip_delivery(
-        &mut self,
-        pause_id: PauseId,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.execute(
+    pub fn skip_delivery(&mut self, pause_id: PauseId, now: Timestamp) {
+        self.defer(
             "UPDATE deliveries SET status = 'skipped', lease_until = NULL, updated_at = $2 \
              WHERE pause_id = $1 AND status = 'pending'",
             args![&pause_id.to_string(), now],
-        )
-        .await?;
-        Ok(())
+        );
     }
 }
 

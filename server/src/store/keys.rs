@@ -12,6 +12,8 @@ pub struct KeyRecord {
     pub id: KeyId,
     pub project_id: ProjectId,
     pub project_name: String,
+    /// The longest timeout a pause of the key's project may ask for.
+    pub project_max_timeout: std::time::Duration,
     pub name: String,
     /// The key's first characters, enough for a person to tell keys apart.
     pub prefix: String,
@@ -19,7 +21,8 @@ pub struct KeyRecord {
     pub revoked_at: Option<Timestamp>,
 }
 
-const SELECT: &str = "SELECT k.id, k.project_id, p.name AS project_name, k.name, k.prefix, \
+const SELECT: &str = "SELECT k.id, k.project_id, p.name AS project_name, \
+                      p.max_timeout_seconds AS project_max_timeout, k.name, k.prefix, \
                       k.created_at, k.revoked_at \
                       FROM api_keys k JOIN projects p ON p.id = k.project_id";
 
@@ -28,6 +31,9 @@ fn from_row(row: &dyn Row) -> Result<KeyRecord, StoreError> {
         id: row.uuid("id")?.into(),
         project_id: row.uuid("project_id")?.into(),
         project_name: row.text("project_name")?,
+        project_max_timeout: std::time::Duration::from_secs(
+            row.int("project_max_timeout")?.max(0).unsigned_abs(),
+        ),
         name: row.text("name")?,
         prefix: row.text("prefix")?,
         created_at: row.time("created_at")?,
@@ -60,7 +66,21 @@ impl Conn {
     }
 }
 
+/// The setting every key change moves, so that servers (and other processes) see that
+/// their cached keys are out of date.
+const KEYS_VERSION: &str = "keys_version";
+
 impl Tx {
+    /// Marks the keys as changed, for every server's cache.
+    pub fn keys_changed(&mut self) {
+        self.defer(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET value = $2",
+            args![KEYS_VERSION, &uuid::Uuid::now_v7().to_string()],
+        );
+        self.announce(crate::hub::Change::KeysChanged);
+    }
+
     /// Stores a new key by its hash.
     pub async fn insert_key(
         &mut self,
@@ -117,6 +137,24 @@ impl Store {
     /// Every key, revoked ones included, oldest first.
     pub async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         self.read(|conn| Box::pin(conn.keys())).await
+    }
+
+    /// What the keys' version is now (see [`Tx::keys_changed`]).
+    pub async fn keys_version(&self) -> Result<String, StoreError> {
+        self.read(|conn| {
+            Box::pin(async move {
+                let version = conn
+                    .fetch_optional(
+                        "settings",
+                        "SELECT value FROM settings WHERE name = $1",
+                        args![KEYS_VERSION],
+                        |row| row.text("value"),
+                    )
+                    .await?;
+                Ok(version.unwrap_or_default())
+            })
+        })
+        .await
     }
 
     /// How many keys exist, revoked ones included.

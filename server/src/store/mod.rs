@@ -3,11 +3,12 @@
 //! using only portable column types: UUID text, integer milliseconds, JSON text.
 //!
 //! Every read is [`Store::read`] and every change is [`Store::write`], a closure given a
-//! [`Tx`]: on SQLite the one writer thread commits many of them together; on PostgreSQL
-//! each is its own transaction. After the commit the changes go to the [`crate::hub`].
+//! [`Tx`]: each server's one writer commits many of them together (a thread on SQLite, a
+//! task on PostgreSQL). After the commit the changes go to the [`crate::hub`].
 //!
 //! - [`db`]: running a statement on either database.
 //! - [`tx`]: the transaction type every write goes through.
+//! - [`writer`]: the group commit that runs every write.
 //! - [`sqlite`], [`postgres`]: the two databases.
 //! - [`projects`]: tenants, their limits and the head of their audit chain.
 //! - [`keys`]: API keys, stored as SHA-256 hashes only.
@@ -32,6 +33,7 @@ pub mod settings;
 pub mod sqlite;
 pub mod tx;
 pub mod webhooks;
+pub mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -148,16 +150,18 @@ impl Store {
             .unwrap_or_else(|| crate::secrets::default_key_file(database));
         let secrets = Arc::new(MasterKey::load_or_create(&key_file)?);
         let hub = Hub::new();
+        // This server, as named in the notices it sends other servers.
+        let origin = uuid::Uuid::now_v7();
         let (backend, location) = match resolve(database)? {
             Location::Sqlite(path) => {
                 let location = path.display().to_string();
-                let sqlite = sqlite::Sqlite::open(&path, Arc::clone(&hub))?;
+                let sqlite = sqlite::Sqlite::open(&path, Arc::clone(&hub), origin)?;
                 (Backend::Sqlite(sqlite), location)
             }
-            Location::Postgres { url, shown } => (
-                Backend::Postgres(postgres::Postgres::connect(&url).await?),
-                shown,
-            ),
+            Location::Postgres { url, shown } => {
+                let pg = postgres::Postgres::connect(&url, Arc::clone(&hub), origin).await?;
+                (Backend::Postgres(pg), shown)
+            }
         };
         Ok(Store {
             inner: Arc::new(Inner {
@@ -242,48 +246,37 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<T, E>> + Send + 'static,
     {
-        match &self.inner.backend {
-            Backend::Sqlite(sqlite) => {
-                let (reply, answered) = oneshot::channel();
-                let outcome: Arc<Mutex<Option<Result<T, E>>>> = Arc::new(Mutex::new(None));
-                let written = Arc::clone(&outcome);
-                let job = sqlite::Job {
-                    run: Box::new(move |tx| {
-                        Box::pin(async move {
-                            let result = write(tx).await;
-                            let keep = result.is_ok();
-                            *written.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
-                            keep
-                        })
-                    }),
-                    answer: Box::new(move |committed| {
-                        let result = outcome.lock().unwrap_or_else(|p| p.into_inner()).take();
-                        let answer = match (committed, result) {
-                            // Its own failure says more than the group's.
-                            (_, Some(Err(e))) => Err(e),
-                            (Ok(()), Some(Ok(value))) => Ok(value),
-                            (Err(e), _) => Err(E::from(StoreError::NotCommitted(e.to_string()))),
-                            (Ok(()), None) => Err(E::from(StoreError::NotCommitted(
-                                "the write did not run".into(),
-                            ))),
-                        };
-                        let _ = reply.send(answer);
-                    }),
+        let (reply, answered) = oneshot::channel();
+        let outcome: Arc<Mutex<Option<Result<T, E>>>> = Arc::new(Mutex::new(None));
+        let written = Arc::clone(&outcome);
+        let job = writer::Job {
+            run: Box::new(move |tx| {
+                Box::pin(async move {
+                    let result = write(tx).await;
+                    let keep = result.is_ok();
+                    *written.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+                    keep
+                })
+            }),
+            answer: Box::new(move |ended: Result<(), StoreError>| {
+                let result = outcome.lock().unwrap_or_else(|p| p.into_inner()).take();
+                let answer = match (ended, result) {
+                    // Its own failure says more than the group's.
+                    (_, Some(Err(e))) => Err(e),
+                    (Ok(()), Some(Ok(value))) => Ok(value),
+                    (Err(e), _) => Err(E::from(e)),
+                    (Ok(()), None) => Err(E::from(StoreError::NotCommitted(
+                        "the write did not run".into(),
+                    ))),
                 };
-                sqlite.submit(job)?;
-                answered.await.map_err(|_| E::from(StoreError::Closed))?
-            }
-            Backend::Postgres(pg) => {
-                let mut tx = Tx::new(pg.begin().await?);
-                let value = write(&mut tx).await?;
-                tx.flush().await?;
-                let changes = tx.take_changes();
-                pg.notify(tx.conn_mut(), &changes).await?;
-                postgres::Postgres::commit(tx.into_conn()).await?;
-                self.inner.hub.publish(&changes);
-                Ok(value)
-            }
+                let _ = reply.send(answer);
+            }),
+        };
+        match &self.inner.backend {
+            Backend::Sqlite(sqlite) => sqlite.submit(job)?,
+            Backend::Postgres(pg) => pg.submit(job)?,
         }
+        answered.await.map_err(|_| E::from(StoreError::Closed))?
     }
 
     /// On PostgreSQL, hears what other servers changed until `stop`; on SQLite there are

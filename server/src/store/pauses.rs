@@ -6,7 +6,7 @@ use pausepoint_api::validation::NewPause;
 use pausepoint_api::{Decision, Delivery, DeliveryStatus, Pause, PauseStatus};
 use serde_json::{Map, Value};
 
-use super::db::{args, Conn, Row};
+use super::db::{args, Arg, Conn, Row};
 use super::{Store, StoreError, Tx};
 use crate::ids::{PauseId, ProjectId};
 
@@ -235,31 +235,36 @@ impl Tx {
             .map(|m| Value::Object(m.clone()).to_string());
         let webhook_url = pause.webhook_url.as_ref().map(|u| u.to_string());
         let (id_text, project_text) = (id.to_string(), project_id.to_string());
-        self.execute(
+        let sql =
             "INSERT INTO pauses (id, project_id, status, channel, recipient, message, options, \
                  allow_text_response, timeout_default, created_at, expires_at, metadata, \
                  webhook_url, idempotency_key, request_hash) \
-             VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-            args![
-                &id_text,
-                &project_text,
-                pause.channel().as_str(),
-                pause.recipient.as_str(),
-                &pause.message,
-                &options,
-                pause.allow_text_response,
-                pause.timeout_default.as_deref(),
-                created_at,
-                expires_at,
-                metadata.as_deref(),
-                webhook_url.as_deref(),
-                idempotency.map(|i| i.key.as_str()),
-                idempotency.map(|i| i.request_hash.as_str()),
-            ],
-        )
-        .await?;
-        self.insert_delivery(project_id, id, pause.channel(), created_at)
-            .await?;
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+        let args: &[Arg<'_>] = args![
+            &id_text,
+            &project_text,
+            PauseStatus::Pending.as_str(),
+            pause.channel().as_str(),
+            pause.recipient.as_str(),
+            &pause.message,
+            &options,
+            pause.allow_text_response,
+            pause.timeout_default.as_deref(),
+            created_at,
+            expires_at,
+            metadata.as_deref(),
+            webhook_url.as_deref(),
+            idempotency.map(|i| i.key.as_str()),
+            idempotency.map(|i| i.request_hash.as_str()),
+        ];
+        if idempotency.is_some() {
+            // Two requests with one key may race: the loser's insert must fail within its
+            // own request, which a deferred statement would not.
+            self.execute(sql, args).await?;
+        } else {
+            self.defer(sql, args);
+        }
+        self.insert_delivery(project_id, id, pause.channel(), created_at);
         Ok(Pause {
             pause_id: id.into(),
             status: PauseStatus::Pending,

@@ -1,12 +1,9 @@
 //! SQLite: one writer, many readers.
 //!
-//! A single thread owns the write connection. Writes queue for it; it takes every write
-//! waiting in the queue, runs each inside its own savepoint of one transaction, and
-//! commits them together: one fsync for many requests (group commit). A request is
-//! answered only after the commit that holds it, and one request's failure rolls back only
-//! its own savepoint. `synchronous=FULL` stays: every acknowledged write survives a crash
-//! or a power cut. Reads run on a small pool of their own connections, beside the writer
-//! (WAL).
+//! A single thread owns the write connection and runs the [`super::writer`]'s group
+//! commits on it: one fsync for many requests. `synchronous=FULL` stays: every
+//! acknowledged write survives a crash or a power cut. Reads run on a small pool of their
+//! own connections, beside the writer (WAL).
 //!
 //! The store's statements are `async` so that they are written once for both databases;
 //! on SQLite they never wait for anything, so this module runs them to completion in one
@@ -22,36 +19,22 @@ use futures_util::FutureExt;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
+use uuid::Uuid;
+
 use super::db::Conn;
 use super::tx::Tx;
+use super::writer::{commit_group, Job, Message, MAX_GROUP};
 use super::StoreError;
 use crate::hub::Hub;
 
-/// The most writes committed together.
-const MAX_GROUP: usize = 512;
 /// Read connections open at once.
 const READERS: usize = 8;
 /// How long a statement waits for a lock held by another process (`pp admin`).
 const BUSY_TIMEOUT_MS: u32 = 10_000;
 
-/// A write as the writer thread runs it: the request's closure, type-erased. `run` says
-/// whether to keep what it wrote; `answer` is called once the group's fate is known.
-pub(super) struct Job {
-    pub run: RunWrite,
-    pub answer: Answer,
-}
-/// A write's closure: says whether to keep what it wrote.
-pub(super) type RunWrite = Box<dyn for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, bool> + Send>;
-/// Tells a write's caller how its group commit went.
-pub(super) type Answer = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 /// A read as a reader thread runs it.
 pub(super) type ReadJob<T> =
     Box<dyn for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<T, StoreError>> + Send>;
-
-enum Message {
-    Write(Job),
-    Stop,
-}
 
 /// A SQLite database file: its writer thread and its readers.
 pub(super) struct Sqlite {
@@ -64,14 +47,14 @@ pub(super) struct Sqlite {
 
 impl Sqlite {
     /// Opens `path` (made owner-only when new) and starts its writer thread.
-    pub fn open(path: &Path, hub: Arc<Hub>) -> Result<Sqlite, StoreError> {
+    pub fn open(path: &Path, hub: Arc<Hub>, origin: Uuid) -> Result<Sqlite, StoreError> {
         let connection = open_connection(path)?;
         // WAL lets readers run beside the writer.
         connection.pragma_update(None, "journal_mode", "WAL")?;
         let (writer, queue) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("pausepoint-writer".into())
-            .spawn(move || write_loop(connection, &queue, &hub))
+            .spawn(move || write_loop(connection, &queue, &hub, origin))
             .map_err(|e| StoreError::Io(format!("cannot start the writer thread: {e}")))?;
         Ok(Sqlite {
             path: path.to_owned(),
@@ -158,7 +141,7 @@ fn waited() -> StoreError {
 }
 
 /// The writer thread: takes every write waiting, commits them together, answers each.
-fn write_loop(connection: Connection, queue: &mpsc::Receiver<Message>, hub: &Hub) {
+fn write_loop(connection: Connection, queue: &mpsc::Receiver<Message>, hub: &Hub, origin: Uuid) {
     let mut tx = Tx::new(Conn::Sqlite(connection));
     let mut stopping = false;
     while !stopping {
@@ -176,56 +159,12 @@ fn write_loop(connection: Connection, queue: &mpsc::Receiver<Message>, hub: &Hub
                 Err(_) => break,
             }
         }
-        commit_group(&mut tx, jobs, hub);
-    }
-}
-
-/// One group commit: every job in its savepoint, then one COMMIT.
-fn commit_group(tx: &mut Tx, jobs: Vec<Job>, hub: &Hub) {
-    let statement = |tx: &mut Tx, sql: &str| tx.conn_mut().sqlite_batch(sql);
-    let mut answers = Vec::with_capacity(jobs.len());
-    let mut failed = statement(tx, "BEGIN IMMEDIATE").err();
-    for job in jobs {
-        answers.push(job.answer);
-        // Once the group has failed, the jobs left are not run: they share its fate.
-        if failed.is_some() {
-            continue;
-        }
-        let mark = tx.mark();
-        if let Err(e) = statement(tx, "SAVEPOINT job") {
-            failed = Some(e);
-            continue;
-        }
-        let keep = run_now((job.run)(tx)).unwrap_or_else(|| {
+        if run_now(Box::pin(commit_group(&mut tx, jobs, hub, origin))).is_none() {
+            // Dropping the group dropped its answers: each caller learns it failed.
             tracing::error!("a write waited on something outside the database");
-            false
-        });
-        let ended = if keep {
-            statement(tx, "RELEASE job")
-        } else {
-            tx.forget_since(mark);
-            statement(tx, "ROLLBACK TO job; RELEASE job")
-        };
-        failed = ended.err();
-    }
-    let committed = match failed {
-        Some(e) => Err(e),
-        None => run_now(Box::pin(tx.flush()))
-            .unwrap_or_else(|| Err(waited()))
-            .and_then(|()| statement(tx, "COMMIT")),
-    };
-    let changes = tx.take_changes();
-    match &committed {
-        Ok(()) => hub.publish(&changes),
-        Err(e) => {
-            tracing::error!(error = %e, "a group commit failed; its writes are rolled back");
             tx.discard();
-            // Nothing to roll back when BEGIN itself failed; the error is expected then.
-            let _ = statement(tx, "ROLLBACK");
+            let _ = tx.conn_mut().sqlite_batch("ROLLBACK");
         }
-    }
-    for answer in answers {
-        answer(committed.as_ref().map(|_| ()));
     }
 }
 

@@ -4,10 +4,14 @@
 //! with [`Tx::append_audit`] and announces what it changed with [`Tx::announce`]. The
 //! store commits, and only after the commit are the changes handed to the hub.
 //!
-//! Audit events are put on their project's chain when the transaction ends: on SQLite
-//! in the same transaction (one writer, so the chain is never contended); on PostgreSQL
-//! they are written unsequenced and the sequencer chains them after the commit, so no
-//! request waits on the project's lock.
+//! Statements whose result nobody needs (inserts, the record of an attempt) are deferred
+//! ([`Tx::defer`]) and sent when the write ends: on PostgreSQL all together as one
+//! statement, so that a create costs one round trip; on SQLite one after the other, at the
+//! end of the request's own savepoint. A statement that needs an answer (a conditional
+//! status change) runs at once, and on PostgreSQL opens the transaction.
+//!
+//! Audit events are put on their project's chain when the group commit that holds the
+//! write ends (see [`super::audit::chain`]).
 
 use std::ops::{Deref, DerefMut};
 
@@ -17,14 +21,23 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::audit::{Actor, PendingEvent};
-use super::db::Conn;
+use super::db::{Arg, Conn, OwnedArg};
 use super::{Dialect, StoreError};
 use crate::hub::Change;
 use crate::ids::{PauseId, ProjectId};
 
-/// A transaction in progress. Reads through it see its own writes.
+/// A statement kept for the end of the write.
+#[derive(Debug, Clone)]
+pub(super) struct Deferred {
+    pub sql: String,
+    pub args: Vec<OwnedArg>,
+}
+
+/// A transaction in progress. Reads through it see its own writes, but not its deferred
+/// statements (they are not sent yet).
 pub struct Tx {
     conn: Conn,
+    deferred: Vec<Deferred>,
     audit: Vec<PendingEvent>,
     changes: Vec<Change>,
 }
@@ -32,6 +45,7 @@ pub struct Tx {
 /// How far a transaction had got, to undo one request's part of a group commit.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Mark {
+    deferred: usize,
     audit: usize,
     changes: usize,
 }
@@ -40,9 +54,18 @@ impl Tx {
     pub(super) fn new(conn: Conn) -> Tx {
         Tx {
             conn,
+            deferred: Vec::new(),
             audit: Vec::new(),
             changes: Vec::new(),
         }
+    }
+
+    /// Sends `sql` when the write ends; its result is not needed.
+    pub(super) fn defer(&mut self, sql: impl Into<String>, args: &[Arg<'_>]) {
+        self.deferred.push(Deferred {
+            sql: sql.into(),
+            args: args.iter().copied().map(OwnedArg::from).collect(),
+        });
     }
 
     /// Appends an event to the project's audit chain when the transaction commits.
@@ -68,7 +91,8 @@ impl Tx {
         });
     }
 
-    /// Tells the hub (and the other servers) about `change` once the transaction commits.
+    /// Tells the hub (and, for what they care about, the other servers) about `change`
+    /// once the transaction commits.
     pub fn announce(&mut self, change: Change) {
         self.changes.push(change);
     }
@@ -79,38 +103,37 @@ impl Tx {
 
     pub(super) fn mark(&self) -> Mark {
         Mark {
+            deferred: self.deferred.len(),
             audit: self.audit.len(),
             changes: self.changes.len(),
         }
     }
 
-    /// Forgets what was appended and announced since `mark` (its statements were rolled
-    /// back to a savepoint).
+    /// Forgets what was deferred, appended and announced since `mark` (its statements
+    /// were rolled back to a savepoint).
     pub(super) fn forget_since(&mut self, mark: Mark) {
+        self.deferred.truncate(mark.deferred);
         self.audit.truncate(mark.audit);
         self.changes.truncate(mark.changes);
     }
 
-    /// Writes the audit events appended so far, just before the commit: onto their chains
-    /// (SQLite), or unsequenced for the sequencer (PostgreSQL), which is then told.
-    pub(super) async fn flush(&mut self) -> Result<(), StoreError> {
-        let events = std::mem::take(&mut self.audit);
-        if events.is_empty() {
-            return Ok(());
+    /// Sends the deferred statements one by one (SQLite, at the end of a request).
+    pub(super) async fn send_deferred(&mut self) -> Result<(), StoreError> {
+        for statement in std::mem::take(&mut self.deferred) {
+            let args: Vec<Arg<'_>> = statement.args.iter().map(OwnedArg::as_arg).collect();
+            self.conn.execute(&statement.sql, &args).await?;
         }
-        match self.conn.dialect() {
-            Dialect::Sqlite => super::audit::append_to_chains(&mut self.conn, &events).await,
-            Dialect::Postgres => {
-                super::audit::insert_pending(&mut self.conn, &events).await?;
-                let mut projects: Vec<ProjectId> = events.iter().map(|e| e.project_id).collect();
-                projects.sort();
-                projects.dedup();
-                for project_id in projects {
-                    self.changes.push(Change::AuditPending { project_id });
-                }
-                Ok(())
-            }
-        }
+        Ok(())
+    }
+
+    /// The deferred statements, leaving none behind.
+    pub(super) fn take_deferred(&mut self) -> Vec<Deferred> {
+        std::mem::take(&mut self.deferred)
+    }
+
+    /// The audit events appended so far, leaving none behind.
+    pub(super) fn take_audit(&mut self) -> Vec<PendingEvent> {
+        std::mem::take(&mut self.audit)
     }
 
     /// The changes to announce, leaving none behind.
@@ -118,18 +141,19 @@ impl Tx {
         std::mem::take(&mut self.changes)
     }
 
-    /// Drops whatever a failed transaction appended and announced.
+    /// Drops whatever a failed transaction deferred, appended and announced.
     pub(super) fn discard(&mut self) {
+        self.deferred.clear();
         self.audit.clear();
         self.changes.clear();
     }
 
-    pub(super) fn into_conn(self) -> Conn {
-        self.conn
-    }
-
     pub(super) fn conn_mut(&mut self) -> &mut Conn {
         &mut self.conn
+    }
+
+    pub(super) fn into_conn(self) -> Conn {
+        self.conn
     }
 }
 

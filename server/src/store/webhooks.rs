@@ -79,10 +79,10 @@ impl Tx {
         payload: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.execute(
+        self.defer(
             "INSERT INTO webhook_events (id, project_id, pause_id, type, url, payload, status, \
                  next_attempt_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7, $7)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             args![
                 id,
                 &project_id.to_string(),
@@ -90,10 +90,12 @@ impl Tx {
                 kind.as_str(),
                 url,
                 payload,
+                WebhookStatus::Pending.as_str(),
+                now,
+                now,
                 now
             ],
-        )
-        .await?;
+        );
         Ok(())
     }
 
@@ -106,7 +108,7 @@ impl Tx {
         state: WebhookState,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.execute(
+        self.defer(
             "INSERT INTO webhook_attempts (event_id, attempt, attempted_at, status_code, latency_ms, response, error) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
             args![
@@ -118,19 +120,17 @@ impl Tx {
                 record.response.as_deref(),
                 record.error.as_deref(),
             ],
-        )
-        .await?;
+        );
         let (status, next) = match state {
             WebhookState::Retry(at) => (WebhookStatus::Pending, at),
             WebhookState::Delivered => (WebhookStatus::Delivered, now),
             WebhookState::Failed => (WebhookStatus::Failed, now),
         };
-        self.execute(
+        self.defer(
             "UPDATE webhook_events SET status = $2, attempts = $3, next_attempt_at = $4, \
                  lease_until = NULL, updated_at = $5 WHERE id = $1",
             args![id, status.as_str(), attempt, next, now],
-        )
-        .await?;
+        );
         Ok(())
     }
 

@@ -156,15 +156,13 @@ impl OutboxWork for Deliveries {
                 Box::pin(async move {
                     for done in done {
                         match done {
-                            Done::Skipped(id, at) => tx.skip_delivery(id, at).await?,
+                            Done::Skipped(id, at) => tx.skip_delivery(id, at),
                             Done::Attempted {
                                 project_id,
                                 pause,
                                 outcome,
                                 at,
-                            } => {
-                                record_attempt(tx, &retry, project_id, &pause, &outcome, at).await?
-                            }
+                            } => record_attempt(tx, &retry, project_id, &pause, &outcome, at),
                         }
                     }
                     Ok::<_, StoreError>(())
@@ -182,14 +180,14 @@ impl OutboxWork for Deliveries {
 }
 
 /// Records one attempt: the delivery's new state and its audit event.
-async fn record_attempt(
+fn record_attempt(
     tx: &mut crate::store::Tx,
     retry: &[Duration],
     project_id: ProjectId,
     pause: &pausepoint_api::Pause,
     outcome: &SendOutcome,
     at: Timestamp,
-) -> Result<(), StoreError> {
+) {
     let pause_id = PauseId::from(pause.pause_id);
     let attempt = pause.delivery.as_ref().map_or(0, |d| d.attempts) + 1;
     let state = match outcome {
@@ -234,8 +232,6 @@ async fn record_attempt(
         }
         None => tracing::debug!(pause_id = %pause_id, channel = %pause.channel, "delivered"),
     }
-    tx.record_delivery_attempt(pause_id, state, error, at)
-        .await?;
+    tx.record_delivery_attempt(pause_id, attempt, state, error, at);
     tx.append_audit(project_id, event, Some(pause_id), &Actor::System, data, at);
-    Ok(())
 }

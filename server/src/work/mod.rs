@@ -7,12 +7,10 @@
 //! - [`outbox`]: the pipeline both of those run on.
 //! - [`outcome`]: what a send came to, and the retry rules.
 //! - [`timeouts`]: times out pauses at their deadline.
-//! - [`sequencer`]: puts audit events on their chains (PostgreSQL).
 
 pub mod deliveries;
 pub mod outbox;
 pub mod outcome;
-pub mod sequencer;
 pub mod timeouts;
 pub mod webhooks;
 

@@ -61,6 +61,8 @@ pub struct Settings {
 /// Finished sends are recorded when this many wait, or when the oldest has waited this long.
 const RECORD_BATCH: usize = 256;
 const RECORD_AFTER: Duration = Duration::from_millis(10);
+/// While new rows trickle in, claims come at most this often (each claim is a write).
+const CLAIM_EVERY: Duration = Duration::from_millis(5);
 /// How often a busy pipeline looks for rows that came due by the clock.
 const LOOK_AGAIN: Duration = Duration::from_secs(1);
 /// The pause after a failed claim or record (the database being away, say).
@@ -82,15 +84,29 @@ pub async fn run<W: OutboxWork>(
     let mut oldest_finished: Option<Instant> = None;
     // Unknown until the first claim: assume there is work.
     let mut maybe_due = true;
+    // When the last claim found fewer rows than it had room for: then new rows trickle in,
+    // and waiting a moment lets one claim take many of them.
+    let mut last_partial_claim: Option<Instant> = None;
     let mut stopping_since: Option<Instant> = None;
 
     loop {
         // Take new work while there is room and rows may be due.
         if stopping_since.is_none() && maybe_due && in_flight.len() < settings.concurrency {
+            if let Some(wait) =
+                last_partial_claim.map(|at| CLAIM_EVERY.saturating_sub(at.elapsed()))
+            {
+                if !wait.is_zero() {
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = stop.cancelled() => {}
+                    }
+                }
+            }
             let room = u32::try_from(settings.concurrency - in_flight.len()).unwrap_or(u32::MAX);
             match claim(&work, &store, room, lease).await {
                 Ok(items) => {
                     maybe_due = items.len() as u32 >= room;
+                    last_partial_claim = (!maybe_due).then(Instant::now);
                     for item in items {
                         keys_in_flight.insert(W::key(&item));
                         in_flight.push(work.send(item));

@@ -11,6 +11,10 @@ use crate::domain::pauses::{PauseError, Pauses};
 use crate::hub::Hub;
 use crate::work;
 
+/// How often a server sharing the database looks for deadlines of pauses other servers
+/// created (they are not announced across servers).
+pub const SHARED_LOOK_EVERY: Duration = Duration::from_secs(2);
+
 /// One step at `now`: times out every pause due, tells the hub the next deadline, and
 /// says how long to sleep until it.
 pub async fn step(pauses: &Pauses, hub: &Hub, now: Timestamp) -> Result<Duration, PauseError> {

@@ -80,6 +80,9 @@ async fn sms_through_twilio_reaches_the_human_who_answers_with_a_note() {
             .contains(&link),
         "the API never shows the link"
     );
+    // The server records the provider's acceptance a moment after the provider has the
+    // message; the audit order below is the order of those records.
+    server.client.delivered(pause.pause_id).await;
 
     let done = answer(&link, "Reject", Some("Wrong account number")).await;
     assert!(done.contains("Your answer was recorded: Reject"));

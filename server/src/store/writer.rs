@@ -1,0 +1,498 @@
+//! The writer: group commit, the same on both databases. Each server has one writer,
+//! which takes every write waiting in its queue and commits them together in one
+//! transaction: one fsync (and on PostgreSQL one lock of each project's audit head) for
+//! many requests. Each request runs in its own savepoint, so that its failure undoes only
+//! its own statements, and is answered only after the commit that holds it.
+//!
+//! The steps differ a little per database, each for a reason:
+//! - SQLite takes its write lock up front (`BEGIN IMMEDIATE`), gives every request a
+//!   savepoint (they cost nothing), and runs a request's deferred statements at its end,
+//!   so that the next request in the group reads them.
+//! - PostgreSQL opens the transaction and a request's savepoint only when a statement
+//!   needs an answer, and sends every deferred statement of the group as one statement
+//!   at the end, then locks the audit heads and sends the events, the heads and the
+//!   notices for other servers as one more: a group of creates costs five round trips,
+//!   whatever its size, and servers sharing the database take turns on the audit heads
+//!   only for the last statement and the commit. Rows of the same kind go as one
+//!   `INSERT … SELECT FROM UNNEST(…)`, whose text does not change with their number, so
+//!   that PostgreSQL plans it once.
+
+use futures_util::future::BoxFuture;
+use uuid::Uuid;
+
+use super::db::{Arg, Conn, OwnedArg};
+use super::tx::{Deferred, Tx};
+use super::{Dialect, StoreError};
+use crate::hub::{Change, Hub};
+
+/// The most writes committed together.
+pub(super) const MAX_GROUP: usize = 512;
+
+/// A write as the writer runs it: the request's closure, type-erased.
+pub(super) struct Job {
+    pub run: RunWrite,
+    pub answer: Answer,
+}
+
+/// A write's closure: says whether to keep what it wrote.
+pub(super) type RunWrite = Box<dyn for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, bool> + Send>;
+/// Tells a write's caller how it ended: committed, or why not (its own statements failed,
+/// or its group did).
+pub(super) type Answer = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// What the writer's queue carries.
+pub(super) enum Message {
+    Write(Job),
+    Stop,
+}
+
+/// Runs `jobs` as one group and commits it; tells each job's caller how it ended, and
+/// the hub what changed. `origin` names this server in the notices other servers get.
+pub(super) async fn commit_group(tx: &mut Tx, jobs: Vec<Job>, hub: &Hub, origin: Uuid) {
+    let dialect = tx.dialect();
+    // Each job's answer, and the reason it alone failed, if it did.
+    let mut answers: Vec<(Answer, Option<StoreError>)> = Vec::with_capacity(jobs.len());
+    let mut failed = begin(tx).await.err();
+    for job in jobs {
+        // Once the group has failed, the jobs left are not run: they share its fate.
+        if failed.is_some() {
+            answers.push((job.answer, None));
+            continue;
+        }
+        let mark = tx.mark();
+        if let Err(e) = start_request(tx).await {
+            failed = Some(e);
+            answers.push((job.answer, None));
+            continue;
+        }
+        let keep = (job.run)(tx).await;
+        let own = match (keep, dialect) {
+            // Deferred statements go now, inside the request's savepoint: the next request
+            // reads them, and their failure is this request's alone.
+            (true, Dialect::Sqlite) => tx.send_deferred().await.err(),
+            _ => None,
+        };
+        let keep = keep && own.is_none();
+        if !keep {
+            tx.forget_since(mark);
+        }
+        failed = end_request(tx, keep).await.err();
+        answers.push((job.answer, own));
+    }
+    let committed = match failed {
+        Some(e) => Err(e),
+        None => finish(tx, origin).await,
+    };
+    let changes = match committed {
+        Ok(changes) => {
+            hub.publish(&changes);
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "a group commit failed; its writes are rolled back");
+            tx.discard();
+            abort(tx).await;
+            Err(e)
+        }
+    };
+    for (answer, own) in answers {
+        answer(match (own, &changes) {
+            (Some(own), _) => Err(own),
+            (None, Ok(())) => Ok(()),
+            (None, Err(e)) => Err(StoreError::NotCommitted(e.to_string())),
+        });
+    }
+}
+
+async fn begin(tx: &mut Tx) -> Result<(), StoreError> {
+    match tx.conn_mut() {
+        Conn::Sqlite(_) => tx.conn_mut().sqlite_batch("BEGIN IMMEDIATE"),
+        // Opened by the first statement that needs it.
+        Conn::Postgres(_) => Ok(()),
+    }
+}
+
+async fn start_request(tx: &mut Tx) -> Result<(), StoreError> {
+    match tx.conn_mut() {
+        Conn::Sqlite(_) => tx.conn_mut().sqlite_batch("SAVEPOINT request"),
+        Conn::Postgres(handle) => {
+            handle.start_request();
+            Ok(())
+        }
+    }
+}
+
+async fn end_request(tx: &mut Tx, keep: bool) -> Result<(), StoreError> {
+    match tx.conn_mut() {
+        Conn::Sqlite(_) => tx.conn_mut().sqlite_batch(if keep {
+            "RELEASE request"
+        } else {
+            "ROLLBACK TO request; RELEASE request"
+        }),
+        Conn::Postgres(handle) => handle.end_request(keep).await,
+    }
+}
+
+/// Chains the group's audit events, sends what was deferred, commits; returns the
+/// changes to announce.
+async fn finish(tx: &mut Tx, origin: Uuid) -> Result<Vec<Change>, StoreError> {
+    let events = tx.take_audit();
+    let changes = tx.take_changes();
+    match tx.conn_mut() {
+        Conn::Sqlite(_) => {
+            let conn = tx.conn_mut();
+            for statement in super::audit::chain(conn, &events).await? {
+                let args: Vec<Arg<'_>> = statement.args.iter().map(OwnedArg::as_arg).collect();
+                conn.execute(&statement.sql, &args).await?;
+            }
+            conn.sqlite_batch("COMMIT")?;
+        }
+        Conn::Postgres(_) => {
+            let statements = tx.take_deferred();
+            let cluster: Vec<Change> = changes
+                .iter()
+                .filter(|c| c.concerns_other_servers())
+                .cloned()
+                .collect();
+            let notices = notify(&super::postgres::payloads(origin, &cluster)?);
+            let conn = tx.conn_mut();
+            if events.is_empty() {
+                // Nothing to chain: everything in one statement (atomic on its own, or
+                // inside the transaction a request opened).
+                send(conn, &statements, notices).await?;
+            } else {
+                // The bulk of the writes, with the audit heads read and locked by the same
+                // statement; then the events, the heads and the notices. The heads stay
+                // locked only for that last statement and the commit: other servers take
+                // turns on them only for that.
+                if let Conn::Postgres(handle) = &mut *conn {
+                    handle.begin().await?;
+                }
+                let query = super::audit::heads_query(
+                    Dialect::Postgres,
+                    &super::audit::projects_of(&events),
+                );
+                let heads = fetch_heads(conn, &statements, query).await?;
+                let chained = super::audit::chained(heads, &events)?;
+                send(conn, &chained, notices).await?;
+            }
+            if let Conn::Postgres(handle) = conn {
+                handle.finish(true).await?;
+            }
+        }
+    }
+    Ok(changes)
+}
+
+/// Sends `statements`, then `main` (the notices), combined.
+async fn send(
+    conn: &mut Conn,
+    statements: &[Deferred],
+    main: Option<Deferred>,
+) -> Result<(), StoreError> {
+    for (sql, args) in combine(statements, main) {
+        let args: Vec<Arg<'_>> = args.iter().map(OwnedArg::as_arg).collect();
+        conn.execute_once(&sql, &args, kept(&sql)).await?;
+    }
+    Ok(())
+}
+
+/// Sends `statements` with `query` (the audit heads) as the main query of the last
+/// statement, and reads the heads it returns.
+async fn fetch_heads(
+    conn: &mut Conn,
+    statements: &[Deferred],
+    query: Deferred,
+) -> Result<super::audit::Heads, StoreError> {
+    let mut combined = combine(statements, Some(query));
+    let (last_sql, last_args) = combined
+        .pop()
+        .ok_or_else(|| StoreError::corrupt("statement", "a query went missing"))?;
+    for (sql, args) in combined {
+        let args: Vec<Arg<'_>> = args.iter().map(OwnedArg::as_arg).collect();
+        conn.execute_once(&sql, &args, kept(&sql)).await?;
+    }
+    let args: Vec<Arg<'_>> = last_args.iter().map(OwnedArg::as_arg).collect();
+    let heads = conn
+        .fetch_all("projects", &last_sql, &args, super::audit::head_from_row)
+        .await?;
+    Ok(heads.into_iter().collect())
+}
+
+/// Groups of the usual kinds give the same few texts: kept prepared, they are planned
+/// once. Unusual mixes are planned each time rather than crowd them out.
+fn kept(sql: &str) -> bool {
+    sql.matches(" AS (").count() <= KEPT_PARTS
+}
+
+/// Statements of up to this many parts are kept prepared.
+const KEPT_PARTS: usize = 6;
+
+/// The query that sends `notices` to the other servers, if there are any.
+fn notify(notices: &[String]) -> Option<Deferred> {
+    if notices.is_empty() {
+        return None;
+    }
+    let mut args = Vec::with_capacity(notices.len() * 2);
+    let mut sends = Vec::with_capacity(notices.len());
+    for notice in notices {
+        args.push(OwnedArg::Text(Some(
+            super::postgres::NOTIFY_CHANNEL.to_owned(),
+        )));
+        args.push(OwnedArg::Text(Some(notice.clone())));
+        sends.push(format!("pg_notify(${}, ${})", args.len() - 1, args.len()));
+    }
+    Some(Deferred {
+        sql: format!("SELECT {}", sends.join(", ")),
+        args,
+    })
+}
+
+async fn abort(tx: &mut Tx) {
+    let aborted = match tx.conn_mut() {
+        // Nothing to roll back when BEGIN itself failed; the error is expected then.
+        Conn::Sqlite(_) => {
+            let _ = tx.conn_mut().sqlite_batch("ROLLBACK");
+            Ok(())
+        }
+        Conn::Postgres(handle) => handle.finish(false).await,
+    };
+    if let Err(e) = aborted {
+        tracing::warn!(error = %e, "a rollback failed; the connection is dropped");
+    }
+}
+
+/// PostgreSQL takes at most 65,535 arguments in one statement.
+const MAX_ARGS: usize = 30_000;
+
+/// `statements` and a `main` query as few statements as possible: the writes as
+/// data-modifying `WITH` parts of one statement (PostgreSQL runs it atomically) whose main
+/// query is `main`, split only when there are too many arguments for one. `main` is in
+/// the last statement.
+fn combine(statements: &[Deferred], main: Option<Deferred>) -> Vec<(String, Vec<OwnedArg>)> {
+    let statements = merge_inserts(statements);
+    let mut combined = Vec::new();
+    let mut parts: Vec<String> = Vec::new();
+    let mut args: Vec<OwnedArg> = Vec::new();
+    for statement in &statements {
+        if !parts.is_empty() && args.len() + statement.args.len() > MAX_ARGS {
+            combined.extend(one_statement(&mut parts, &mut args, None));
+        }
+        parts.push(renumber(&statement.sql, args.len()));
+        args.extend(statement.args.iter().cloned());
+    }
+    combined.extend(one_statement(&mut parts, &mut args, main));
+    combined
+}
+
+/// Single-row inserts into the same table, merged: every `INSERT INTO t (c…) VALUES ($1,
+/// …, $n)` of one text becomes one `INSERT INTO t (c…) SELECT * FROM UNNEST($1::T[], …)`
+/// with a column of values per argument, where the first of them stood. Other statements
+/// keep their place.
+fn merge_inserts(statements: &[Deferred]) -> Vec<Deferred> {
+    let mut merged: Vec<Deferred> = Vec::with_capacity(statements.len());
+    // Where each mergeable text's statement is in `merged`.
+    let mut at: Vec<(&str, usize)> = Vec::new();
+    for statement in statements {
+        let Some(target) = insert_target(statement) else {
+            merged.push(statement.clone());
+            continue;
+        };
+        match at.iter().find(|(sql, _)| *sql == statement.sql) {
+            Some((_, index)) => {
+                for (column, arg) in merged[*index].args.iter_mut().zip(&statement.args) {
+                    match (column, arg) {
+                        (OwnedArg::Texts(values), OwnedArg::Text(value)) => {
+                            values.push(value.clone())
+                        }
+                        (OwnedArg::Ints(values), OwnedArg::Int(value)) => values.push(*value),
+                        // insert_target checked that every argument is a single value.
+                        _ => unreachable!("a column changed type between rows"),
+                    }
+                }
+            }
+            None => {
+                let mut casts = Vec::with_capacity(statement.args.len());
+                let mut columns = Vec::with_capacity(statement.args.len());
+                for (i, arg) in statement.args.iter().enumerate() {
+                    match arg {
+                        OwnedArg::Text(value) => {
+                            casts.push(format!("${}::text[]", i + 1));
+                            columns.push(OwnedArg::Texts(vec![value.clone()]));
+                        }
+                        OwnedArg::Int(value) => {
+                            casts.push(format!("${}::int8[]", i + 1));
+                            columns.push(OwnedArg::Ints(vec![*value]));
+                        }
+                        OwnedArg::Texts(_) | OwnedArg::Ints(_) => {
+                            unreachable!("insert_target refuses arrays")
+                        }
+                    }
+                }
+                at.push((&statement.sql, merged.len()));
+                merged.push(Deferred {
+                    sql: format!("{target} SELECT * FROM UNNEST({})", casts.join(", ")),
+                    args: columns,
+                });
+            }
+        }
+    }
+    merged
+}
+
+/// `INSERT INTO t (c…)` when `statement` is exactly that followed by `VALUES ($1, …, $n)`
+/// with one single-valued argument per placeholder, in order.
+fn insert_target(statement: &Deferred) -> Option<&str> {
+    if !statement.sql.starts_with("INSERT INTO ")
+        || statement
+            .args
+            .iter()
+            .any(|a| matches!(a, OwnedArg::Texts(_) | OwnedArg::Ints(_)))
+    {
+        return None;
+    }
+    let (target, values) = statement.sql.split_once(" VALUES ")?;
+    let expected: Vec<String> = (1..=statement.args.len())
+        .map(|i| format!("${i}"))
+        .collect();
+    (values.trim() == format!("({})", expected.join(", "))).then_some(target.trim_end())
+}
+
+/// `parts` as the `WITH` parts of one statement whose main query is `main`.
+fn one_statement(
+    parts: &mut Vec<String>,
+    args: &mut Vec<OwnedArg>,
+    main: Option<Deferred>,
+) -> Option<(String, Vec<OwnedArg>)> {
+    let main = main.map(|main| {
+        let sql = renumber(&main.sql, args.len());
+        args.extend(main.args);
+        sql
+    });
+    let sql = match (parts.len(), main) {
+        (0, None) => return None,
+        (1, None) => parts.remove(0),
+        (0, Some(main)) => main,
+        (_, main) => {
+            let with: Vec<String> = parts
+                .iter()
+                .enumerate()
+                .map(|(i, part)| format!("w{i} AS ({part})"))
+                .collect();
+            format!(
+                "WITH {} {}",
+                with.join(", "),
+                main.unwrap_or_else(|| "SELECT 1".to_owned())
+            )
+        }
+    };
+    parts.clear();
+    Some((sql, std::mem::take(args)))
+}
+
+/// `sql` with every `$n` moved up by `offset`.
+fn renumber(sql: &str, offset: usize) -> String {
+    if offset == 0 {
+        return sql.to_owned();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+            digits.push(*d);
+            chars.next();
+        }
+        match digits.parse::<usize>() {
+            Ok(n) => out.push_str(&format!("${}", n + offset)),
+            Err(_) => out.push('$'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deferred_writes_and_notices_become_one_statement() {
+        let deferred = |sql: &str, n: i64| Deferred {
+            sql: sql.to_owned(),
+            args: (0..n).map(|i| OwnedArg::Int(Some(i))).collect(),
+        };
+        let statements = [
+            deferred("INSERT INTO a (x, y) VALUES ($1, $2)", 2),
+            deferred("INSERT INTO b (x) VALUES ($1)", 1),
+        ];
+        let combined = combine(&statements, notify(&["{}".to_owned()]));
+        assert_eq!(combined.len(), 1);
+        assert_eq!(
+            combined[0].0,
+            "WITH w0 AS (INSERT INTO a (x, y) SELECT * FROM UNNEST($1::int8[], $2::int8[])), \
+             w1 AS (INSERT INTO b (x) SELECT * FROM UNNEST($3::int8[])) \
+             SELECT pg_notify($4, $5)"
+        );
+        assert_eq!(combined[0].1.len(), 5);
+        let alone = combine(&statements[..1], None);
+        assert_eq!(
+            alone[0].0,
+            "INSERT INTO a (x, y) SELECT * FROM UNNEST($1::int8[], $2::int8[])"
+        );
+        assert!(combine(&[], None).is_empty());
+        let notice_only = combine(&[], notify(&["{}".to_owned()]));
+        assert_eq!(notice_only[0].0, "SELECT pg_notify($1, $2)");
+        assert_eq!(renumber("$1 $10 $2", 10), "$11 $20 $12");
+    }
+
+    #[test]
+    fn rows_of_one_kind_become_one_insert_whatever_their_number() {
+        let row = |id: &str, n: i64| Deferred {
+            sql: "INSERT INTO t (a, b) VALUES ($1, $2)".into(),
+            args: vec![OwnedArg::Text(Some(id.into())), OwnedArg::Int(Some(n))],
+        };
+        let other = Deferred {
+            sql: "UPDATE u SET x = $1".into(),
+            args: vec![OwnedArg::Int(Some(7))],
+        };
+        let merged = merge_inserts(&[row("a", 1), other.clone(), row("b", 2)]);
+        assert_eq!(merged.len(), 2);
+        assert_eq!(
+            merged[0].sql,
+            "INSERT INTO t (a, b) SELECT * FROM UNNEST($1::text[], $2::int8[])"
+        );
+        assert_eq!(
+            merged[0].args,
+            [
+                OwnedArg::Texts(vec![Some("a".into()), Some("b".into())]),
+                OwnedArg::Ints(vec![Some(1), Some(2)])
+            ]
+        );
+        assert_eq!(merged[1].sql, other.sql);
+        let one = merge_inserts(&[row("a", 1)]);
+        assert_eq!(
+            one[0].sql, merged[0].sql,
+            "the text does not depend on the count"
+        );
+        let literal = Deferred {
+            sql: "INSERT INTO t (a, b) VALUES ($1, 'x')".into(),
+            args: vec![OwnedArg::Int(Some(1))],
+        };
+        assert_eq!(merge_inserts(std::slice::from_ref(&literal))[0].sql, literal.sql);
+    }
+
+    #[test]
+    fn too_many_arguments_split_into_several_statements() {
+        let big = Deferred {
+            sql: "INSERT INTO a VALUES ($1)".into(),
+            args: vec![OwnedArg::Int(Some(1)); 20_000],
+        };
+        let combined = combine(&[big.clone(), big.clone(), big], None);
+        assert_eq!(combined.len(), 3);
+        assert!(combined.iter().all(|(_, args)| args.len() <= MAX_ARGS));
+    }
+}
