@@ -90,7 +90,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
 
     let key = server::create_key(&pp, &database, "default")?;
-    let server = Server::start(&pp, &database, &[])?;
+    // One key holds every long-poll of the waiters section.
+    let server = Server::start(&pp, &database, &["--max-long-polls-per-key", "100000"])?;
     let address = server.address;
     println!("server memory at start: {:.1} MB", mb(server.rss()?));
 

@@ -1,8 +1,9 @@
 //! The hub: where committed changes go to wake whoever waits on them. A write announces
 //! typed [`Change`]s; after its commit the store hands them here (and, on PostgreSQL,
 //! to every other server through `NOTIFY`, whose listener hands them here too). The hub
-//! wakes the long-polls on a decided pause and rings the bell of each worker with new work.
-//! It is the one place that knows who cares about what.
+//! wakes the long-polls on a decided pause, rings the bell of each worker with new work,
+//! and keeps the cache of pauses exact. It is the one place that knows who cares about
+//! what.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,7 +12,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use crate::ids::PauseId;
+use pausepoint_api::Pause;
+
+use crate::ids::{PauseId, ProjectId};
 
 /// Something a committed write changed that others may be waiting for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +27,8 @@ pub enum Change {
     },
     /// A pause left `pending`.
     PauseDecided { pause_id: PauseId },
+    /// Something else a poll shows of the pause changed (its delivery).
+    PauseChanged { pause_id: PauseId },
     /// Deliveries became due now (a retry, an escalation, a reminder).
     DeliveriesDue,
     /// Webhook events became due now (a decision, a resend).
@@ -38,7 +43,10 @@ impl Change {
     /// for the server that made it (the others look on their own, and take over leased
     /// work when a server dies).
     pub fn concerns_other_servers(&self) -> bool {
-        matches!(self, Change::PauseDecided { .. } | Change::KeysChanged)
+        matches!(
+            self,
+            Change::PauseDecided { .. } | Change::PauseChanged { .. } | Change::KeysChanged
+        )
     }
 }
 
@@ -61,6 +69,7 @@ pub struct Hub {
     /// its own deadline is sooner.
     next_deadline: Mutex<Option<Timestamp>>,
     keys_version: std::sync::atomic::AtomicU64,
+    pauses: PauseCache,
 }
 
 impl Hub {
@@ -80,10 +89,13 @@ impl Hub {
                     }
                 }
                 Change::PauseDecided { pause_id } => {
+                    // Forgotten before anyone is woken: a woken poll reads it afresh.
+                    self.pauses.forget(*pause_id);
                     if let Some(notify) = lock(&self.waiting).get(pause_id) {
                         notify.notify_waiters();
                     }
                 }
+                Change::PauseChanged { pause_id } => self.pauses.forget(*pause_id),
                 Change::DeliveriesDue => self.deliveries.notify_one(),
                 Change::WebhooksDue => self.webhooks.notify_one(),
                 Change::KeysChanged => {
@@ -130,9 +142,113 @@ impl Hub {
         lock(&self.waiting).len()
     }
 
+    /// The pauses this server has read lately (see [`PauseCache`]).
+    pub fn pauses(&self) -> &PauseCache {
+        &self.pauses
+    }
+
     /// A number that changes whenever an API key is created or revoked.
     pub fn keys_version(&self) -> u64 {
         self.keys_version.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Pauses as polls last read them, so that a poll costs no database round trip. Exact:
+/// an entry is forgotten when a committed change concerns its pause, and a read that
+/// raced such a change is not kept. Where other servers share the database (their news
+/// comes a moment after their commit), only pauses that can no longer change are kept:
+/// decided, with their delivery settled.
+pub struct PauseCache {
+    entries: Mutex<HashMap<PauseId, Arc<(ProjectId, Pause)>>>,
+    /// Moves on every change to a pause already there.
+    generation: std::sync::atomic::AtomicU64,
+    capacity: usize,
+    shared: std::sync::atomic::AtomicBool,
+}
+
+/// Where a read stood when it began, to keep its result only if nothing changed since.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadMark(u64);
+
+impl Default for PauseCache {
+    fn default() -> PauseCache {
+        PauseCache {
+            entries: Mutex::new(HashMap::new()),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            capacity: PAUSE_CACHE_CAPACITY,
+            shared: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+/// The most pauses kept.
+const PAUSE_CACHE_CAPACITY: usize = 50_000;
+
+impl PauseCache {
+    /// Says that other servers share the database (keep only what cannot change).
+    pub fn set_shared(&self, shared: bool) {
+        self.shared
+            .store(shared, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The project's pause, if kept.
+    pub fn get(&self, project_id: ProjectId, id: PauseId) -> Option<Pause> {
+        let entries = lock(&self.entries);
+        let entry = entries.get(&id)?;
+        (entry.0 == project_id).then(|| entry.1.clone())
+    }
+
+    /// Take this before reading a pause from the database, and give it to [`Self::offer`].
+    pub fn mark(&self) -> ReadMark {
+        ReadMark(self.generation.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// Keeps a pause read from the database, unless a change came while it was read.
+    pub fn offer(&self, mark: ReadMark, project_id: ProjectId, pause: &Pause) {
+        let settled = pause.status.is_final()
+            && pause
+                .delivery
+                .as_ref()
+                .is_none_or(|d| d.status != pausepoint_api::DeliveryStatus::Pending);
+        if self.shared.load(std::sync::atomic::Ordering::SeqCst) && !settled {
+            return;
+        }
+        let mut entries = lock(&self.entries);
+        if self.generation.load(std::sync::atomic::Ordering::SeqCst) != mark.0 {
+            return;
+        }
+        if entries.len() >= self.capacity {
+            // Make room by dropping a tenth, whichever they are: a dropped pause is read
+            // again, which is all a miss costs.
+            let drop: Vec<PauseId> = entries
+                .keys()
+                .take(self.capacity / 10 + 1)
+                .copied()
+                .collect();
+            for id in drop {
+                entries.remove(&id);
+            }
+        }
+        entries.insert(
+            PauseId::from(pause.pause_id),
+            Arc::new((project_id, pause.clone())),
+        );
+    }
+
+    fn forget(&self, id: PauseId) {
+        let mut entries = lock(&self.entries);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        entries.remove(&id);
+    }
+
+    /// How many pauses are kept.
+    pub fn len(&self) -> usize {
+        lock(&self.entries).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

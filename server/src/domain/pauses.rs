@@ -140,12 +140,20 @@ impl Pauses {
             .await
     }
 
-    /// The project's pause.
+    /// The project's pause: from the hub's cache when it holds it, else from the store.
     pub async fn get(&self, project_id: ProjectId, id: PauseId) -> Result<Pause, PauseError> {
-        self.store
+        let cache = self.store.hub().pauses();
+        if let Some(pause) = cache.get(project_id, id) {
+            return Ok(pause);
+        }
+        let mark = cache.mark();
+        let pause = self
+            .store
             .pause(project_id, id)
             .await?
-            .ok_or(PauseError::NotFound)
+            .ok_or(PauseError::NotFound)?;
+        cache.offer(mark, project_id, &pause);
+        Ok(pause)
     }
 
     /// The project's pause once it has left `pending`, or as it stands after `wait`, or
@@ -162,7 +170,9 @@ impl Pauses {
         tokio::pin!(woken);
         woken.as_mut().enable();
 
-        let pause = self.get(project_id, id).await?;
+        // The reads are boxed: thousands of waiters each hold this future while they wait,
+        // and a read's state is most of its size.
+        let pause = Box::pin(self.get(project_id, id)).await?;
         if pause.status.is_final() || wait.is_zero() {
             return Ok(pause);
         }
@@ -171,7 +181,7 @@ impl Pauses {
             () = tokio::time::sleep(wait) => {}
             () = stop.cancelled() => {}
         }
-        self.get(project_id, id).await
+        Box::pin(self.get(project_id, id)).await
     }
 
     /// The agent withdraws the question: pending -> cancelled.

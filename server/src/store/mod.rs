@@ -159,6 +159,7 @@ impl Store {
                 (Backend::Sqlite(sqlite), location)
             }
             Location::Postgres { url, shown } => {
+                hub.pauses().set_shared(true);
                 let pg = postgres::Postgres::connect(&url, Arc::clone(&hub), origin).await?;
                 (Backend::Postgres(pg), shown)
             }

@@ -482,7 +482,10 @@ mod tests {
             sql: "INSERT INTO t (a, b) VALUES ($1, 'x')".into(),
             args: vec![OwnedArg::Int(Some(1))],
         };
-        assert_eq!(merge_inserts(std::slice::from_ref(&literal))[0].sql, literal.sql);
+        assert_eq!(
+            merge_inserts(std::slice::from_ref(&literal))[0].sql,
+            literal.sql
+        );
     }
 
     #[test]

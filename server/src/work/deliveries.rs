@@ -16,6 +16,7 @@ use super::outcome::{self, SendOutcome};
 use crate::channels::{Channels, Notice};
 use crate::domain::links::{self, Links};
 use crate::domain::pauses::now;
+use crate::hub::Change;
 use crate::ids::{PauseId, ProjectId};
 use crate::store::deliveries::{DeliveryState, DueDelivery};
 use crate::store::outbox::{Outbox, DELIVERIES};
@@ -156,7 +157,10 @@ impl OutboxWork for Deliveries {
                 Box::pin(async move {
                     for done in done {
                         match done {
-                            Done::Skipped(id, at) => tx.skip_delivery(id, at),
+                            Done::Skipped(id, at) => {
+                                tx.skip_delivery(id, at);
+                                tx.announce(Change::PauseChanged { pause_id: id });
+                            }
                             Done::Attempted {
                                 project_id,
                                 pause,
@@ -234,4 +238,5 @@ fn record_attempt(
     }
     tx.record_delivery_attempt(pause_id, attempt, state, error, at);
     tx.append_audit(project_id, event, Some(pause_id), &Actor::System, data, at);
+    tx.announce(Change::PauseChanged { pause_id });
 }

@@ -137,3 +137,52 @@ async fn shutting_down_answers_waiting_polls_at_once() {
     );
     assert!(started.elapsed() < Duration::from_secs(30));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_poll_after_a_decision_is_acknowledged_shows_it_pending() {
+    let server = TestServer::start().await;
+    for _ in 0..5 {
+        let pause = server
+            .client
+            .create(sms_pause(None))
+            .await
+            .pause(StatusCode::CREATED);
+        let id = pause.pause_id;
+        // Pollers hammer the pause (and so fill the server's cache) while it is decided.
+        let decided_at: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>> =
+            std::sync::Arc::default();
+        let pollers: Vec<_> = (0..4)
+            .map(|_| {
+                let (client, decided_at) = (server.client.clone(), decided_at.clone());
+                tokio::spawn(async move {
+                    let mut stale = Vec::new();
+                    for _ in 0..400 {
+                        let started = std::time::Instant::now();
+                        let status = client.status(id).await;
+                        let acknowledged = *decided_at.lock().unwrap();
+                        if acknowledged.is_some_and(|at| started > at)
+                            && status == PauseStatus::Pending
+                        {
+                            stale.push(started);
+                        }
+                        if acknowledged.is_some_and(|at| started > at + Duration::from_millis(50)) {
+                            break;
+                        }
+                    }
+                    stale
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        server.client.cancel(id).await.pause(StatusCode::OK);
+        *decided_at.lock().unwrap() = Some(std::time::Instant::now());
+        for poller in pollers {
+            let stale = poller.await.unwrap();
+            assert!(
+                stale.is_empty(),
+                "{} polls after the decision showed pending",
+                stale.len()
+            );
+        }
+    }
+}
