@@ -12,9 +12,10 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use pausepoint_api::Pause;
+use pausepoint_api::{Channel, Pause, PauseStatus};
 
 use crate::ids::{PauseId, ProjectId};
+use crate::metrics::{ChannelLabel, DecisionLabels, Metrics, OutcomeLabel};
 
 /// Something a committed write changed that others may be waiting for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,10 +24,16 @@ pub enum Change {
     /// A pause was created: its delivery is due now, and its deadline may be the nearest.
     PauseCreated {
         pause_id: PauseId,
+        channel: Channel,
         expires_at: Timestamp,
     },
-    /// A pause left `pending`.
-    PauseDecided { pause_id: PauseId },
+    /// A pause left `pending`, after `waited_ms` milliseconds.
+    PauseDecided {
+        pause_id: PauseId,
+        channel: Channel,
+        outcome: PauseStatus,
+        waited_ms: i64,
+    },
     /// Something else a poll shows of the pause changed (its delivery).
     PauseChanged { pause_id: PauseId },
     /// Deliveries became due now (a retry, an escalation, a reminder).
@@ -38,15 +45,12 @@ pub enum Change {
 }
 
 impl Change {
-    /// Whether other servers sharing the database need to hear of it. A decision wakes
-    /// long-polls held anywhere, and a key change is seen everywhere; the rest is work
-    /// for the server that made it (the others look on their own, and take over leased
-    /// work when a server dies).
+    /// Whether other servers sharing the database need to hear of it: what changes a
+    /// pause (long-polls and caches everywhere), a new deadline, a key change. Work that is
+    /// due is for the server that made it (the others look on their own, and take over
+    /// leased work when a server dies).
     pub fn concerns_other_servers(&self) -> bool {
-        matches!(
-            self,
-            Change::PauseDecided { .. } | Change::PauseChanged { .. } | Change::KeysChanged
-        )
+        !matches!(self, Change::DeliveriesDue | Change::WebhooksDue)
     }
 }
 
@@ -70,6 +74,7 @@ pub struct Hub {
     next_deadline: Mutex<Option<Timestamp>>,
     keys_version: std::sync::atomic::AtomicU64,
     pauses: PauseCache,
+    metrics: Metrics,
 }
 
 impl Hub {
@@ -77,18 +82,58 @@ impl Hub {
         Arc::new(Hub::default())
     }
 
-    /// Acts on committed changes.
+    /// Acts on changes this server committed: as [`Hub::publish`], and counts them.
+    pub fn publish_local(&self, changes: &[Change]) {
+        for change in changes {
+            match change {
+                Change::PauseCreated { channel, .. } => {
+                    self.metrics
+                        .pauses_created
+                        .get_or_create(&ChannelLabel {
+                            channel: channel.to_string(),
+                        })
+                        .inc();
+                }
+                Change::PauseDecided {
+                    channel,
+                    outcome,
+                    waited_ms,
+                    ..
+                } => {
+                    self.metrics
+                        .pauses_decided
+                        .get_or_create(&DecisionLabels {
+                            channel: channel.to_string(),
+                            outcome: outcome.to_string(),
+                        })
+                        .inc();
+                    self.metrics
+                        .decision_seconds
+                        .get_or_create(&OutcomeLabel {
+                            outcome: outcome.to_string(),
+                        })
+                        .observe(*waited_ms as f64 / 1000.0);
+                }
+                _ => {}
+            }
+        }
+        self.publish(changes);
+    }
+
+    /// Acts on committed changes, this server's or another's.
     pub fn publish(&self, changes: &[Change]) {
         for change in changes {
             match change {
                 Change::PauseCreated { expires_at, .. } => {
+                    self.metrics.pending.inc();
                     self.deliveries.notify_one();
                     let sooner = lock(&self.next_deadline).is_none_or(|next| *expires_at < next);
                     if sooner {
                         self.timeouts.notify_one();
                     }
                 }
-                Change::PauseDecided { pause_id } => {
+                Change::PauseDecided { pause_id, .. } => {
+                    self.metrics.pending.dec();
                     // Forgotten before anyone is woken: a woken poll reads it afresh.
                     self.pauses.forget(*pause_id);
                     if let Some(notify) = lock(&self.waiting).get(pause_id) {
@@ -140,6 +185,11 @@ impl Hub {
     /// How many pauses have a long-poll waiting on them on this server.
     pub fn watched(&self) -> usize {
         lock(&self.waiting).len()
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The pauses this server has read lately (see [`PauseCache`]).
@@ -295,6 +345,7 @@ mod tests {
         hub.set_next_deadline(Some(at(100)));
         let later = Change::PauseCreated {
             pause_id: PauseId::new(),
+            channel: Channel::Sms,
             expires_at: at(200),
         };
         hub.publish(&[later]);
@@ -307,6 +358,7 @@ mod tests {
 
         let sooner = Change::PauseCreated {
             pause_id: PauseId::new(),
+            channel: Channel::Sms,
             expires_at: at(50),
         };
         hub.publish(&[sooner]);
@@ -331,7 +383,12 @@ mod tests {
             a.as_mut().enable();
             b.as_mut().enable();
             c.as_mut().enable();
-            hub.publish(&[Change::PauseDecided { pause_id: id }]);
+            hub.publish(&[Change::PauseDecided {
+                pause_id: id,
+                channel: Channel::Sms,
+                outcome: PauseStatus::Cancelled,
+                waited_ms: 1,
+            }]);
             a.await;
             b.await;
             assert!(

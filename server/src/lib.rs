@@ -6,6 +6,7 @@
 //! - [`domain`]: the rules of the product: pauses, keys, links, webhook events, audit.
 //! - [`hub`]: where committed changes wake long-polls and workers.
 //! - [`ids`]: the typed ids of pauses, projects and keys.
+//! - [`metrics`]: what `/metrics` shows, kept in memory.
 //! - [`work`]: the background workers: deliveries, webhooks, timeouts.
 //! - [`channels`]: how a human is reached (SMS, email, Slack).
 //! - [`outbound`]: HTTP to caller-chosen URLs, kept off private networks.
@@ -21,6 +22,7 @@ pub mod domain;
 pub mod http;
 pub mod hub;
 pub mod ids;
+pub mod metrics;
 pub mod outbound;
 pub mod secrets;
 pub mod store;
@@ -77,6 +79,11 @@ impl App {
         }
         domain::webhooks::add_missing_secrets(&store, domain::pauses::now()).await?;
         let links = Links::load(&store).await?;
+        store
+            .hub()
+            .metrics()
+            .pending
+            .set(store.pending_count().await?);
         let pauses = Pauses::new(store.clone());
         let webhooks = work::webhooks::Webhooks::new(
             store.clone(),

@@ -334,25 +334,22 @@ async fn a_server_killed_mid_batch_loses_and_repeats_nothing() {
             "{id} was lost"
         );
     }
-    // The killed server's leased deliveries come back to the other once their lease ends.
+    // The killed server's leased deliveries come back to the other once their lease ends:
+    // every pause gets its one pause.notified.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let page = client.get_path("/metrics").await;
-        let text = page.body.as_str().unwrap_or_default().to_owned();
-        let waiting = text
-            .lines()
-            .find(|l| l.starts_with("pausepoint_deliveries{status=\"pending\"}"))
-            .and_then(|l| l.split_whitespace().last())
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0);
-        if waiting == 0 {
+        let notified: HashSet<uuid::Uuid> = all_events(&client)
+            .await
+            .iter()
+            .filter(|e| e.event == AuditEventKind::PauseNotified)
+            .filter_map(|e| e.pause_id)
+            .collect();
+        let missing = acknowledged.iter().filter(|id| !notified.contains(id)).count();
+        if missing == 0 {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{waiting} deliveries never went out"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(Instant::now() < deadline, "{missing} pauses were never notified");
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     all_present_once(&client, &acknowledged).await;
     b.terminate().await;

@@ -129,6 +129,7 @@ impl Pauses {
                     );
                     tx.announce(Change::PauseCreated {
                         pause_id: created.pause_id.into(),
+                        channel: created.channel,
                         expires_at: created.expires_at,
                     });
                     Ok(Created {
@@ -362,7 +363,12 @@ async fn decide(
         now,
     );
     webhooks::enqueue(tx, project_id, &pause, now).await?;
-    tx.announce(Change::PauseDecided { pause_id: id });
+    tx.announce(Change::PauseDecided {
+        pause_id: id,
+        channel: pause.channel,
+        outcome: pause.status,
+        waited_ms: (now.as_millisecond() - pause.created_at.as_millisecond()).max(0),
+    });
     Ok(pause)
 }
 

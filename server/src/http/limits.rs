@@ -41,6 +41,15 @@ impl LongPolls {
         }
     }
 
+    /// How many long-polls are open, all keys together.
+    pub fn total(&self) -> usize {
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .sum()
+    }
+
     /// A place for one more long-poll of `key`, or None when it holds its limit.
     pub fn open(self: &Arc<Self>, key: KeyId) -> Option<LongPoll> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());

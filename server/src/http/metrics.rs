@@ -1,53 +1,55 @@
-//! `/metrics`: Prometheus text.
+//! `/metrics`: the server's metrics (see [`crate::metrics`]) in the OpenMetrics text
+//! format, and the layer that counts and times every request. Totals only, across
+//! projects, so it needs no key; `--metrics-bind` serves it on a listener of its own.
 
-use axum::extract::State;
-use axum::response::IntoResponse;
+use std::time::Instant;
 
-use super::error::ApiError;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
 use super::AppState;
+use crate::metrics::{RequestLabels, RouteLabel};
 
-/// Prometheus text: how many pauses, deliveries and webhook events stand in each status,
-/// and how many long-polls wait. Totals only, across projects, so it needs no key.
-pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    use std::fmt::Write;
-    let store = state.app.store();
-    let mut text = String::new();
-    let families = [
-        ("pausepoint_pauses", "Pauses by status.", "pauses"),
-        (
-            "pausepoint_deliveries",
-            "Deliveries to humans by status.",
-            "deliveries",
-        ),
-        (
-            "pausepoint_webhook_events",
-            "Webhook events by status.",
-            "webhook_events",
-        ),
-    ];
-    for (name, help, table) in families {
-        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for (status, count) in store.status_counts(table).await? {
-            let _ = writeln!(text, "{name}{{status=\"{status}\"}} {count}");
-        }
-    }
-    let _ = writeln!(
-        text,
-        "# HELP pausepoint_long_polls_waiting Pauses with a long-poll waiting on this server.\n\
-         # TYPE pausepoint_long_polls_waiting gauge\npausepoint_long_polls_waiting {}",
-        state.app.pauses().watching()
-    );
-    let _ = writeln!(
-        text,
-        "# HELP pausepoint_build_info The running version.\n# TYPE pausepoint_build_info gauge\n\
-         pausepoint_build_info{{version=\"{}\"}} 1",
-        env!("CARGO_PKG_VERSION")
-    );
-    Ok((
+/// `GET /metrics`
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let metrics = state.app.store().hub().metrics();
+    metrics
+        .long_polls
+        .set(i64::try_from(state.long_polls.total()).unwrap_or(i64::MAX));
+    (
         [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        text,
-    ))
+        metrics.render(),
+    )
+}
+
+/// Counts and times a request, by its route's pattern (never its path: ids and link
+/// tokens stay out of the metrics).
+pub async fn measure(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("", MatchedPath::as_str)
+        .to_owned();
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let metrics = state.app.store().hub().metrics();
+    metrics
+        .http_requests
+        .get_or_create(&RequestLabels {
+            route: route.clone(),
+            method,
+            status: response.status().as_u16().to_string(),
+        })
+        .inc();
+    metrics
+        .http_seconds
+        .get_or_create(&RouteLabel { route })
+        .observe(started.elapsed().as_secs_f64());
+    response
 }

@@ -84,6 +84,11 @@ pub fn router(app: App, stop: CancellationToken) -> Router {
         .route("/v1/pause/{id}", get(pauses::get))
         .merge(bounded)
         .merge(page)
+        // Inside the routes, where the matched route is known.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::measure,
+        ))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

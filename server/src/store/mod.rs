@@ -18,13 +18,11 @@
 //! - [`outbox`]: how workers claim rows of work (deliveries, webhook events).
 //! - [`webhooks`]: webhook events, their attempts, and each project's signing secrets.
 //! - [`settings`]: server-wide values such as the link-signing key.
-//! - [`metrics`]: counts for `/metrics`.
 
 pub mod audit;
 pub mod db;
 pub mod deliveries;
 pub mod keys;
-pub mod metrics;
 pub mod outbox;
 pub mod pauses;
 pub mod postgres;

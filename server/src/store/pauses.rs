@@ -363,6 +363,23 @@ impl Store {
             .await
     }
 
+    /// How many pauses are pending, all projects together (read through the index of
+    /// pending pauses, so its cost grows with them, not with every pause ever stored).
+    pub async fn pending_count(&self) -> Result<i64, StoreError> {
+        self.read(|conn| {
+            Box::pin(async move {
+                conn.fetch_one(
+                    TABLE,
+                    "SELECT COUNT(*) AS n FROM pauses WHERE status = 'pending'",
+                    &[],
+                    |row| row.int("n"),
+                )
+                .await
+            })
+        })
+        .await
+    }
+
     /// A page of the project's pauses, newest first.
     pub async fn pauses(
         &self,

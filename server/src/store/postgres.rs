@@ -223,7 +223,7 @@ mod tests {
     #[test]
     fn many_changes_are_split_under_the_payload_limit() {
         let changes: Vec<Change> = (0..500)
-            .map(|_| Change::PauseDecided {
+            .map(|_| Change::PauseChanged {
                 pause_id: PauseId::new(),
             })
             .collect();

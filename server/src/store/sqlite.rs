@@ -234,7 +234,7 @@ mod tests {
                             let v = format!("w{i}");
                             tx.execute("INSERT INTO t (v) VALUES ($1)", args![&v])
                                 .await?;
-                            tx.announce(Change::PauseDecided {
+                            tx.announce(Change::PauseChanged {
                                 pause_id: PauseId::new(),
                             });
                             if i % 5 == 0 {

@@ -85,7 +85,7 @@ pub(super) async fn commit_group(tx: &mut Tx, jobs: Vec<Job>, hub: &Hub, origin:
     };
     let changes = match committed {
         Ok(changes) => {
-            hub.publish(&changes);
+            hub.publish_local(&changes);
             Ok(())
         }
         Err(e) => {

@@ -152,6 +152,15 @@ impl OutboxWork for Deliveries {
 
     async fn record(&self, done: Vec<Done>) -> Result<(), StoreError> {
         let retry = self.retry.clone();
+        let counted: Vec<(String, SendOutcome)> = done
+            .iter()
+            .filter_map(|d| match d {
+                Done::Attempted { pause, outcome, .. } => {
+                    Some((pause.channel.to_string(), outcome.clone()))
+                }
+                Done::Skipped(..) => None,
+            })
+            .collect();
         self.store
             .write(move |tx| {
                 Box::pin(async move {
@@ -172,7 +181,12 @@ impl OutboxWork for Deliveries {
                     Ok::<_, StoreError>(())
                 })
             })
-            .await
+            .await?;
+        let metrics = self.store.hub().metrics();
+        for (channel, outcome) in &counted {
+            metrics.delivery_attempt(channel, outcome);
+        }
+        Ok(())
     }
 
     fn done_key(done: &Done) -> String {

@@ -219,6 +219,7 @@ impl OutboxWork for Webhooks {
 
     async fn record(&self, done: Vec<Done>) -> Result<(), StoreError> {
         let retry = self.retry.clone();
+        let counted: Vec<SendOutcome> = done.iter().map(|d| d.outcome.clone()).collect();
         self.store
             .write(move |tx| {
                 Box::pin(async move {
@@ -286,7 +287,12 @@ impl OutboxWork for Webhooks {
                     Ok::<_, StoreError>(())
                 })
             })
-            .await
+            .await?;
+        let metrics = self.store.hub().metrics();
+        for outcome in &counted {
+            metrics.webhook_attempt(outcome);
+        }
+        Ok(())
     }
 
     fn done_key(done: &Done) -> String {

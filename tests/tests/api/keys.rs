@@ -2,6 +2,7 @@
 
 use pausepoint_server::domain::keys;
 use pausepoint_server::domain::pauses;
+use pausepoint_server::ids::PauseId;
 use pausepoint_server::store::Actor;
 use pausepoint_tests::{sms_pause, TestServer};
 use reqwest::StatusCode;
@@ -89,24 +90,62 @@ async fn a_revoked_key_gets_401_and_both_changes_are_audited() {
 }
 
 #[tokio::test]
-async fn health_and_metrics_need_no_key() {
-    let server = TestServer::start().await;
-    let pause = server
+async fn health_and_metrics_need_no_key_and_count_what_happened() {
+    use pausepoint_tests::receivers::{Answer, WebhookReceiver};
+    let mut receiver = WebhookReceiver::start(vec![Answer::Status(410)]).await;
+    let server = TestServer::start_with(|c| c.allow_private_network = true).await;
+    // The story: three questions; one answered (its webhook refused), one timed out, one
+    // still waiting.
+    let mut answered = sms_pause(None);
+    answered["webhook_url"] = serde_json::json!(receiver.url);
+    let answered = server
+        .client
+        .create(answered)
+        .await
+        .pause(StatusCode::CREATED);
+    let timing_out = server
+        .client
+        .create(sms_pause(Some(1)))
+        .await
+        .pause(StatusCode::CREATED);
+    let waiting = server
         .client
         .create(sms_pause(None))
         .await
         .pause(StatusCode::CREATED);
-    server.client.delivered(pause.pause_id).await;
+    for pause in [&answered, &timing_out, &waiting] {
+        server.client.delivered(pause.pause_id).await;
+    }
     server
-        .client
-        .cancel(pause.pause_id)
+        .app
+        .pauses()
+        .respond(
+            server.project_id,
+            PauseId::from(answered.pause_id),
+            "Approve",
+            None,
+            Actor::Recipient("+13128471928".into()),
+        )
         .await
-        .pause(StatusCode::OK);
-    server
-        .client
-        .create(sms_pause(None))
-        .await
-        .pause(StatusCode::CREATED);
+        .unwrap();
+    receiver.next(30).await;
+    let done = server.client.wait(timing_out.pause_id, 30).await;
+    assert_eq!(
+        done.pause(StatusCode::OK).status,
+        pausepoint_api::PauseStatus::TimedOut
+    );
+    // The refusal is recorded a moment after the receiver answered.
+    for _ in 0..500 {
+        let list = server
+            .client
+            .get_path(&format!("/v1/pause/{}/webhooks", answered.pause_id))
+            .await;
+        if list.body["data"][0]["status"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
     let http = reqwest::Client::new();
     let health = http
         .get(format!("{}/healthz", server.client.base))
@@ -127,12 +166,19 @@ async fn health_and_metrics_need_no_key() {
     assert!(metrics.headers()["content-type"]
         .to_str()
         .unwrap()
-        .starts_with("text/plain; version=0.0.4"));
+        .starts_with("application/openmetrics-text"));
     let text = metrics.text().await.unwrap();
     for line in [
-        "# TYPE pausepoint_pauses gauge",
-        "pausepoint_pauses{status=\"cancelled\"} 1",
-        "pausepoint_pauses{status=\"pending\"} 1",
+        "# TYPE pausepoint_pauses_created counter",
+        "pausepoint_pauses_created_total{channel=\"sms\"} 3",
+        "pausepoint_pauses_decided_total{channel=\"sms\",outcome=\"responded\"} 1",
+        "pausepoint_pauses_decided_total{channel=\"sms\",outcome=\"timed_out\"} 1",
+        "pausepoint_decision_seconds_count{outcome=\"responded\"} 1",
+        "pausepoint_decision_seconds_count{outcome=\"timed_out\"} 1",
+        "pausepoint_pauses_pending 1",
+        "pausepoint_delivery_attempts_total{channel=\"sms\",outcome=\"logged\"} 3",
+        "pausepoint_webhook_attempts_total{outcome=\"refused\"} 1",
+        "pausepoint_http_requests_total{route=\"/v1/pause\",method=\"POST\",status=\"201\"} 3",
         "pausepoint_long_polls_waiting 0",
     ] {
         assert!(
@@ -140,8 +186,10 @@ async fn health_and_metrics_need_no_key() {
             "{line} missing from:\n{text}"
         );
     }
-    assert!(text.contains("pausepoint_deliveries{status="));
-    assert!(!text.contains(&pause.pause_id.to_string()), "totals only");
+    assert!(text.contains("pausepoint_http_request_duration_seconds_bucket"));
+    for pause in [&answered, &timing_out, &waiting] {
+        assert!(!text.contains(&pause.pause_id.to_string()), "totals only");
+    }
 }
 
 #[tokio::test]
