@@ -143,23 +143,46 @@ impl Connection {
     }
 }
 
-/// Sends `request` on `connections` connections for `duration`.
+/// Sends `request` on `connections` connections for `duration`, each as fast as the
+/// server answers.
 pub async fn run(
     address: SocketAddr,
     connections: usize,
     duration: Duration,
     request: Request,
 ) -> anyhow::Result<Stats> {
+    run_at(address, connections, duration, request, None).await
+}
+
+/// Like [`run`], at most `rate` requests a second in all when given: each connection keeps
+/// its share of a schedule, so a slow answer delays its requests but not the others'.
+pub async fn run_at(
+    address: SocketAddr,
+    connections: usize,
+    duration: Duration,
+    request: Request,
+    rate: Option<f64>,
+) -> anyhow::Result<Stats> {
     let request = Arc::new(request);
     let started = Instant::now();
     let deadline = started + duration;
+    let spacing = rate.map(|rate| Duration::from_secs_f64(connections as f64 / rate.max(1e-3)));
     let mut tasks = Vec::new();
-    for _ in 0..connections {
+    for n in 0..connections {
         let request = Arc::clone(&request);
         tasks.push(tokio::spawn(async move {
             let mut stats = Stats::default();
             let mut connection = Connection::open(address).await?;
+            // Connections start spread over one spacing, not all at once.
+            let mut next = spacing.map(|s| started + s.mul_f64(n as f64 / connections as f64));
             while Instant::now() < deadline {
+                if let (Some(at), Some(spacing)) = (next.as_mut(), spacing) {
+                    tokio::time::sleep_until((*at).into()).await;
+                    *at += spacing;
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                }
                 let sent = Instant::now();
                 match connection.send(&request.bytes).await {
                     Ok((status, _)) if status == request.expect => {

@@ -11,6 +11,13 @@
 //! - `wake`: the time from a decision to the waiting agent's answer, p50 and p99.
 //! - `scale` (PostgreSQL): creates/s of one server against two sharing the database,
 //!   the same 16 connections split between them; `--pin` gives each server one core.
+//! - `burst`: creates at full rate with the console (logged) channel; the lag from each
+//!   `pause.created` to its `pause.notified` (p50, p99, max, from the audit export), the
+//!   most rows due at once, and the backlog when the burst ends.
+//! - `slow`: the same at a set create rate, with SMS to a Twilio stand-in that takes
+//!   100 ms per message: concurrency, not serial sends, must carry the rate.
+//! - `stop`: a backlog of 100,000 due deliveries (the stand-in hangs), SIGTERM, the time
+//!   to exit, a restart, and every pause notified exactly once.
 //!
 //! Run through `scripts/bench`, which builds the release binaries first.
 
@@ -19,6 +26,7 @@
 mod load;
 mod raw;
 mod server;
+mod standin;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,9 +56,15 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "create,reads,waiters,wake"
+        default_value = "create,reads,waiters,wake,burst,slow,stop"
     )]
     sections: Vec<String>,
+    /// Creates per second in the `slow` section
+    #[arg(long, default_value_t = 500.0)]
+    slow_rate: f64,
+    /// Due deliveries when the `stop` section sends SIGTERM
+    #[arg(long, default_value_t = 100_000)]
+    backlog: usize,
     /// Long-polls held open at once in the `waiters` section
     #[arg(long, default_value_t = 10_000)]
     waiters: usize,
@@ -181,11 +195,278 @@ async fn run(args: Args) -> anyhow::Result<()> {
         scale(&pp, &database, &key, duration, args.pin).await?;
     }
 
+    if args.sections.iter().any(|s| s == "burst") {
+        burst(&pp, &database, address, &key, duration).await?;
+    }
+
     let verify = get_json(address, &key, "/v1/audit/verify").await?;
     println!("\naudit chain after the run: {verify}");
     let took = server.terminate()?;
     println!("stopped {:.2} s after SIGTERM", took.as_secs_f64());
+
+    // These run servers of their own, with SMS to the stand-in.
+    let own = |name: &str| {
+        if postgres {
+            database.clone()
+        } else {
+            dir.path().join(name).display().to_string()
+        }
+    };
+    if args.sections.iter().any(|s| s == "slow") {
+        slow(&pp, &own("slow.db"), duration, args.slow_rate).await?;
+    }
+    if args.sections.iter().any(|s| s == "stop") {
+        stop(&pp, &own("stop.db"), args.backlog).await?;
+    }
     Ok(())
+}
+
+const DELIVERIES_DUE: &str = "pausepoint_backlog{queue=\"deliveries\"}";
+
+/// Full-rate creates for `duration`, deliveries logged: how far behind the humans are.
+async fn burst(
+    pp: &std::path::Path,
+    database: &str,
+    address: SocketAddr,
+    key: &str,
+    duration: Duration,
+) -> anyhow::Result<()> {
+    println!(
+        "\n## burst: 16 connections create at full rate for {} s; deliveries logged\n",
+        duration.as_secs()
+    );
+    let since = jiff::Timestamp::now();
+    let most_due = MostDue::sample(address);
+    let request = Request::new("POST", "/v1/pause", Some(key), Some(CREATE_BODY), 201);
+    let stats = load::run(address, 16, duration, request).await?;
+    let at_end = admin_status(pp, database)?;
+    let drained = wait_notified(address, key, since, stats.ok).await?;
+    let most_due = most_due.stop().await;
+    let lags = lags(address, key, since).await?;
+    print_lags(&stats, &lags, most_due, &at_end, drained);
+    Ok(())
+}
+
+/// Creates at `rate` for `duration`, SMS to a stand-in that takes 100 ms a message.
+async fn slow(
+    pp: &std::path::Path,
+    database: &str,
+    duration: Duration,
+    rate: f64,
+) -> anyhow::Result<()> {
+    println!(
+        "\n## slow: {rate:.0} creates/s for {} s; SMS to a Twilio stand-in that answers in 100 ms\n",
+        duration.as_secs()
+    );
+    let twilio = standin::Twilio::start(Duration::from_millis(100)).await?;
+    let key = server::create_key(pp, database, "default")?;
+    let args = twilio.server_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(pp, database, &args)?;
+    let address = server.address;
+    let since = jiff::Timestamp::now();
+    let most_due = MostDue::sample(address);
+    let request = Request::new("POST", "/v1/pause", Some(&key), Some(CREATE_BODY), 201);
+    let stats = load::run_at(address, 16, duration, request, Some(rate)).await?;
+    let at_end = admin_status(pp, database)?;
+    let drained = wait_notified(address, &key, since, stats.ok).await?;
+    let most_due = most_due.stop().await;
+    let lags = lags(address, &key, since).await?;
+    print_lags(&stats, &lags, most_due, &at_end, drained);
+    let (received, repeated) = twilio.counts();
+    println!("\nthe stand-in received {received} messages, {repeated} of them more than once");
+    server.terminate()?;
+    Ok(())
+}
+
+fn print_lags(
+    stats: &load::Stats,
+    lags: &[u32],
+    most_due: f64,
+    at_end: &serde_json::Value,
+    drained: Duration,
+) {
+    let rate = stats.per_second();
+    println!("| creates | creates/s | lag p50 ms | lag p99 ms | lag max ms | most due at once | = seconds of creates | due when the creates end | all notified after |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!(
+        "| {} | {rate:.0} | {:.1} | {:.1} | {:.1} | {most_due:.0} | {:.2} s | {} (oldest {:.1} s) | {:.1} s |",
+        stats.ok,
+        load::percentile_ms(lags, 50.0),
+        load::percentile_ms(lags, 99.0),
+        lags.last().map_or(f64::NAN, |&l| f64::from(l) / 1000.0),
+        most_due / rate.max(1e-9),
+        at_end["deliveries"]["due"],
+        at_end["deliveries"]["oldest_due_seconds"].as_f64().unwrap_or(0.0),
+        drained.as_secs_f64()
+    );
+    if stats.failed > 0 {
+        println!("\n{} creates failed", stats.failed);
+    }
+}
+
+/// A backlog of due deliveries, SIGTERM, and a restart that sends each exactly once.
+async fn stop(pp: &std::path::Path, database: &str, backlog: usize) -> anyhow::Result<()> {
+    println!("\n## stop: SIGTERM with {backlog} deliveries due (the stand-in answers in 5 s)\n");
+    let twilio = standin::Twilio::start(Duration::from_secs(5)).await?;
+    let key = server::create_key(pp, database, "default")?;
+    let args = twilio.server_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(pp, database, &args)?;
+    let address = server.address;
+    let since = jiff::Timestamp::now();
+    let mut created = 0;
+    let mut due = serde_json::Value::Null;
+    while created < backlog as u64 {
+        let request = Request::new("POST", "/v1/pause", Some(&key), Some(CREATE_BODY), 201);
+        created += load::run(address, 16, Duration::from_secs(1), request)
+            .await?
+            .ok;
+        due = admin_status(pp, database)?["deliveries"]["due"].clone();
+    }
+    let took = server.terminate()?;
+    let left = admin_status(pp, database)?;
+    twilio
+        .delay_ms
+        .store(0, std::sync::atomic::Ordering::SeqCst);
+    let server = Server::start(pp, database, &args)?;
+    let drained = wait_notified(server.address, &key, since, created).await?;
+    let notified = events(server.address, &key, "pause.notified", since).await?;
+    let pauses: std::collections::HashSet<&str> =
+        notified.iter().map(|(pause, _)| pause.as_str()).collect();
+    let (received, repeated) = twilio.counts();
+    println!("| pauses | due at SIGTERM | exit after SIGTERM | left due | restart: all notified after | pause.notified | pauses notified | stand-in received | sent twice |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!(
+        "| {created} | {due} | {:.2} s | {} | {:.1} s | {} | {} | {received} | {repeated} |",
+        took.as_secs_f64(),
+        left["deliveries"]["due"],
+        drained.as_secs_f64(),
+        notified.len(),
+        pauses.len(),
+    );
+    println!(
+        "\n(sent twice: messages in flight at the stop that the stand-in had not answered; the"
+    );
+    println!("server cannot know they arrived, and sends them again: at least once, never lost)");
+    server.terminate()?;
+    Ok(())
+}
+
+/// The most deliveries due at once while it samples `/metrics`.
+struct MostDue {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<f64>,
+}
+
+impl MostDue {
+    fn sample(address: SocketAddr) -> MostDue {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut most: f64 = 0.0;
+            loop {
+                if let Ok(due) = metric(address, DELIVERIES_DUE).await {
+                    most = most.max(due);
+                }
+                tokio::select! {
+                    _ = &mut stopped => return most,
+                    () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                }
+            }
+        });
+        MostDue { stop, task }
+    }
+
+    async fn stop(self) -> f64 {
+        let _ = self.stop.send(());
+        self.task.await.unwrap_or(f64::NAN)
+    }
+}
+
+/// What `pp admin status --json` says.
+fn admin_status(pp: &std::path::Path, database: &str) -> anyhow::Result<serde_json::Value> {
+    let output = std::process::Command::new(pp)
+        .args(["admin", "status", "--json", "--db", database])
+        .output()?;
+    if !output.status.success() {
+        bail!(
+            "pp admin status failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+/// Waits until `count` pauses created since `since` are notified; returns how long it took.
+async fn wait_notified(
+    address: SocketAddr,
+    key: &str,
+    since: jiff::Timestamp,
+    count: u64,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let notified = events(address, key, "pause.notified", since).await?.len() as u64;
+        if notified >= count {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > Duration::from_secs(900) {
+            bail!("only {notified} of {count} pauses were notified in 15 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Each pause's lag from `pause.created` to `pause.notified`, in microseconds, sorted.
+async fn lags(address: SocketAddr, key: &str, since: jiff::Timestamp) -> anyhow::Result<Vec<u32>> {
+    let created: std::collections::HashMap<String, jiff::Timestamp> =
+        events(address, key, "pause.created", since)
+            .await?
+            .into_iter()
+            .collect();
+    let mut lags: Vec<u32> = events(address, key, "pause.notified", since)
+        .await?
+        .into_iter()
+        .filter_map(|(pause, at)| {
+            let lag = at.duration_since(*created.get(&pause)?);
+            u32::try_from(lag.as_micros().max(0)).ok()
+        })
+        .collect();
+    lags.sort_unstable();
+    Ok(lags)
+}
+
+/// Every `event` since `since`, as (pause id, time), from the audit export.
+async fn events(
+    address: SocketAddr,
+    key: &str,
+    event: &str,
+    since: jiff::Timestamp,
+) -> anyhow::Result<Vec<(String, jiff::Timestamp)>> {
+    let text = reqwest::Client::new()
+        .get(format!(
+            "http://{address}/v1/audit/export?format=jsonl&event={event}&since={since}"
+        ))
+        .bearer_auth(key)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    text.lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line)?;
+            let pause = value["pause_id"]
+                .as_str()
+                .context("no pause_id")?
+                .to_owned();
+            let at = value["occurred_at"]
+                .as_str()
+                .context("no occurred_at")?
+                .parse()?;
+            Ok((pause, at))
+        })
+        .collect()
 }
 
 /// Creates/s through one server, then through two sharing the database.

@@ -3,7 +3,7 @@
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use pausepoint_server::domain::keys::{self, DEFAULT_PROJECT};
-use pausepoint_server::domain::{pauses, webhooks};
+use pausepoint_server::domain::{pauses, status, webhooks};
 use pausepoint_server::ids::KeyId;
 use pausepoint_server::store::mask_password;
 use pausepoint_server::store::Actor;
@@ -23,6 +23,17 @@ enum AdminCommand {
     /// Create, list and revoke API keys
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Show pending pauses and how far behind deliveries and webhooks are
+    #[command(
+        after_help = "\"due\" rows are waiting for a server to take them: a count that grows, or an oldest\nthat is more than a few seconds old, means humans are notified late."
+    )]
+    Status {
+        /// Print the status as JSON
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
     /// Apply the database migrations and exit (run it before a rolling deploy)
     Migrate {
         #[command(flatten)]
@@ -80,6 +91,7 @@ enum KeysCommand {
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     match args.command {
         AdminCommand::Keys(command) => keys_command(command).await,
+        AdminCommand::Status { json, database } => status(json, &database).await,
         AdminCommand::Migrate { database } => {
             let url = database.resolve();
             let store = Store::connect(&url, database.master_key_file.as_deref())
@@ -196,6 +208,39 @@ async fn webhook_secret(rotate: bool, project: &str, database: &DatabaseArg) -> 
     };
     println!("{secret}");
     store.close().await;
+    Ok(())
+}
+
+async fn status(json: bool, database: &DatabaseArg) -> anyhow::Result<()> {
+    let store = open(database).await?;
+    let status = status::read(&store, pauses::now()).await;
+    store.close().await;
+    let status = status.context("cannot read the status")?;
+    if json {
+        return output::json(&status);
+    }
+    println!("Database:        {}", status.database);
+    let deadline = status
+        .next_deadline
+        .map(|at| format!(" (the next times out {})", output::when(at)))
+        .unwrap_or_default();
+    println!("Pending pauses:  {}{deadline}", status.pauses_pending);
+    for (name, queue) in [
+        ("Deliveries:     ", &status.deliveries),
+        ("Webhook events: ", &status.webhook_events),
+    ] {
+        let mut line = format!("{name} {} due, {} queued", queue.due, queue.queued);
+        if queue.due > 0 {
+            line.push_str(&format!(
+                "; the oldest has waited {:.1} s",
+                queue.oldest_due_seconds
+            ));
+        }
+        if let Some(next) = queue.next_at {
+            line.push_str(&format!("; next due {}", output::when(next)));
+        }
+        println!("{line}");
+    }
     Ok(())
 }
 

@@ -83,6 +83,9 @@ pub struct ServerArgs {
     /// Twilio's API address (change it only to test against a stand-in)
     #[arg(long, env = "PAUSEPOINT_TWILIO_API_URL", value_name = "URL", default_value = TWILIO_API_URL, help_heading = "SMS (Twilio)")]
     twilio_api_url: String,
+    /// The sender's throughput in message segments per second (1 for a US long code); SMS beyond it wait their turn here, not in Twilio's queue
+    #[arg(long, env = "PAUSEPOINT_TWILIO_MPS", value_name = "N", default_value_t = 1.0, value_parser = positive_rate, help_heading = "SMS (Twilio)")]
+    twilio_mps: f64,
     /// How long a server holds a delivery or webhook it claimed before another may take it
     #[arg(long, env = "PAUSEPOINT_WORK_LEASE", value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration, hide = true)]
     work_lease: std::time::Duration,
@@ -105,6 +108,14 @@ pub struct ServerArgs {
     email_from: Option<String>,
 }
 
+/// A rate: a positive number.
+fn positive_rate(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!("{value:?} is not a positive number")),
+    }
+}
+
 impl ServerArgs {
     fn twilio(&self) -> anyhow::Result<Option<TwilioConfig>> {
         match (&self.twilio_account_sid, &self.twilio_auth_token, &self.twilio_from) {
@@ -114,6 +125,7 @@ impl ServerArgs {
                 auth_token: Secret::new(token.clone()),
                 from: from.clone(),
                 api_url: self.twilio_api_url.clone(),
+                segments_per_second: self.twilio_mps,
             })),
             _ => bail!("to send SMS through Twilio, give all three of --twilio-account-sid, --twilio-auth-token and --twilio-from"),
         }

@@ -75,6 +75,9 @@ pub struct TwilioConfig {
     /// A phone number in E.164, or a Messaging Service SID (`MG…`).
     pub from: String,
     pub api_url: String,
+    /// The sender's throughput in message segments per second (Twilio's MPS): 1 for a US
+    /// long code, more for toll-free, short codes and Messaging Services with several numbers.
+    pub segments_per_second: f64,
 }
 
 /// The SMTP server that sends the email.

@@ -127,7 +127,7 @@ impl App {
         http::connections::Limits {
             max_connections: self.config.max_connections,
             header_read_timeout: self.config.header_read_timeout,
-            drain: self.config.request_timeout,
+            drain: http::connections::STOP_DRAIN,
         }
     }
 
@@ -154,6 +154,7 @@ impl App {
             concurrency: self.config.send_concurrency,
             lease: self.config.work_lease,
             grace: self.config.stop_grace,
+            clock: work::outbox::system_clock(),
         };
 
         let mut workers = Vec::new();
@@ -280,6 +281,21 @@ impl App {
         for (name, worker) in workers {
             if let Err(e) = worker.await {
                 tracing::error!(worker = name, error = %e, "worker failed");
+            }
+        }
+        // Say what is left for the next start (or another server).
+        let now = domain::pauses::now();
+        for outbox in [store::outbox::DELIVERIES, store::outbox::WEBHOOK_EVENTS] {
+            let left = self
+                .store
+                .read(move |conn| Box::pin(conn.backlog(outbox, now)))
+                .await;
+            if let Some(left) = left.ok().filter(|l| l.queued > 0) {
+                tracing::info!(
+                    queue = outbox.name(),
+                    count = left.queued,
+                    "left queued for the next start"
+                );
             }
         }
         self.store.close().await;

@@ -242,6 +242,23 @@ pub async fn read_capped(mut response: reqwest::Response, cap: usize) -> (String
     (text, cut)
 }
 
+/// The longest wait a `Retry-After` is followed for.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// The wait an answer's `Retry-After` asks for, in seconds or as an HTTP date (RFC 9110),
+/// at most a day.
+pub fn retry_after(response: &reqwest::Response, now: jiff::Timestamp) -> Option<Duration> {
+    let value = response.headers().get("retry-after")?.to_str().ok()?.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => {
+            let at = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+            Duration::try_from(at.duration_since(now)).unwrap_or_default()
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
 /// A reqwest error with its causes, in one line a person can read.
 pub fn describe(error: &reqwest::Error) -> String {
     let mut message = if error.is_timeout() {

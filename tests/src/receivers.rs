@@ -145,37 +145,58 @@ async fn twilio_messages(
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
-/// A Slack incoming webhook: receives JSON posts.
+/// Slack's incoming webhooks: receive JSON posts, on any `/services/…` path (each path is
+/// a webhook of its own, paced on its own).
 pub struct SlackReceiver {
     pub url: String,
     pub received: mpsc::UnboundedReceiver<Value>,
+    /// How long every answer takes, in milliseconds; changed while the receiver runs.
+    pub delay_ms: Arc<std::sync::atomic::AtomicU64>,
+    base: String,
 }
 
 #[derive(Clone)]
 struct SlackState {
     script: Script,
     sent: mpsc::UnboundedSender<Value>,
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl SlackReceiver {
     pub async fn start(script: &[u16]) -> SlackReceiver {
         let (sent, received) = mpsc::unbounded_channel();
+        let delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let state = SlackState {
             script: Arc::new(Mutex::new(script.iter().copied().collect())),
             sent,
+            delay_ms: delay_ms.clone(),
         };
         let router = Router::new()
-            .route("/services/T000/B000/XXXX", post(slack_hook))
+            .route("/services/{team}/{bot}/{token}", post(slack_hook))
             .with_state(state);
+        let base = serve(router).await;
         SlackReceiver {
-            url: format!("{}/services/T000/B000/XXXX", serve(router).await),
+            url: format!("{base}/services/T000/B000/XXXX"),
             received,
+            delay_ms,
+            base,
         }
+    }
+
+    /// The URL of another webhook on this receiver.
+    pub fn webhook(&self, n: usize) -> String {
+        format!("{}/services/T000/B000/X{n}", self.base)
     }
 }
 
 async fn slack_hook(State(state): State<SlackState>, Json(body): Json<Value>) -> Response {
+    let delay = state.delay_ms.load(std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     let status = next_status(&state.script, 200);
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        // As Slack answers a webhook posting faster than its rate.
+        return (status, [("retry-after", "2")], "rate_limited").into_response();
+    }
     if !status.is_success() {
         return (status, "service_unavailable").into_response();
     }

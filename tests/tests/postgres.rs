@@ -344,11 +344,17 @@ async fn a_server_killed_mid_batch_loses_and_repeats_nothing() {
             .filter(|e| e.event == AuditEventKind::PauseNotified)
             .filter_map(|e| e.pause_id)
             .collect();
-        let missing = acknowledged.iter().filter(|id| !notified.contains(id)).count();
+        let missing = acknowledged
+            .iter()
+            .filter(|id| !notified.contains(id))
+            .count();
         if missing == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "{missing} pauses were never notified");
+        assert!(
+            Instant::now() < deadline,
+            "{missing} pauses were never notified"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     all_present_once(&client, &acknowledged).await;

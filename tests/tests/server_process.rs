@@ -576,3 +576,124 @@ async fn pp_webhook_verify_says_whether_a_signature_holds_and_why_not() {
     assert_eq!(code, 1);
     assert!(err.contains("a replay, or a clock that is off"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_backlog_stops_within_5_s_and_the_restart_notifies_each_pause_once() {
+    use pausepoint_tests::receivers::SlackReceiver;
+    const PAUSES: usize = 1200;
+    // Slack answers in a second: the server sends about 64 at a time, and the rest wait.
+    let mut slack = SlackReceiver::start(&[]).await;
+    slack.delay_ms.store(1000, Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("pp.db");
+    let db = database.display().to_string();
+    let key = admin_create_key(&database, "agent", "default").await;
+    let server = ServerProcess::start_with(&database, 0, &["--allow-private-network"]).await;
+    let client = Client::new(&server.base, &key);
+
+    // Each pause to a webhook of its own, so that Slack's per-webhook rate holds none back.
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut creators = Vec::new();
+    for _ in 0..8 {
+        let (client, next, webhooks) = (
+            client.clone(),
+            Arc::clone(&next),
+            (0..PAUSES).map(|n| slack.webhook(n)).collect::<Vec<_>>(),
+        );
+        creators.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::SeqCst);
+                if n >= PAUSES {
+                    break;
+                }
+                client
+                    .create(serde_json::json!({
+                        "recipient": webhooks[n], "channel": "slack",
+                        "message": format!("Deploy shard {n}?"), "options": ["Yes", "No"]
+                    }))
+                    .await
+                    .pause(StatusCode::CREATED);
+            }
+        }));
+    }
+    for creator in creators {
+        creator.await.unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(30), slack.received.recv())
+        .await
+        .expect("the first messages went out")
+        .unwrap();
+
+    let log = server.log.clone();
+    let stopping = std::time::Instant::now();
+    let code = server.terminate().await;
+    let took = stopping.elapsed();
+    assert_eq!(code, Some(0));
+    assert!(
+        took < Duration::from_secs(5),
+        "stopped {took:?} after SIGTERM"
+    );
+    let log = log.lock().unwrap().clone();
+    assert!(
+        log.contains("left queued for the next start") && log.contains("queue=\"deliveries\""),
+        "the server says what it left: {log}"
+    );
+
+    // `pp admin status` shows what waits.
+    let (code, status, stderr) = run_pp(&["admin", "status", "--json", "--db", &db]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let queued = status["deliveries"]["queued"].as_i64().unwrap();
+    assert!(queued > 0 && queued < PAUSES as i64, "{status}");
+    assert_eq!(
+        status["deliveries"]["due"], queued,
+        "given back due at once"
+    );
+    assert_eq!(status["pauses_pending"], PAUSES);
+
+    // The next start sends the rest; every pause is notified exactly once.
+    slack.delay_ms.store(0, Ordering::SeqCst);
+    let server = ServerProcess::start_with(&database, 0, &["--allow-private-network"]).await;
+    let client = Client::new(&server.base, &key);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let notified = loop {
+        let export = client
+            .get_path("/v1/audit/export?format=jsonl&event=pause.notified")
+            .await;
+        let notified: Vec<AuditEvent> = export
+            .body
+            .as_str()
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        if notified.len() >= PAUSES || std::time::Instant::now() > deadline {
+            break notified;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let once: HashSet<_> = notified.iter().map(|e| e.pause_id.unwrap()).collect();
+    assert_eq!((notified.len(), once.len()), (PAUSES, PAUSES));
+    assert!(client
+        .audit("event=pause.notification_failed")
+        .await
+        .is_empty());
+    let mut messages = std::collections::HashMap::new();
+    while let Ok(message) = slack.received.try_recv() {
+        *messages
+            .entry(
+                message["blocks"][0]["text"]["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+            .or_insert(0) += 1;
+    }
+    // The first message was taken off the receiver above.
+    assert_eq!(messages.len(), PAUSES - 1);
+    assert!(
+        messages.values().all(|&n| n == 1),
+        "a human was sent one twice"
+    );
+    server.terminate().await;
+}

@@ -8,15 +8,18 @@
 //! (delivery `logged`), so a fresh server works end to end with no accounts.
 
 pub mod email;
+pub mod pace;
 pub mod slack;
 pub mod sms;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use pausepoint_api::{Channel, Pause};
 
 use crate::config::Config;
+use crate::ids::PauseId;
 use crate::outbound;
 use crate::work::outcome::SendOutcome;
+use pace::{Pacer, Rate};
 
 /// What a channel is given to send.
 pub struct Notice<'a> {
@@ -32,6 +35,14 @@ pub struct Channels {
     twilio: Option<sms::Twilio>,
     smtp: Option<email::Smtp>,
     slack: slack::Slack,
+    pacer: Pacer,
+}
+
+/// Where a send is paced: its lane, the lane's rate, and what the send costs.
+struct Lane {
+    name: String,
+    rate: Rate,
+    units: u32,
 }
 
 impl Channels {
@@ -50,6 +61,7 @@ impl Channels {
                 .map(|smtp| email::Smtp::new(smtp, config.allow_private_network))
                 .transpose()?,
             slack: slack::Slack::new(&policy, outbound::system_lookup())?,
+            pacer: Pacer::default(),
         })
     }
 
@@ -62,7 +74,61 @@ impl Channels {
         }
     }
 
+    /// When `notice` may be sent: at `notice.now`, or later when its provider's rate says
+    /// so. The start is reserved for it.
+    pub fn start(&self, notice: &Notice<'_>) -> Timestamp {
+        match self.lane(notice) {
+            Some(lane) => self.pacer.start(
+                &lane.name,
+                lane.rate,
+                lane.units,
+                PauseId::from(notice.pause.pause_id),
+                notice.now,
+            ),
+            None => notice.now,
+        }
+    }
+
+    /// Keeps the start of a send that goes back to the outbox until then.
+    pub fn hold(&self, pause: PauseId, start: Timestamp) {
+        self.pacer.hold(pause, start);
+    }
+
+    /// The lane `notice` is paced on, if its provider documents a rate.
+    fn lane(&self, notice: &Notice<'_>) -> Option<Lane> {
+        match notice.pause.channel {
+            Channel::Sms => self.twilio.as_ref().map(|twilio| Lane {
+                name: format!("twilio {}", twilio.from()),
+                rate: twilio.rate(),
+                units: pace::sms_segments(&sms::body(notice.pause, &notice.link)),
+            }),
+            Channel::Slack => Some(Lane {
+                name: format!("slack {}", notice.pause.recipient),
+                rate: slack::RATE,
+                units: 1,
+            }),
+            Channel::Email => None,
+        }
+    }
+
     pub async fn send(&self, notice: &Notice<'_>) -> SendOutcome {
+        let outcome = self.send_now(notice).await;
+        if let (
+            SendOutcome::RetryLater {
+                after: Some(after), ..
+            },
+            Some(lane),
+        ) = (&outcome, self.lane(notice))
+        {
+            // The provider asked for a pause: nothing more goes on the lane before it ends.
+            let after = SignedDuration::try_from(*after).unwrap_or(SignedDuration::ZERO);
+            let until = notice.now.saturating_add(after).unwrap_or(notice.now);
+            self.pacer.hold_off(&lane.name, lane.rate, until);
+        }
+        outcome
+    }
+
+    async fn send_now(&self, notice: &Notice<'_>) -> SendOutcome {
         match notice.pause.channel {
             Channel::Sms => match &self.twilio {
                 Some(twilio) => twilio.send(notice).await,

@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use super::pace::Rate;
 use super::Notice;
 use crate::work::outcome::{provider_verdict, SendOutcome, Verdict};
 use crate::{outbound, views};
@@ -10,6 +11,12 @@ use crate::{outbound, views};
 const MAX_BUTTON_CHARS: usize = 75;
 /// The most of Slack's answer kept (and read).
 const ANSWER_BYTES: usize = 200;
+/// Slack's documented rate for posting messages: one a second per webhook, short bursts
+/// allowed.
+pub const RATE: Rate = Rate {
+    per_second: 1.0,
+    burst: 4.0,
+};
 
 /// Posts to incoming-webhook URLs, which API callers choose: through the guarded client.
 pub struct Slack {
@@ -61,10 +68,11 @@ async fn send(http: &reqwest::Client, url: url::Url, notice: &Notice<'_>) -> Sen
             reference: None,
         };
     }
+    let after = outbound::retry_after(&response, notice.now);
     let (text, _) = outbound::read_capped(response, ANSWER_BYTES).await;
     let error = format!("Slack answered {status}: {text}");
     match provider_verdict(status.as_u16()) {
-        Verdict::Transient => SendOutcome::RetryLater { error, after: None },
+        Verdict::Transient => SendOutcome::RetryLater { error, after },
         Verdict::Accepted | Verdict::Permanent => SendOutcome::Refused { error },
     }
 }

@@ -3,6 +3,7 @@
 use pausepoint_api::Pause;
 use serde::Deserialize;
 
+use super::pace::Rate;
 use super::Notice;
 use crate::config::TwilioConfig;
 use crate::outbound;
@@ -36,6 +37,21 @@ impl Twilio {
     pub fn new(config: TwilioConfig, policy: &outbound::Policy) -> Result<Twilio, String> {
         let http = outbound::provider_client(policy)?;
         Ok(Twilio { config, http })
+    }
+
+    /// The sending number or Messaging Service.
+    pub fn from(&self) -> &str {
+        &self.config.from
+    }
+
+    /// The sender's throughput: Twilio sends its segments at the sender's MPS and queues
+    /// the rest; up to ten seconds of them are let into Twilio's queue, the rest wait here,
+    /// where a pause decided or expired meanwhile is not sent at all.
+    pub fn rate(&self) -> Rate {
+        Rate {
+            per_second: self.config.segments_per_second,
+            burst: self.config.segments_per_second * 10.0,
+        }
     }
 
     pub async fn send(&self, notice: &Notice<'_>) -> SendOutcome {
@@ -76,6 +92,7 @@ impl Twilio {
             }
         };
         let status = response.status();
+        let after = outbound::retry_after(&response, notice.now);
         let (text, _) = outbound::read_capped(response, ANSWER_BYTES).await;
         if status.is_success() {
             let sid = serde_json::from_str::<TwilioMessage>(&text)
@@ -98,7 +115,7 @@ impl Twilio {
         };
         let error = format!("Twilio answered {status}: {detail}");
         match provider_verdict(status.as_u16()) {
-            Verdict::Transient => SendOutcome::RetryLater { error, after: None },
+            Verdict::Transient => SendOutcome::RetryLater { error, after },
             Verdict::Accepted | Verdict::Permanent => SendOutcome::Refused { error },
         }
     }

@@ -7,9 +7,11 @@
 //! - [`links`]: the signed links humans answer through.
 //! - [`webhooks`]: the events a decision announces, and the secrets that sign them.
 //! - [`audit`]: verifying the tamper-evident audit chain.
+//! - [`status`]: how far behind the queues are, for operators.
 
 pub mod audit;
 pub mod keys;
 pub mod links;
 pub mod pauses;
+pub mod status;
 pub mod webhooks;

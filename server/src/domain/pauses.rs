@@ -226,10 +226,15 @@ impl Pauses {
             .await
     }
 
-    /// Times out every pending pause whose deadline has passed at `now`, a batch per
-    /// write; returns how many.
-    pub async fn time_out_due(&self, now: Timestamp) -> Result<usize, PauseError> {
+    /// Times out pending pauses whose deadline has passed at `now`, a batch per write, up
+    /// to `most`; returns how many, and whether some are left.
+    pub async fn time_out_due(
+        &self,
+        now: Timestamp,
+        most: usize,
+    ) -> Result<(usize, bool), PauseError> {
         let mut timed_out = 0;
+        let mut looked = 0;
         loop {
             let (due, done): (usize, usize) = self
                 .store
@@ -259,8 +264,12 @@ impl Pauses {
                 })
                 .await?;
             timed_out += done;
+            looked += due;
             if due < 500 {
-                return Ok(timed_out);
+                return Ok((timed_out, false));
+            }
+            if looked >= most {
+                return Ok((timed_out, true));
             }
         }
     }

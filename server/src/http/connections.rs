@@ -16,6 +16,10 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+/// How long a stop waits for requests in flight (long-polls answer at once): with the
+/// workers' grace beside it, a server stops within a few seconds whatever its backlog.
+pub const STOP_DRAIN: Duration = Duration::from_secs(3);
+
 /// The limits on connections.
 #[derive(Debug, Clone)]
 pub struct Limits {

@@ -87,6 +87,16 @@ impl Tx {
         );
     }
 
+    /// Puts a delivery back unsent and unattempted, due at `start`: its provider's rate
+    /// gives it that turn.
+    pub fn pace_delivery(&mut self, pause_id: PauseId, start: Timestamp) {
+        self.defer(
+            "UPDATE deliveries SET next_attempt_at = $2, lease_until = NULL \
+             WHERE pause_id = $1 AND status = 'pending'",
+            args![&pause_id.to_string(), start],
+        );
+    }
+
     /// Gives up on a delivery whose pause was decided before it could be sent.
     pub fn skip_delivery(&mut self, pause_id: PauseId, now: Timestamp) {
         self.defer(

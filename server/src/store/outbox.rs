@@ -91,7 +91,40 @@ impl Tx {
     }
 }
 
+/// How far behind an outbox is at some moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    /// Rows due and held by nobody.
+    pub due: i64,
+    /// When the oldest of them came due.
+    pub oldest: Option<Timestamp>,
+    /// Rows not done yet, due or not, held or not.
+    pub queued: i64,
+}
+
 impl Conn {
+    /// How far behind `outbox` is at `now` (read through its index of pending rows, so its
+    /// cost grows with the queue, not with every row ever done).
+    pub async fn backlog(&mut self, outbox: Outbox, now: Timestamp) -> Result<Backlog, StoreError> {
+        let sql = format!(
+            "SELECT COUNT(*) AS queued, \
+                    SUM(CASE WHEN next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) \
+                             THEN 1 ELSE 0 END) AS due, \
+                    MIN(CASE WHEN next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) \
+                             THEN next_attempt_at END) AS oldest \
+             FROM {} WHERE status = 'pending'",
+            outbox.table
+        );
+        self.fetch_one(outbox.table, &sql, args![now], |row| {
+            Ok(Backlog {
+                due: row.opt_int("due")?.unwrap_or(0),
+                oldest: row.opt_time("oldest")?,
+                queued: row.int("queued")?,
+            })
+        })
+        .await
+    }
+
     /// When the next pending row is due (or its lease runs out).
     pub async fn outbox_next_at(
         &mut self,

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::outbox::OutboxWork;
 use super::outcome::{self, SendOutcome};
+use crate::channels::pace::WAIT_IN_FLIGHT;
 use crate::channels::{Channels, Notice};
 use crate::domain::links::{self, Links};
 use crate::domain::pauses::now;
@@ -46,6 +47,8 @@ pub enum Done {
         at: Timestamp,
     },
     Skipped(PauseId, Timestamp),
+    /// Not sent yet: its provider's rate gives it a later start, when it is due again.
+    Paced(PauseId, Timestamp),
 }
 
 impl Deliveries {
@@ -118,16 +121,25 @@ impl OutboxWork for Deliveries {
                 Due::Skip(id) => Done::Skipped(id, now()),
                 Due::Send(due) => {
                     let due = *due;
-                    let at = now();
-                    let token = this
-                        .links
-                        .token_for(PauseId::from(due.pause.pause_id), due.pause.expires_at);
-                    let notice = Notice {
+                    let pause_id = PauseId::from(due.pause.pause_id);
+                    let token = this.links.token_for(pause_id, due.pause.expires_at);
+                    let mut notice = Notice {
                         pause: &due.pause,
                         project: &due.project_name,
                         link: links::link(&this.public_url, &token),
-                        now: at,
+                        now: now(),
                     };
+                    let start = this.channels.start(&notice);
+                    let wait = super::until(notice.now, Some(start));
+                    if wait > WAIT_IN_FLIGHT {
+                        this.channels.hold(pause_id, start);
+                        return Done::Paced(pause_id, start);
+                    }
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                        notice.now = now();
+                    }
+                    let at = notice.now;
                     let outcome = match this.channels.send(&notice).await {
                         // A provider's error may quote what it was sent: keep the token out.
                         SendOutcome::RetryLater { error, after } => SendOutcome::RetryLater {
@@ -158,7 +170,7 @@ impl OutboxWork for Deliveries {
                 Done::Attempted { pause, outcome, .. } => {
                     Some((pause.channel.to_string(), outcome.clone()))
                 }
-                Done::Skipped(..) => None,
+                Done::Skipped(..) | Done::Paced(..) => None,
             })
             .collect();
         self.store
@@ -170,6 +182,7 @@ impl OutboxWork for Deliveries {
                                 tx.skip_delivery(id, at);
                                 tx.announce(Change::PauseChanged { pause_id: id });
                             }
+                            Done::Paced(id, start) => tx.pace_delivery(id, start),
                             Done::Attempted {
                                 project_id,
                                 pause,
@@ -192,7 +205,7 @@ impl OutboxWork for Deliveries {
     fn done_key(done: &Done) -> String {
         match done {
             Done::Attempted { pause, .. } => pause.pause_id.to_string(),
-            Done::Skipped(id, _) => id.to_string(),
+            Done::Skipped(id, _) | Done::Paced(id, _) => id.to_string(),
         }
     }
 }

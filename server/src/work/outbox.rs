@@ -16,6 +16,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::pauses::now;
+use crate::domain::status::seconds_between;
+use crate::metrics::QueueLabel;
 use crate::store::outbox::Outbox;
 use crate::store::{Store, StoreError};
 
@@ -47,8 +49,16 @@ pub trait OutboxWork: Send + Sync + 'static {
     fn done_key(done: &Self::Done) -> String;
 }
 
+/// The time, as the pipeline reads it (injected in tests).
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// The clock on the wall.
+pub fn system_clock() -> Clock {
+    Arc::new(now)
+}
+
 /// How the pipeline runs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     /// Sends in flight at once.
     pub concurrency: usize,
@@ -56,6 +66,8 @@ pub struct Settings {
     pub lease: Duration,
     /// How long sends in flight may finish after the server is told to stop.
     pub grace: Duration,
+    /// What "now" is when rows are claimed and measured.
+    pub clock: Clock,
 }
 
 /// Finished sends are recorded when this many wait, or when the oldest has waited this long.
@@ -63,6 +75,8 @@ const RECORD_BATCH: usize = 256;
 const RECORD_AFTER: Duration = Duration::from_millis(10);
 /// While new rows trickle in, claims come at most this often (each claim is a write).
 const CLAIM_EVERY: Duration = Duration::from_millis(5);
+/// How often the pipeline measures its backlog for `/metrics`.
+const MEASURE_EVERY: Duration = Duration::from_secs(1);
 /// How often a busy pipeline looks for rows that came due by the clock.
 const LOOK_AGAIN: Duration = Duration::from_secs(1);
 /// The pause after a failed claim or record (the database being away, say).
@@ -88,10 +102,17 @@ pub async fn run<W: OutboxWork>(
     // and waiting a moment lets one claim take many of them.
     let mut last_partial_claim: Option<Instant> = None;
     let mut stopping_since: Option<Instant> = None;
+    let mut measured: Option<Instant> = None;
 
     loop {
-        // Take new work while there is room and rows may be due.
-        if stopping_since.is_none() && maybe_due && in_flight.len() < settings.concurrency {
+        if measured.is_none_or(|at| at.elapsed() >= MEASURE_EVERY) {
+            measure(&work, &store, (settings.clock)()).await;
+            measured = Some(Instant::now());
+        }
+        // Take new work while rows may be due and half the room is free: a claim is a
+        // write, and claiming a row or two each time one send finishes would make the
+        // claims, not the sends, the limit.
+        if stopping_since.is_none() && maybe_due && in_flight.len() <= settings.concurrency / 2 {
             if let Some(wait) =
                 last_partial_claim.map(|at| CLAIM_EVERY.saturating_sub(at.elapsed()))
             {
@@ -103,7 +124,7 @@ pub async fn run<W: OutboxWork>(
                 }
             }
             let room = u32::try_from(settings.concurrency - in_flight.len()).unwrap_or(u32::MAX);
-            match claim(&work, &store, room, lease).await {
+            match claim(&work, &store, room, lease, (settings.clock)()).await {
                 Ok(items) => {
                     maybe_due = items.len() as u32 >= room;
                     last_partial_claim = (!maybe_due).then(Instant::now);
@@ -159,7 +180,7 @@ pub async fn run<W: OutboxWork>(
 
         if in_flight.is_empty() && !maybe_due {
             // Idle: sleep until the next row is due, the bell rings, or the server stops.
-            let sleep = match next_due(&work, &store).await {
+            let sleep = match next_due(&work, &store, (settings.clock)()).await {
                 Ok(sleep) => sleep,
                 Err(e) => {
                     tracing::error!(worker = name, error = %e, "cannot read when work is next due");
@@ -167,9 +188,10 @@ pub async fn run<W: OutboxWork>(
                 }
             };
             tokio::select! {
-                () = tokio::time::sleep(sleep) => {}
-                () = bell.notified() => {}
+                biased;
                 () = stop.cancelled() => stopping_since = Some(Instant::now()),
+                () = bell.notified() => {}
+                () = tokio::time::sleep(sleep.min(MEASURE_EVERY)) => {}
             }
             maybe_due = true;
             continue;
@@ -177,6 +199,9 @@ pub async fn run<W: OutboxWork>(
 
         let flush_in = oldest_finished.map(|t| RECORD_AFTER.saturating_sub(t.elapsed()));
         tokio::select! {
+            // A stop is seen first, however busy the pipeline is.
+            biased;
+            () = stop.cancelled() => stopping_since = Some(Instant::now()),
             Some(done) = in_flight.next(), if !in_flight.is_empty() => {
                 keys_in_flight.remove(&W::done_key(&done));
                 finished.push(done);
@@ -186,7 +211,6 @@ pub async fn run<W: OutboxWork>(
             // Retries come due by the clock, with no bell: look again now and then.
             () = tokio::time::sleep(LOOK_AGAIN), if !maybe_due => maybe_due = true,
             () = tokio::time::sleep(flush_in.unwrap_or(super::MAX_SLEEP)), if flush_in.is_some() => {}
-            () = stop.cancelled() => stopping_since = Some(Instant::now()),
         }
     }
 
@@ -211,9 +235,9 @@ async fn claim<W: OutboxWork>(
     store: &Store,
     room: u32,
     lease: SignedDuration,
+    now: Timestamp,
 ) -> Result<Vec<W::Item>, StoreError> {
     let outbox = work.outbox();
-    let now = now();
     let keys = store
         .write(move |tx| {
             Box::pin(async move { tx.claim_due(outbox, now, now + lease, room).await })
@@ -226,10 +250,217 @@ async fn claim<W: OutboxWork>(
 }
 
 /// How long until the next row is due (or a lease runs out).
-async fn next_due<W: OutboxWork>(work: &Arc<W>, store: &Store) -> Result<Duration, StoreError> {
+async fn next_due<W: OutboxWork>(
+    work: &Arc<W>,
+    store: &Store,
+    now: Timestamp,
+) -> Result<Duration, StoreError> {
     let outbox = work.outbox();
     let next = store
         .read(move |conn| Box::pin(conn.outbox_next_at(outbox)))
         .await?;
-    Ok(super::until(now(), next))
+    Ok(super::until(now, next))
+}
+
+/// Sets the backlog gauges of the queue: rows due and not taken, and the oldest's age.
+async fn measure<W: OutboxWork>(work: &Arc<W>, store: &Store, now: Timestamp) {
+    let outbox = work.outbox();
+    let backlog = store
+        .read(move |conn| Box::pin(conn.backlog(outbox, now)))
+        .await;
+    let Ok(backlog) = backlog else { return };
+    let queue = QueueLabel {
+        queue: outbox.name().to_owned(),
+    };
+    let metrics = store.hub().metrics();
+    metrics.backlog.get_or_create(&queue).set(backlog.due);
+    let age = backlog
+        .oldest
+        .map_or(0.0, |oldest| seconds_between(oldest, now));
+    metrics.backlog_age.get_or_create(&queue).set(age);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::HashSet;
+
+    use pausepoint_api::{CreatePause, NewPause};
+    use serde_json::json;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::domain::keys;
+    use crate::domain::pauses::Pauses;
+    use crate::ids::PauseId;
+    use crate::store::deliveries::DeliveryState;
+    use crate::store::outbox::{Backlog, DELIVERIES};
+    use crate::store::Actor;
+
+    /// Sends that finish at once for the keys in `finish`, and never for the others.
+    struct Gated {
+        store: Store,
+        finish: HashSet<String>,
+        started: mpsc::UnboundedSender<String>,
+        now: Timestamp,
+    }
+
+    impl OutboxWork for Gated {
+        type Item = String;
+        type Done = String;
+
+        fn outbox(&self) -> Outbox {
+            DELIVERIES
+        }
+
+        async fn load(&self, keys: Vec<String>, _: Timestamp) -> Result<Vec<String>, StoreError> {
+            Ok(keys)
+        }
+
+        fn key(item: &String) -> String {
+            item.clone()
+        }
+
+        fn send(self: &Arc<Self>, item: String) -> impl Future<Output = String> + Send + 'static {
+            let finishes = self.finish.contains(&item);
+            let started = self.started.clone();
+            async move {
+                started.send(item.clone()).unwrap();
+                if !finishes {
+                    std::future::pending::<()>().await;
+                }
+                item
+            }
+        }
+
+        async fn record(&self, done: Vec<String>) -> Result<(), StoreError> {
+            let now = self.now;
+            self.store
+                .write(move |tx| {
+                    Box::pin(async move {
+                        for key in done {
+                            let id: PauseId = key.parse().unwrap();
+                            tx.record_delivery_attempt(id, 1, DeliveryState::Sent, None, now);
+                        }
+                        Ok::<_, StoreError>(())
+                    })
+                })
+                .await
+        }
+
+        fn done_key(done: &String) -> String {
+            done.clone()
+        }
+    }
+
+    async fn backlog(store: &Store, now: Timestamp) -> Backlog {
+        store
+            .read(move |conn| Box::pin(conn.backlog(DELIVERIES, now)))
+            .await
+            .unwrap()
+    }
+
+    async fn statuses(store: &Store) -> Vec<(String, String, Option<i64>)> {
+        store
+            .read(|conn| {
+                Box::pin(conn.fetch_all(
+                    "deliveries",
+                    "SELECT pause_id, status, lease_until FROM deliveries ORDER BY pause_id",
+                    &[],
+                    |row| {
+                        Ok((
+                            row.text("pause_id")?,
+                            row.text("status")?,
+                            row.opt_int("lease_until")?,
+                        ))
+                    },
+                ))
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stop_mid_batch_records_what_finished_and_gives_the_rest_back_due_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db").display().to_string(), None)
+            .await
+            .unwrap();
+        let now = Timestamp::from_second(1_900_000_000).unwrap();
+        let key = keys::create_key(&store, "default", "test", Actor::System, now)
+            .await
+            .unwrap();
+        let pauses = Pauses::new(store.clone());
+        let mut ids = Vec::new();
+        for n in 0..10 {
+            let request: CreatePause = serde_json::from_value(json!({
+                "recipient": "+15550100", "channel": "sms",
+                "message": format!("Deploy {n}?"), "options": ["Yes", "No"]
+            }))
+            .unwrap();
+            let pause = NewPause::parse(request, Duration::from_secs(86_400)).unwrap();
+            let created = pauses
+                .create(key.record.project_id, Actor::System, pause, None)
+                .await
+                .unwrap();
+            ids.push(created.pause.pause_id.to_string());
+        }
+        // The clock stands still a minute after the creates: every row is due.
+        let clock_now = now_plus(60);
+        assert_eq!(backlog(&store, clock_now).await.due, 10);
+
+        let finish: HashSet<String> = ids.iter().take(4).cloned().collect();
+        let (started, mut starts) = mpsc::unbounded_channel();
+        let work = Arc::new(Gated {
+            store: store.clone(),
+            finish: finish.clone(),
+            started,
+            now: clock_now,
+        });
+        let settings = Settings {
+            concurrency: 64,
+            lease: Duration::from_secs(3600),
+            grace: Duration::from_millis(50),
+            clock: Arc::new(move || clock_now),
+        };
+        let stop = CancellationToken::new();
+        let bell = Arc::new(Notify::new());
+        let pipeline = tokio::spawn({
+            let (store, stop, bell) = (store.clone(), stop.clone(), bell.clone());
+            async move { run(work, store, &bell, settings, stop).await }
+        });
+        // Stop once every row is in flight: four finished, six hang.
+        let mut seen = HashSet::new();
+        while seen.len() < 10 {
+            seen.insert(
+                tokio::time::timeout(Duration::from_secs(10), starts.recv())
+                    .await
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        stop.cancel();
+        let given_back = tokio::time::timeout(Duration::from_secs(10), pipeline)
+            .await
+            .expect("the pipeline stops within its grace")
+            .unwrap();
+        assert_eq!(given_back, 6);
+
+        // What finished is recorded; the rest is pending, held by nobody, due now rather
+        // than when its hour-long lease would have run out.
+        for (id, status, lease) in statuses(&store).await {
+            if finish.contains(&id) {
+                assert_eq!(status, "sent", "{id}");
+            } else {
+                assert_eq!((status.as_str(), lease), ("pending", None), "{id}");
+            }
+        }
+        let left = backlog(&store, clock_now).await;
+        assert_eq!((left.due, left.queued), (6, 6));
+    }
+
+    fn now_plus(seconds: i64) -> Timestamp {
+        Timestamp::from_second(1_900_000_000 + seconds).unwrap()
+    }
 }

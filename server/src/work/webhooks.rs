@@ -25,8 +25,6 @@ use crate::store::{Actor, Store, StoreError};
 
 /// How much of a receiver's answer is read, and kept with the attempt.
 const ANSWER_BYTES: usize = 1024;
-/// The longest `Retry-After` honoured.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// The webhook worker's state.
 pub struct Webhooks {
@@ -114,12 +112,7 @@ impl Webhooks {
         match response {
             Ok(response) => {
                 let status = response.status();
-                let retry_after = response
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+                let retry_after = outbound::retry_after(&response, now);
                 let (text, _) = outbound::read_capped(response, ANSWER_BYTES).await;
                 let error = (!status.is_success()).then(|| {
                     if status.is_redirection() {

@@ -29,6 +29,7 @@ fn twilio(fake: &FakeTwilio) -> TwilioConfig {
         auth_token: Secret::new(fake.token.clone()),
         from: FROM.into(),
         api_url: fake.url.clone(),
+        segments_per_second: 1.0,
     }
 }
 
@@ -589,4 +590,99 @@ async fn a_pause_decided_before_its_delivery_is_not_sent() {
     let delivery = settled(&server, &pause).await.delivery.unwrap();
     assert_eq!(delivery.status, DeliveryStatus::Skipped);
     assert!(fake.received.try_recv().is_err(), "nothing was sent");
+}
+
+#[tokio::test]
+async fn slack_is_sent_at_its_rate_per_webhook_and_nothing_is_lost_or_failed() {
+    let mut slack = SlackReceiver::start(&[]).await;
+    let server = TestServer::start_with(|c| c.allow_private_network = true).await;
+    let mut pauses = Vec::new();
+    for n in 0..7 {
+        pauses.push(
+            server
+                .client
+                .create(json!({"recipient": slack.url, "channel": "slack", "message": format!("Deploy shard {n}?"), "options": ["Yes", "No"]}))
+                .await
+                .pause(StatusCode::CREATED),
+        );
+    }
+    let mut arrivals = Vec::new();
+    for _ in &pauses {
+        received(&mut slack.received).await;
+        arrivals.push(std::time::Instant::now());
+    }
+    // Slack's short burst goes at once; the rest at about one a second.
+    let paced = arrivals[6].duration_since(arrivals[0]);
+    assert!(paced >= Duration::from_millis(2500), "sent 7 in {paced:?}");
+    for pause in &pauses {
+        let delivery = settled(&server, pause).await.delivery.unwrap();
+        assert_eq!(
+            (delivery.status, delivery.attempts),
+            (DeliveryStatus::Sent, 1)
+        );
+    }
+    // Waiting for its turn is neither an attempt nor a failure.
+    assert_eq!(server.client.audit("event=pause.notified").await.len(), 7);
+    assert!(server
+        .client
+        .audit("event=pause.notification_failed")
+        .await
+        .is_empty());
+    assert!(slack.received.try_recv().is_err(), "each sent once");
+}
+
+#[tokio::test]
+async fn slacks_retry_after_holds_back_every_message_to_that_webhook() {
+    let mut slack = SlackReceiver::start(&[429]).await;
+    let server = TestServer::start_with(|c| {
+        c.allow_private_network = true;
+        c.delivery_retry = vec![Duration::from_millis(50)];
+    })
+    .await;
+    let create = |message: &str| json!({"recipient": slack.url, "channel": "slack", "message": message, "options": ["Yes", "No"]});
+    let first = server
+        .client
+        .create(create("First?"))
+        .await
+        .pause(StatusCode::CREATED);
+    let failed = loop {
+        let failed = server.client.audit("event=pause.notification_failed").await;
+        if let Some(event) = failed.into_iter().next() {
+            break event;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(failed.data["error"]
+        .as_str()
+        .unwrap()
+        .contains("429 Too Many Requests"));
+    let asked: jiff::Timestamp = failed.data["next_attempt_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let failed_at = failed.occurred_at;
+    assert!(
+        asked.duration_since(failed_at) >= jiff::SignedDuration::from_secs(2),
+        "Retry-After: 2 is honoured over the 50 ms schedule: {failed_at} then {asked}"
+    );
+    let second = server
+        .client
+        .create(create("Second?"))
+        .await
+        .pause(StatusCode::CREATED);
+    received(&mut slack.received).await;
+    received(&mut slack.received).await;
+    for pause in [&first, &second] {
+        settled(&server, pause).await;
+    }
+    let notified = server.client.audit("event=pause.notified").await;
+    assert_eq!(notified.len(), 2);
+    for event in notified {
+        let at = event.occurred_at;
+        assert!(
+            at.duration_since(failed_at) >= jiff::SignedDuration::from_millis(1990),
+            "nothing went to the webhook before Slack said: {at}"
+        );
+    }
 }
