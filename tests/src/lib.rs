@@ -246,6 +246,26 @@ pub fn backend() -> Backend {
     }
 }
 
+/// Says, where the person running `cargo test` sees it, that this test binary skips its
+/// tests and why. It writes to the process's stderr directly: `eprintln!` inside a test is
+/// captured and shown only when the test fails, which would let a suite pass unseen. Once
+/// per binary.
+pub fn skipped(why: &str) {
+    use std::io::Write;
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        let suite = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .map(|stem| stem.split('-').next().unwrap_or_default().to_owned())
+            .unwrap_or_default();
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n    SKIPPED: the {suite} suite does not run here: {why}\n"
+        );
+    });
+}
+
 /// Where the PostgreSQL suites look when `PAUSEPOINT_TEST_POSTGRES_URL` is not set.
 pub const DEFAULT_TEST_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -263,7 +283,9 @@ pub async fn fresh_postgres() -> Option<String> {
             panic!("cannot reach PostgreSQL at {base} ({e}): the PostgreSQL suites must run in CI")
         }
         Err(e) => {
-            eprintln!("skipping: no PostgreSQL at {base} ({e}); set PAUSEPOINT_TEST_POSTGRES_URL");
+            skipped(&format!(
+                "no PostgreSQL at {base} ({e}); set PAUSEPOINT_TEST_POSTGRES_URL"
+            ));
             return None;
         }
     };

@@ -36,7 +36,7 @@ async fn driver() -> Option<Driver> {
         if std::env::var_os("CI").is_some() {
             panic!("{message}");
         }
-        eprintln!("skipping the browser test: {message}");
+        pausepoint_tests::skipped(&message);
         return None;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -77,6 +77,8 @@ async fn phone(driver: &Driver, width: u32) -> Client {
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--no-first-run", "--disable-quic",
+                // Nothing but the server under test: every other name fails to resolve.
+                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
                 format!("--user-data-dir={}", driver._profile.path().display()),
             ],
             "mobileEmulation": {
