@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
+use pausepoint_api::time;
 use pausepoint_server::domain::keys::{self, DEFAULT_PROJECT};
 use pausepoint_server::domain::{pauses, status, webhooks};
 use pausepoint_server::ids::KeyId;
@@ -145,8 +146,8 @@ async fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
                             "name": key.name,
                             "project": key.project_name,
                             "prefix": key.prefix,
-                            "created_at": key.created_at,
-                            "revoked_at": key.revoked_at,
+                            "created_at": time::format(&key.created_at),
+                            "revoked_at": key.revoked_at.as_ref().map(time::format),
                         })
                     })
                     .collect();

@@ -438,7 +438,7 @@ impl PausePointTools {
                     .map(|e| {
                         format!(
                             "{} {} {} by {}",
-                            e.occurred_at,
+                            pausepoint_api::time::format(&e.occurred_at),
                             e.event,
                             e.pause_id.map(|p| p.to_string()).unwrap_or_default(),
                             e.actor

@@ -27,3 +27,5 @@ mod timeouts;
 mod validation;
 #[path = "api/webhooks.rs"]
 mod webhooks;
+#[path = "api/wire.rs"]
+mod wire;

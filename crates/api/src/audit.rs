@@ -107,6 +107,7 @@ pub struct AuditEvent {
     pub pause_id: Option<Uuid>,
     /// `api_key:<key id>`, `recipient:<recipient>`, `admin` or `system`.
     pub actor: String,
+    #[serde(with = "crate::time::millis")]
     pub occurred_at: Timestamp,
     /// Full context: for pause events the exact message and options, and what changed.
     pub data: Value,
@@ -114,7 +115,8 @@ pub struct AuditEvent {
     pub hash: String,
 }
 
-/// The fields of an event that its hash covers: everything but `prev_hash` and `hash`.
+/// The fields of an event that its hash covers: everything but `prev_hash` and `hash`,
+/// `occurred_at` spelled as the export spells it.
 #[derive(Serialize)]
 struct Hashed<'a> {
     event_id: &'a Uuid,
@@ -122,28 +124,46 @@ struct Hashed<'a> {
     event: AuditEventKind,
     pause_id: &'a Option<Uuid>,
     actor: &'a str,
-    occurred_at: &'a Timestamp,
+    occurred_at: &'a str,
     data: &'a Value,
 }
 
 impl AuditEvent {
     /// The hash this event must carry, given the hash of the event before it.
     pub fn chain_hash(&self, prev_hash: &str) -> Result<String, serde_json::Error> {
-        chain_hash(
+        self.hash_with(prev_hash, &crate::time::format(&self.occurred_at))
+    }
+
+    /// Whether `hash` is this event's hash after `prev_hash`. Events written before times
+    /// had one spelling hashed `occurred_at` in its shortest form (`…31.59Z` for
+    /// `…31.590Z`); both spell the same instant, so either binds the event.
+    pub fn hash_holds(&self, prev_hash: &str) -> Result<bool, serde_json::Error> {
+        if self.chain_hash(prev_hash)? == self.hash {
+            return Ok(true);
+        }
+        let shortest = self.occurred_at.to_string();
+        Ok(self.hash_with(prev_hash, &shortest)? == self.hash)
+    }
+
+    fn hash_with(&self, prev_hash: &str, occurred_at: &str) -> Result<String, serde_json::Error> {
+        hash_of(
             prev_hash,
-            &self.event_id,
-            self.seq,
-            self.event,
-            &self.pause_id,
-            &self.actor,
-            &self.occurred_at,
-            &self.data,
+            &Hashed {
+                event_id: &self.event_id,
+                seq: self.seq,
+                event: self.event,
+                pause_id: &self.pause_id,
+                actor: &self.actor,
+                occurred_at,
+                data: &self.data,
+            },
         )
     }
 }
 
-/// `hex(SHA-256(prev_hash || JCS(event)))` over the fields of an event. Fails, rather than
-/// hash something else, when the event cannot be put in canonical form.
+/// `hex(SHA-256(prev_hash || JCS(event)))` over the fields of an event, `occurred_at` with
+/// three fractional digits. Fails, rather than hash something else, when the event cannot
+/// be put in canonical form.
 #[allow(clippy::too_many_arguments)]
 pub fn chain_hash(
     prev_hash: &str,
@@ -155,16 +175,22 @@ pub fn chain_hash(
     occurred_at: &Timestamp,
     data: &Value,
 ) -> Result<String, serde_json::Error> {
-    let hashed = Hashed {
-        event_id,
-        seq,
-        event,
-        pause_id,
-        actor,
-        occurred_at,
-        data,
-    };
-    let canonical = serde_jcs::to_vec(&hashed)?;
+    hash_of(
+        prev_hash,
+        &Hashed {
+            event_id,
+            seq,
+            event,
+            pause_id,
+            actor,
+            occurred_at: &crate::time::format(occurred_at),
+            data,
+        },
+    )
+}
+
+fn hash_of(prev_hash: &str, hashed: &Hashed<'_>) -> Result<String, serde_json::Error> {
+    let canonical = serde_jcs::to_vec(hashed)?;
     let mut hasher = Sha256::new();
     hasher.update(prev_hash.as_bytes());
     hasher.update(&canonical);
@@ -211,7 +237,7 @@ mod tests {
             event: AuditEventKind::PauseCreated,
             pause_id: None,
             actor: "system".into(),
-            occurred_at: Timestamp::from_millisecond(1_700_000_000_123).unwrap(),
+            occurred_at: Timestamp::from_millisecond(1_700_000_000_120).unwrap(),
             data: serde_json::json!({"b": 1, "a": [1, 2]}),
             prev_hash: GENESIS_HASH.into(),
             hash: String::new(),
@@ -228,7 +254,35 @@ mod tests {
         hasher.update(serde_jcs::to_vec(&exported).unwrap());
         assert_eq!(hex::encode(hasher.finalize()), event.hash);
 
+        assert!(exported["occurred_at"] == "2023-11-14T22:13:20.120Z");
+        assert!(event.hash_holds(GENESIS_HASH).unwrap());
+
         event.data = serde_json::json!({"b": 2, "a": [1, 2]});
         assert_ne!(event.chain_hash(GENESIS_HASH).unwrap(), event.hash);
+        assert!(!event.hash_holds(GENESIS_HASH).unwrap());
+    }
+
+    #[test]
+    fn events_hashed_with_the_shortest_time_still_verify() {
+        let mut event = AuditEvent {
+            event_id: Uuid::nil(),
+            seq: 7,
+            event: AuditEventKind::PauseCancelled,
+            pause_id: Some(Uuid::nil()),
+            actor: "admin".into(),
+            occurred_at: Timestamp::from_millisecond(1_700_000_000_500).unwrap(),
+            data: serde_json::json!({}),
+            prev_hash: GENESIS_HASH.into(),
+            hash: String::new(),
+        };
+        // As an earlier version wrote it: "…20.5Z".
+        event.hash = event
+            .hash_with(GENESIS_HASH, "2023-11-14T22:13:20.5Z")
+            .unwrap();
+        assert_ne!(event.chain_hash(GENESIS_HASH).unwrap(), event.hash);
+        assert!(event.hash_holds(GENESIS_HASH).unwrap());
+        // Another instant, in either spelling, does not.
+        event.occurred_at = Timestamp::from_millisecond(1_700_000_000_600).unwrap();
+        assert!(!event.hash_holds(GENESIS_HASH).unwrap());
     }
 }

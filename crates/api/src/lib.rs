@@ -8,12 +8,14 @@
 //!   verification report.
 //! - [`webhooks`]: Standard Webhooks events, secrets and signatures.
 //! - [`text`]: what counts as visible, and as the same, in what people read.
+//! - [`time`]: the one spelling of a time on the wire.
 //! - [`error`]: the `{"error": {"code", "message", "field"}}` body every failure uses.
 
 pub mod audit;
 pub mod error;
 pub mod pause;
 pub mod text;
+pub mod time;
 pub mod validation;
 pub mod webhooks;
 

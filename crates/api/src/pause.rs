@@ -250,8 +250,11 @@ pub struct Pause {
     pub response_choice: Option<String>,
     pub response_text: Option<String>,
     /// When the pause left `pending` (responded, timed out or cancelled).
+    #[serde(default, with = "crate::time::millis_opt")]
     pub response_at: Option<Timestamp>,
+    #[serde(with = "crate::time::millis")]
     pub created_at: Timestamp,
+    #[serde(with = "crate::time::millis")]
     pub expires_at: Timestamp,
     pub metadata: Option<Map<String, Value>>,
     pub webhook_url: Option<String>,

@@ -79,6 +79,7 @@ impl std::str::FromStr for WebhookEventType {
 pub struct WebhookEvent {
     #[serde(rename = "type")]
     pub kind: WebhookEventType,
+    #[serde(with = "crate::time::millis")]
     pub timestamp: Timestamp,
     pub data: Pause,
 }
@@ -139,7 +140,9 @@ pub struct WebhookDelivery {
     pub url: String,
     pub status: WebhookStatus,
     pub attempts: u32,
+    #[serde(default, with = "crate::time::millis_opt")]
     pub next_attempt_at: Option<Timestamp>,
+    #[serde(with = "crate::time::millis")]
     pub created_at: Timestamp,
     pub attempt_log: Vec<WebhookAttempt>,
 }
@@ -148,6 +151,7 @@ pub struct WebhookDelivery {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WebhookAttempt {
     pub attempt: u32,
+    #[serde(with = "crate::time::millis")]
     pub attempted_at: Timestamp,
     /// The receiver's HTTP status; null when no answer came.
     pub status_code: Option<u16>,

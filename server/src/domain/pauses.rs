@@ -121,7 +121,7 @@ impl Pauses {
                             "options": created.options,
                             "allow_text_response": created.allow_text_response,
                             "timeout_default": created.timeout_default,
-                            "expires_at": created.expires_at,
+                            "expires_at": pausepoint_api::time::format(&created.expires_at),
                             "metadata": created.metadata,
                             "webhook_url": created.webhook_url,
                         }),

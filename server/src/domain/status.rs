@@ -15,6 +15,7 @@ pub struct Status {
     /// Pauses waiting for a decision.
     pub pauses_pending: i64,
     /// When the next of them times out.
+    #[serde(with = "pausepoint_api::time::millis_opt")]
     pub next_deadline: Option<Timestamp>,
     pub deliveries: Queue,
     pub webhook_events: Queue,
@@ -30,6 +31,7 @@ pub struct Queue {
     /// Rows not done yet: due, in flight, or waiting for a retry or their turn.
     pub queued: i64,
     /// When the next row not yet due comes due.
+    #[serde(with = "pausepoint_api::time::millis_opt")]
     pub next_at: Option<Timestamp>,
 }
 

@@ -200,7 +200,7 @@ fn render(format: Format, events: &[AuditEvent], first: bool) -> Result<Bytes, s
                 writer.write_record([
                     e.seq.to_string(),
                     e.event_id.to_string(),
-                    e.occurred_at.to_string(),
+                    pausepoint_api::time::format(&e.occurred_at),
                     e.event.to_string(),
                     e.pause_id.map(|id| id.to_string()).unwrap_or_default(),
                     e.actor.clone(),

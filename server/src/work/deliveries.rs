@@ -251,7 +251,7 @@ fn record_attempt(
         SendOutcome::RetryLater { .. } | SendOutcome::Refused { .. } => {
             data["error"] = json!(error);
             data["next_attempt_at"] = match state {
-                DeliveryState::Retry(at) => json!(at),
+                DeliveryState::Retry(at) => json!(pausepoint_api::time::format(&at)),
                 _ => json!(null),
             };
             AuditEventKind::PauseNotificationFailed

@@ -16,3 +16,4 @@ mod spec_examples;
 mod timeouts;
 mod validation;
 mod webhooks;
+mod wire;
