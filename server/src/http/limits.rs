@@ -1,17 +1,102 @@
-//! Limits on requests: every request but a long-poll answers within a time limit, and each
-//! key may hold only so many long-polls open at once (one agent cannot take every
+//! Limits on requests: bodies are capped (and an oversized one is refused so that the
+//! client can read why), every request but a long-poll answers within a time limit, and
+//! each key may hold only so many long-polls open at once (one agent cannot take every
 //! connection of the server).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use axum::body::{Body, Bytes};
 use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 
 use super::error::ApiError;
+use super::page::{self, Page};
+use super::BODY_LIMIT;
 use crate::ids::KeyId;
+use crate::views;
+
+/// How much of an oversized body is read and thrown away before the 413, and for how
+/// long: a client that writes its whole body before reading the answer would otherwise
+/// find the connection closed under it ("broken pipe") and never see why.
+const DISCARD_MOST: usize = 16 * 1024 * 1024;
+const DISCARD_FOR: Duration = Duration::from_secs(10);
+
+/// Reads the body, up to [`BODY_LIMIT`], before the request goes on; refuses a larger one
+/// with 413. A client that asked `Expect: 100-continue` is refused before it sends the
+/// body; another has its body read and discarded (bounded) first, then the connection is
+/// closed.
+pub async fn bounded_body(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let waits_to_send = parts
+        .headers
+        .get(header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    let page = parts.uri.path().starts_with("/r/");
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        if !waits_to_send {
+            discard(body.into_data_stream(), 0).await;
+        }
+        return too_large(page).await;
+    }
+    let mut stream = body.into_data_stream();
+    let mut bytes: Vec<u8> = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            // The client went away mid-body: nothing to answer it.
+            return ApiError::invalid_json("the request body ended before it was complete")
+                .into_response();
+        };
+        if bytes.len() + chunk.len() > BODY_LIMIT {
+            discard(stream, bytes.len() + chunk.len()).await;
+            return too_large(page).await;
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    next.run(Request::from_parts(parts, Body::from(Bytes::from(bytes))))
+        .await
+}
+
+/// Reads what is left of a body, up to [`DISCARD_MOST`] in all and for [`DISCARD_FOR`].
+async fn discard(mut stream: axum::body::BodyDataStream, mut read: usize) {
+    let until = Instant::now() + DISCARD_FOR;
+    while read < DISCARD_MOST {
+        match tokio::time::timeout_at(until.into(), stream.next()).await {
+            Ok(Some(Ok(chunk))) => read += chunk.len(),
+            _ => break,
+        }
+    }
+}
+
+/// The 413, as JSON or as a page, on a connection that then closes.
+async fn too_large(page: bool) -> Response {
+    let mut response = if page {
+        page::with_page_headers(
+            Page(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                views::bad_request("That answer is too long. Go back and shorten the note."),
+            )
+            .into_response(),
+        )
+        .await
+    } else {
+        ApiError::payload_too_large(BODY_LIMIT).into_response()
+    };
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
 
 /// Runs the request, or answers 503 when it takes longer than `limit`.
 pub async fn within(limit: Duration, request: Request, next: Next) -> Response {

@@ -7,7 +7,7 @@
 //! - [`page`]: the response page humans open from their message.
 //! - [`metrics`]: Prometheus text, on the main listener or its own.
 //! - [`extract`]: the caller's key, JSON bodies and query parameters.
-//! - [`limits`]: the request time limit and the cap on long-polls per key.
+//! - [`limits`]: the body cap, the request time limit and the cap on long-polls per key.
 //! - [`connections`]: accepting connections, with their limits.
 //! - [`error`]: the one error type and body.
 
@@ -92,6 +92,7 @@ pub fn router(app: App, stop: CancellationToken) -> Router {
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(limits::bounded_body))
         .with_state(state)
 }
 

@@ -518,3 +518,85 @@ async fn secrets_an_older_version_kept_in_the_clear_are_sealed_at_start() {
         "{values:?}"
     );
 }
+
+/// Writes `head` and `body` whole, as a naive client does, then reads the answer to the end.
+/// Its send buffer is small, as across a real network: the body goes only as fast as the
+/// server reads it.
+async fn send_whole(server: &TestServer, head: String, body: &[u8]) -> String {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_send_buffer_size(128 * 1024).unwrap();
+    let mut stream = socket
+        .connect(address(server).parse().unwrap())
+        .await
+        .unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+        .write_all(body)
+        .await
+        .expect("the server read the whole body before answering");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server answered and closed")
+        .expect("the answer was readable");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_client_that_writes_3_mb_before_reading_always_reads_its_413() {
+    let server = TestServer::start().await;
+    let body = vec![b'x'; 3 * 1024 * 1024];
+    for attempt in 0..20 {
+        // With a length, and (every other time) chunked with none.
+        let head = if attempt % 2 == 0 {
+            format!(
+                "POST /v1/pause HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                server.client.key,
+                body.len()
+            )
+        } else {
+            format!(
+                "POST /v1/pause HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+                 Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+                server.client.key,
+                body.len()
+            )
+        };
+        let mut whole = body.clone();
+        if attempt % 2 == 1 {
+            whole.extend_from_slice(b"\r\n0\r\n\r\n");
+        }
+        let answer = send_whole(&server, head, &whole).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 413"),
+            "try {attempt}: {answer}"
+        );
+        assert!(answer.contains("\"payload_too_large\""), "{answer}");
+    }
+    // A client that asks before sending is refused before it sends.
+    let mut stream = TcpStream::connect(address(&server)).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "POST /v1/pause HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+                 Content-Length: 3145728\r\nExpect: 100-continue\r\n\r\n",
+                server.client.key
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 413"));
+    // Nothing was created, and the server is fine.
+    assert!(server.client.audit("event=pause.created").await.is_empty());
+    assert_eq!(
+        server.client.create(sms_pause(None)).await.status,
+        StatusCode::CREATED
+    );
+}
