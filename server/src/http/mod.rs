@@ -31,6 +31,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+use tower_http::compression::CompressionLayer;
 
 use crate::App;
 use error::ApiError;
@@ -93,6 +94,9 @@ pub fn router(app: App, stop: CancellationToken) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(limits::bounded_body))
+        // The page, JSON and exports, gzipped for clients that accept it (the page goes
+        // from about 2.5 KB to 1 KB over a phone's network).
+        .layer(CompressionLayer::new().gzip(true))
         .with_state(state)
 }
 

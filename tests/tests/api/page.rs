@@ -474,3 +474,51 @@ async fn a_forged_form_is_refused_and_the_pause_stays_pending() {
         .iter()
         .all(|e| e.event != AuditEventKind::PauseResponded));
 }
+
+/// `path` fetched as a phone's browser does, asking for gzip: the encoding, and the
+/// answer's bytes on the wire and once decoded.
+async fn gzipped(url: &str, key: Option<&str>) -> (Option<String>, usize, String) {
+    use std::io::Read;
+    let mut request = browser().get(url).header("accept-encoding", "gzip, deflate, br");
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.unwrap();
+    let encoding = response
+        .headers()
+        .get("content-encoding")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let wire = response.bytes().await.unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&wire[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    (encoding, wire.len(), text)
+}
+
+#[tokio::test]
+async fn the_page_and_the_api_are_gzipped_for_clients_that_take_it() {
+    let server = TestServer::start().await;
+    let pause = server
+        .client
+        .create(sms_pause(None))
+        .await
+        .pause(StatusCode::CREATED);
+    let link = server.link(&pause);
+    let (encoding, wire, html) = gzipped(&link, None).await;
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    assert!(html.contains("Wire $8,400 to Meridian?"));
+    assert!(
+        wire * 2 < html.len(),
+        "the page shrinks: {wire} bytes sent for {}",
+        html.len()
+    );
+    let list = format!("{}/v1/pause?limit=100", server.client.base);
+    let (encoding, _, json) = gzipped(&list, Some(&server.client.key)).await;
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    let list: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(list["data"][0]["pause_id"], pause.pause_id.to_string());
+    // A client that does not ask gets it plain.
+    let plain = browser().get(&link).send().await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+}
