@@ -4,7 +4,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use pausepoint_api::time;
 use pausepoint_server::domain::keys::{self, DEFAULT_PROJECT};
-use pausepoint_server::domain::{pauses, status, webhooks};
+use pausepoint_server::domain::{pauses, projects, status, webhooks};
 use pausepoint_server::ids::KeyId;
 use pausepoint_server::store::mask_password;
 use pausepoint_server::store::Actor;
@@ -24,6 +24,9 @@ enum AdminCommand {
     /// Create, list and revoke API keys
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// List projects, or rename one (the name people see for who asks)
+    #[command(subcommand)]
+    Projects(ProjectsCommand),
     /// Show pending pauses and how far behind deliveries and webhooks are
     #[command(
         after_help = "\"due\" rows are waiting for a server to take them: a count that grows, or an oldest\nthat is more than a few seconds old, means humans are notified late."
@@ -48,9 +51,31 @@ enum AdminCommand {
         /// Make a new secret; the old one keeps signing for 24 hours
         #[arg(long)]
         rotate: bool,
-        /// The project whose secret to print
-        #[arg(long, default_value = DEFAULT_PROJECT)]
-        project: String,
+        /// The project whose secret to print [default: the first project]
+        #[arg(long)]
+        project: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectsCommand {
+    /// List every project: name, id, created, live keys
+    List {
+        /// Print the projects as a JSON array
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Rename a project; its keys, pauses and audit log stay with it
+    #[command(after_help = "Example:\n  pp admin projects rename default \"Acme Finance\"")]
+    Rename {
+        /// The project's name now
+        from: String,
+        /// Its new name, shown to the people asked ("Decision requested by Acme Finance")
+        to: String,
         #[command(flatten)]
         database: DatabaseArg,
     },
@@ -66,9 +91,9 @@ enum KeysCommand {
         /// A name that says who or what uses the key
         #[arg(long)]
         name: String,
-        /// The project the key belongs to; created when it does not exist
-        #[arg(long, default_value = DEFAULT_PROJECT)]
-        project: String,
+        /// The project the key belongs to, created when it does not exist [default: the first project]
+        #[arg(long)]
+        project: Option<String>,
         #[command(flatten)]
         database: DatabaseArg,
     },
@@ -92,6 +117,7 @@ enum KeysCommand {
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     match args.command {
         AdminCommand::Keys(command) => keys_command(command).await,
+        AdminCommand::Projects(command) => projects_command(command).await,
         AdminCommand::Status { json, database } => status(json, &database).await,
         AdminCommand::Migrate { database } => {
             let url = database.resolve();
@@ -107,7 +133,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             rotate,
             project,
             database,
-        } => webhook_secret(rotate, &project, &database).await,
+        } => webhook_secret(rotate, project, &database).await,
     }
 }
 
@@ -123,7 +149,11 @@ async fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
                 bail!("--name must not be empty");
             }
             let store = open(&database).await?;
-            let new = keys::create_key(&store, project.trim(), name, actor(), pauses::now())
+            let project = match project {
+                Some(project) => project.trim().to_owned(),
+                None => first_project(&store).await?,
+            };
+            let new = keys::create_key(&store, &project, name, actor(), pauses::now())
                 .await
                 .context("cannot create the key")?;
             println!("{}", new.key);
@@ -182,10 +212,79 @@ async fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn webhook_secret(rotate: bool, project: &str, database: &DatabaseArg) -> anyhow::Result<()> {
+async fn projects_command(command: ProjectsCommand) -> anyhow::Result<()> {
+    match command {
+        ProjectsCommand::List { json, database } => {
+            let store = open(&database).await?;
+            let projects = store.projects().await?;
+            let keys = store.keys().await?;
+            store.close().await;
+            let live = |id| {
+                keys.iter()
+                    .filter(|k| k.project_id == id && k.revoked_at.is_none())
+                    .count()
+            };
+            if json {
+                let listed: Vec<serde_json::Value> = projects
+                    .iter()
+                    .map(|p| {
+                        serde_json::json!({
+                            "id": p.id,
+                            "name": p.name,
+                            "created_at": time::format(&p.created_at),
+                            "live_keys": live(p.id),
+                        })
+                    })
+                    .collect();
+                return output::json(&listed);
+            }
+            let mut table = output::table(&["NAME", "ID", "CREATED", "LIVE KEYS"]);
+            for p in &projects {
+                table.add_row([
+                    p.name.clone(),
+                    p.id.to_string(),
+                    time::format(&p.created_at),
+                    live(p.id).to_string(),
+                ]);
+            }
+            println!("{table}");
+        }
+        ProjectsCommand::Rename { from, to, database } => {
+            let store = open(&database).await?;
+            let renamed = projects::rename(&store, &from, &to, actor(), pauses::now()).await;
+            store.close().await;
+            let project = renamed?;
+            println!(
+                "The project \"{}\" is now called \"{}\".",
+                from.trim(),
+                project.name
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The oldest project: where keys go when no project is named.
+async fn first_project(store: &Store) -> anyhow::Result<String> {
+    Ok(store
+        .projects()
+        .await?
+        .into_iter()
+        .next()
+        .map_or_else(|| DEFAULT_PROJECT.to_owned(), |p| p.name))
+}
+
+async fn webhook_secret(
+    rotate: bool,
+    project: Option<String>,
+    database: &DatabaseArg,
+) -> anyhow::Result<()> {
     let store = open(database).await?;
     let now = pauses::now();
-    let name = project.trim().to_owned();
+    let name = match project {
+        Some(project) => project.trim().to_owned(),
+        None => first_project(&store).await?,
+    };
     let secrets = std::sync::Arc::clone(store.secrets());
     let project = store
         .write(move |tx| {

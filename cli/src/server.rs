@@ -10,7 +10,7 @@ use pausepoint_server::config::{
     self, Secret, SmtpConfig, TwilioConfig, DEFAULT_BIND, TWILIO_API_URL,
 };
 use pausepoint_server::domain::keys::{self, DEFAULT_PROJECT};
-use pausepoint_server::domain::pauses;
+use pausepoint_server::domain::{pauses, projects};
 use pausepoint_server::store::mask_password;
 use pausepoint_server::store::Actor;
 use pausepoint_server::{App, Config};
@@ -23,6 +23,9 @@ use crate::DatabaseArg;
 pub struct ServerArgs {
     #[command(flatten)]
     database: DatabaseArg,
+    /// The name people see for who asks ("Decision requested by …"), given to the first project: on a new database, or when it is still called "default"
+    #[arg(long, env = "PAUSEPOINT_PROJECT_NAME", value_name = "NAME")]
+    project_name: Option<String>,
     /// Address and port to listen on (port 0 picks a free one)
     #[arg(long, env = "PAUSEPOINT_BIND", default_value = DEFAULT_BIND)]
     bind: SocketAddr,
@@ -174,17 +177,26 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .context("cannot read the listening address")?;
     let base = format!("http://{address}");
 
+    let project_name = args
+        .project_name
+        .as_deref()
+        .map(projects::valid_name)
+        .transpose()
+        .context("--project-name")?;
     if app.store().key_count().await? == 0 {
+        let project = project_name.as_deref().unwrap_or(DEFAULT_PROJECT);
         let first = keys::create_key(
             app.store(),
-            DEFAULT_PROJECT,
+            project,
             "first key",
             Actor::System,
             pauses::now(),
         )
         .await
         .context("cannot create the first API key")?;
-        print_first_key(&first.key, &base);
+        print_first_key(&first.key, project, &base);
+    } else if let Some(name) = &project_name {
+        name_first_project(&app, name).await?;
     }
     println!("PausePoint is listening on {base}");
     if let Some(metrics) = args.metrics_bind {
@@ -205,16 +217,36 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Gives the project still called "default" the name `--project-name` asks for.
+async fn name_first_project(app: &App, name: &str) -> anyhow::Result<()> {
+    let store = app.store();
+    let projects = store.projects().await?;
+    let unnamed = projects.iter().any(|p| p.name == DEFAULT_PROJECT);
+    if !unnamed || projects.iter().any(|p| p.name == name) {
+        return Ok(());
+    }
+    projects::rename(store, DEFAULT_PROJECT, name, Actor::System, pauses::now())
+        .await
+        .context("cannot name the project")?;
+    println!("The project \"{DEFAULT_PROJECT}\" is now called \"{name}\".");
+    Ok(())
+}
+
 /// The first key of a new database, shown once with what to do next.
-fn print_first_key(key: &str, base: &str) {
+fn print_first_key(key: &str, project: &str, base: &str) {
+    let named = if project == DEFAULT_PROJECT {
+        "\nName it for the people you ask (\"Decision requested by …\"): pp admin projects rename default \"Acme Finance\"\n"
+    } else {
+        ""
+    };
     println!(
-        "\nThis database is new: it now has the project \"{DEFAULT_PROJECT}\" and its first API key.\n\
+        "\nThis database is new: it now has the project \"{project}\" and its first API key.\n\
          The key is shown only this once; keep it somewhere safe:\n\n    {key}\n\n\
          Try it:\n\n    export PAUSEPOINT_API_KEY={key}\n    \
          curl -X POST {base}/v1/pause -H \"Authorization: Bearer $PAUSEPOINT_API_KEY\" \\\n      \
          -H \"Content-Type: application/json\" \\\n      \
          -d '{{\"recipient\": \"+15550100\", \"channel\": \"sms\", \"message\": \"Deploy build #4712?\", \"options\": [\"Deploy\", \"Abort\"]}}'\n\n\
-         More keys: pp admin keys create --name NAME\n"
+         More keys: pp admin keys create --name NAME\n{named}"
     );
 }
 

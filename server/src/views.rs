@@ -12,36 +12,49 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use pausepoint_api::{Pause, PauseStatus};
 use sha2::{Digest, Sha256};
 
+use crate::domain::projects;
+
 const STYLE: &str = "\
-:root{color-scheme:light dark;--fg:#101418;--bg:#fff;--muted:#56606b;--accent:#1a56db;--line:#d0d5dd;--ok:#0a7d36}\
-@media (prefers-color-scheme:dark){:root{--fg:#eef1f4;--bg:#111417;--muted:#a4adb6;--accent:#7aa5ff;--line:#3a4048;--ok:#4cc27a}}\
+:root{color-scheme:light dark;--fg:#101418;--bg:#fff;--muted:#56606b;--accent:#1a56db;--on-accent:#fff;--line:#d0d5dd;\
+--field:#6b7682;--error:#b42318;--ok:#0a7d36}\
+@media (prefers-color-scheme:dark){:root{--fg:#eef1f4;--bg:#111417;--muted:#a4adb6;--accent:#7aa5ff;--on-accent:#0b1220;\
+--line:#3a4048;--field:#8a949f;--error:#ff8a80;--ok:#4cc27a}}\
 *{box-sizing:border-box}\
 body{margin:0;font:17px/1.45 system-ui,-apple-system,\"Segoe UI\",Roboto,sans-serif;color:var(--fg);background:var(--bg)}\
 main{max-width:34rem;margin:0 auto;padding:1.25rem 1rem 2.5rem}\
 .from{color:var(--muted);font-size:.9rem;margin:0 0 .5rem}\
 h1{font-size:1.35rem;line-height:1.3;margin:0 0 .75rem;white-space:pre-wrap;overflow-wrap:anywhere}\
-.meta{color:var(--muted);font-size:.9rem;margin:0 0 1.25rem}\
+.meta{color:var(--muted);font-size:.9rem;margin:0 0 .5rem}\
+.meta strong{color:var(--fg)}\
+.last{margin-bottom:1.25rem}\
 .hint{font-weight:600;margin:0 0 .75rem}\
-.error{color:#b42318;font-weight:600;margin:0 0 1rem}\
+.error{color:var(--error);font-weight:600;margin:0 0 1rem}\
 button{display:block;width:100%;min-height:3.25rem;margin:0 0 .75rem;padding:.75rem 1rem;font:inherit;font-weight:600;\
 border-radius:.75rem;border:2px solid var(--accent);background:var(--bg);color:var(--accent);overflow-wrap:anywhere;cursor:pointer}\
-button.chosen{background:var(--accent);color:#fff}\
+button.chosen{background:var(--accent);color:var(--on-accent)}\
 label{display:block;font-weight:600;margin:0 0 .35rem}\
-textarea{display:block;width:100%;min-height:5rem;font:inherit;padding:.6rem;border:1px solid var(--line);border-radius:.5rem;\
+textarea{display:block;width:100%;min-height:5rem;font:inherit;padding:.6rem;border:1px solid var(--field);border-radius:.5rem;\
 margin:0 0 1.25rem;background:var(--bg);color:var(--fg)}\
 .state{font-size:1.15rem;font-weight:600;margin:0 0 .5rem}\
 .done{color:var(--ok)}\
 .quote{border-left:3px solid var(--line);padding-left:.75rem;color:var(--muted);white-space:pre-wrap;overflow-wrap:anywhere}";
 
-/// The Content-Security-Policy of every page: nothing but its own inline style, forms
-/// posting back to this server, and no framing.
+/// Rewrites each `<time datetime>` in the reader's own time zone and language. Without
+/// scripts the page still reads: the times stay in UTC.
+const SCRIPT: &str = "for(const t of document.querySelectorAll('time[datetime]')){const d=new Date(t.dateTime);\
+if(!isNaN(d))t.textContent=d.toLocaleString([],{weekday:'short',month:'short',day:'numeric',hour:'numeric',\
+minute:'2-digit',timeZoneName:'short'})}";
+
+/// The Content-Security-Policy of every page: nothing but its own inline style and
+/// script, forms posting back to this server, and no framing.
 pub fn content_security_policy() -> &'static str {
     static POLICY: OnceLock<String> = OnceLock::new();
     POLICY.get_or_init(|| {
-        let hash = STANDARD.encode(Sha256::digest(STYLE.as_bytes()));
+        let style = STANDARD.encode(Sha256::digest(STYLE.as_bytes()));
+        let script = STANDARD.encode(Sha256::digest(SCRIPT.as_bytes()));
         format!(
-            "default-src 'none'; style-src 'sha256-{hash}'; img-src data:; \
-             form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+            "default-src 'none'; style-src 'sha256-{style}'; script-src 'sha256-{script}'; \
+             img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
         )
     })
 }
@@ -60,7 +73,10 @@ fn layout(title: &str, body: Markup) -> Markup {
                 title { (title) " · PausePoint" }
                 style { (PreEscaped(STYLE)) }
             }
-            body { main { (body) } }
+            body {
+                main { (body) }
+                script { (PreEscaped(SCRIPT)) }
+            }
         }
     }
 }
@@ -83,14 +99,12 @@ pub fn question(q: &Question<'_>) -> Markup {
     layout(
         "Decision needed",
         html! {
-            p.from { "Decision requested by " strong { (q.project) } }
+            (asked_by(q.project))
             h1 { (pause.message) }
             p.meta {
-                "Answer within " (human_duration(left)) " (by " (clock(pause.expires_at)) ")."
-                @if let Some(default) = &pause.timeout_default {
-                    " If nobody answers: " strong { (default) } "."
-                }
+                strong { (human_duration(left)) " left" } " · answer by " (deadline(pause.expires_at))
             }
+            p.meta.last { (if_nobody_answers(pause)) }
             @if let Some(error) = q.error { p.error role="alert" { (error) } }
             @if let Some(choice) = q.preselected {
                 p.hint { "You picked “" (choice) "”. Tap it again to confirm." }
@@ -114,7 +128,7 @@ pub fn recorded(pause: &Pause, project: &str) -> Markup {
     layout(
         "Answer recorded",
         html! {
-            p.from { "Decision requested by " strong { (project) } }
+            (asked_by(project))
             p.state.done { "✓ Your answer was recorded: " (pause.response_choice.as_deref().unwrap_or("")) }
             p.quote { (pause.message) }
             @if let Some(text) = &pause.response_text {
@@ -129,30 +143,31 @@ pub fn recorded(pause: &Pause, project: &str) -> Markup {
 
 /// A pause that has left pending, seen through any of its links.
 pub fn decided(pause: &Pause, project: &str) -> Markup {
-    let at = pause.response_at.map(clock).unwrap_or_default();
+    let at = html! { @if let Some(at) = pause.response_at { " (" (deadline(at)) ")" } };
     let (title, state) = match pause.status {
         PauseStatus::Responded => (
             "Already answered",
-            html! { "This question was already answered: " strong { (pause.response_choice.as_deref().unwrap_or("")) } " (" (at) ")." },
+            html! { "This question was already answered: " strong { (pause.response_choice.as_deref().unwrap_or("")) } (at) "." },
         ),
         PauseStatus::TimedOut | PauseStatus::Pending => (
             "Time is up",
             html! {
-                "Nobody answered in time (" (clock(pause.expires_at)) ")."
-                @if let Some(default) = &pause.response_choice.clone().or(pause.timeout_default.clone()) {
-                    " The default was applied: " strong { (default) } "."
+                "Nobody answered in time (" (deadline(pause.expires_at)) ")."
+                @match pause.response_choice.as_ref().or(pause.timeout_default.as_ref()) {
+                    Some(default) => { " The default was applied: " strong { (default) } "." }
+                    None => { " The request ended without an answer." }
                 }
             },
         ),
         PauseStatus::Cancelled => (
             "Withdrawn",
-            html! { "The question was withdrawn by whoever asked it (" (at) "). Nothing more to do." },
+            html! { "The question was withdrawn by whoever asked it" (at) ". Nothing more to do." },
         ),
     };
     layout(
         title,
         html! {
-            p.from { "Decision requested by " strong { (project) } }
+            (asked_by(project))
             p.state { (state) }
             p.quote { (pause.message) }
         },
@@ -196,11 +211,14 @@ pub fn email(pause: &Pause, project: &str, link: &str, now: Timestamp) -> Markup
             head { meta charset="utf-8"; meta name="viewport" content="width=device-width, initial-scale=1"; }
             body style="margin:0;padding:24px 16px;font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#101418;background:#fff" {
                 div style="max-width:34rem;margin:0 auto" {
-                    p style="color:#56606b;font-size:14px;margin:0 0 8px" { "Decision requested by " strong { (project) } }
+                    @if let Some(project) = projects::shown_name(project) {
+                        p style="color:#56606b;font-size:14px;margin:0 0 8px" { "Decision requested by " strong { (project) } }
+                    }
                     p style="font-size:20px;line-height:1.3;font-weight:600;margin:0 0 12px;white-space:pre-wrap" { (pause.message) }
                     p style="color:#56606b;font-size:14px;margin:0 0 20px" {
-                        "Answer within " (human_duration(left)) " (by " (clock(pause.expires_at)) ")."
-                        @if let Some(default) = &pause.timeout_default { " If nobody answers: " (default) "." }
+                        strong style="color:#101418" { (human_duration(left)) " left" } " · answer by " (clock(pause.expires_at)) "."
+                        br;
+                        (if_nobody_answers(pause))
                     }
                     @for option in &pause.options {
                         a href=(choice_link(link, option))
@@ -241,9 +259,41 @@ pub fn human_duration(left: SignedDuration) -> String {
     }
 }
 
-/// A time on the page: to the minute, in UTC (the page knows no time zone).
-fn clock(at: Timestamp) -> String {
+/// A time to the minute, in UTC: the server knows no reader's time zone.
+pub fn clock(at: Timestamp) -> String {
     at.strftime("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// A time on the page: in UTC, rewritten in the reader's own zone where scripts run.
+fn deadline(at: Timestamp) -> Markup {
+    html! { time datetime=(pausepoint_api::time::format(&at)) { (clock(at)) } }
+}
+
+/// Who asks, when the project has a name worth showing.
+fn asked_by(project: &str) -> Markup {
+    html! {
+        @if let Some(project) = projects::shown_name(project) {
+            p.from { "Decision requested by " strong { (project) } }
+        }
+    }
+}
+
+/// What happens if nobody answers, said every time, default or none.
+pub fn if_nobody_answers(pause: &Pause) -> Markup {
+    html! {
+        @match &pause.timeout_default {
+            Some(default) => { "If nobody answers by then: " strong { (default) } "." }
+            None => { "If nobody answers by then, the request ends without an answer." }
+        }
+    }
+}
+
+/// The same, in plain text.
+pub fn if_nobody_answers_text(pause: &Pause) -> String {
+    match &pause.timeout_default {
+        Some(default) => format!("If nobody answers by then: {default}."),
+        None => "If nobody answers by then, the request ends without an answer.".to_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -97,6 +97,35 @@ async fn phone(driver: &Driver, width: u32) -> Client {
         .unwrap()
 }
 
+/// A Chrome DevTools Protocol command, sent through chromedriver's `goog/cdp/execute`.
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        let body = json!({ "cmd": self.cmd, "params": self.params });
+        (axum::http::Method::POST, Some(body.to_string()))
+    }
+}
+
+async fn cdp(browser: &Client, cmd: &'static str, params: Value) {
+    browser.issue_cmd(Cdp { cmd, params }).await.unwrap();
+}
+
 fn screenshot_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
     std::fs::create_dir_all(&dir).unwrap();
@@ -140,7 +169,7 @@ async fn a_human_taps_an_answer_on_a_phone() {
     browser.goto(&link).await.unwrap();
     let text = body_text(&browser).await;
     assert!(text.contains("Wire $8,400 to Meridian?"), "{text}");
-    assert!(text.contains("Decision requested by default"));
+    assert!(text.contains("3 hours 59 minutes left"), "{text}");
     let buttons = browser
         .find_all(Locator::Css("button[name=choice]"))
         .await
@@ -268,4 +297,191 @@ async fn the_page_reads_at_320_pixels_with_long_options() {
         server.client.status(pause.pause_id).await,
         PauseStatus::Pending
     );
+}
+
+/// Every text and control of the page whose contrast falls short of WCAG AA, computed
+/// from the rendered page: text 4.5:1 (3:1 when large), control borders 3:1.
+const CONTRAST: &str = r#"
+const parse = c => { const p = c.match(/rgba?\(([^)]+)\)/)[1].split(/[ ,\/]+/).filter(Boolean).map(Number);
+  return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 }; };
+const lum = ({ r, g, b }) => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+const ratio = (a, b) => { const x = lum(a), y = lum(b); return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05); };
+const bg = el => { for (let e = el; e; e = e.parentElement) { const c = parse(getComputedStyle(e).backgroundColor); if (c.a > 0) return c; }
+  return { r: 255, g: 255, b: 255, a: 1 }; };
+const checked = [];
+for (const el of document.querySelectorAll('body *')) {
+  if (['SCRIPT', 'STYLE', 'FORM', 'MAIN'].includes(el.tagName)) continue;
+  const s = getComputedStyle(el);
+  const name = el.tagName.toLowerCase() + (el.className ? '.' + el.className.replace(/ /g, '.') : '');
+  if ([...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) {
+    const size = parseFloat(s.fontSize), bold = parseInt(s.fontWeight) >= 700;
+    checked.push({ what: name + ' text', ratio: ratio(parse(s.color), bg(el)), need: size >= 24 || (bold && size >= 18.66) ? 3 : 4.5 });
+  }
+  if (el.tagName === 'BUTTON' || el.tagName === 'TEXTAREA') {
+    checked.push({ what: name + ' border', ratio: ratio(parse(s.borderTopColor), bg(el.parentElement)), need: 3 });
+  }
+}
+return checked;
+"#;
+
+/// The pairs checked on the page now, and those that fall short.
+async fn contrast(browser: &Client) -> (usize, Vec<String>) {
+    let checked = browser.execute(CONTRAST, vec![]).await.unwrap();
+    let checked = checked.as_array().unwrap();
+    let short = checked
+        .iter()
+        .filter(|c| c["ratio"].as_f64().unwrap() < c["need"].as_f64().unwrap())
+        .map(|c| {
+            format!(
+                "{} {:.2}:1 (needs {})",
+                c["what"].as_str().unwrap_or_default(),
+                c["ratio"].as_f64().unwrap_or_default(),
+                c["need"]
+            )
+        })
+        .collect();
+    (checked.len(), short)
+}
+
+#[tokio::test]
+async fn every_text_and_control_meets_aa_contrast_in_both_colour_schemes() {
+    let Some(driver) = driver().await else { return };
+    let server = TestServer::start().await;
+    let (key, _) = server.key_for_project("Acme Finance").await;
+    let client = server.client.with_key(&key);
+    let mut body = sms_pause(Some(4 * 3600));
+    body["allow_text_response"] = json!(true);
+    let pending = client.create(body).await.pause(StatusCode::CREATED);
+    let answered = client
+        .create(sms_pause(None))
+        .await
+        .pause(StatusCode::CREATED);
+    let browser = phone(&driver, 375).await;
+    browser.goto(&server.link(&answered)).await.unwrap();
+    let approve = browser
+        .find(Locator::XPath("//button[normalize-space()='Approve']"))
+        .await
+        .unwrap();
+    approve.click().await.unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css(".state.done"))
+        .await
+        .unwrap();
+
+    for scheme in ["light", "dark"] {
+        cdp(
+            &browser,
+            "Emulation.setEmulatedMedia",
+            json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme }] }),
+        )
+        .await;
+        let mut pages = 0;
+        let mut short = Vec::new();
+        // The question with an option picked (the filled button) and the note field.
+        browser
+            .goto(&format!("{}?choice=Reject", server.link(&pending)))
+            .await
+            .unwrap();
+        let dark = browser
+            .execute(
+                "return matchMedia('(prefers-color-scheme: dark)').matches;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            dark,
+            json!(scheme == "dark"),
+            "the browser shows the {scheme} scheme"
+        );
+        save_screenshot(&browser, &format!("contrast-{scheme}-question.png")).await;
+        let (n, bad) = contrast(&browser).await;
+        pages += n;
+        short.extend(bad);
+        // The error a refused answer shows.
+        browser
+            .execute(
+                "const b = document.querySelector('button[name=choice]'); b.value = 'Maybe'; b.click();",
+                vec![],
+            )
+            .await
+            .unwrap();
+        browser
+            .wait()
+            .for_element(Locator::Css(".error"))
+            .await
+            .unwrap();
+        save_screenshot(&browser, &format!("contrast-{scheme}-error.png")).await;
+        let (n, bad) = contrast(&browser).await;
+        pages += n;
+        short.extend(bad);
+        // An answered pause.
+        browser.goto(&server.link(&answered)).await.unwrap();
+        let (n, bad) = contrast(&browser).await;
+        pages += n;
+        short.extend(bad);
+        assert!(pages >= 15, "{scheme}: only {pages} pairs were checked");
+        assert!(short.is_empty(), "{scheme}: below WCAG AA: {short:?}");
+    }
+    browser.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_deadline_is_in_the_approvers_own_time_zone_and_in_utc_without_scripts() {
+    let Some(driver) = driver().await else { return };
+    let server = TestServer::start().await;
+    let pause = server
+        .client
+        .create(sms_pause(Some(4 * 3600)))
+        .await
+        .pause(StatusCode::CREATED);
+    let link = server.link(&pause);
+    let browser = phone(&driver, 375).await;
+    cdp(
+        &browser,
+        "Emulation.setTimezoneOverride",
+        json!({ "timezoneId": "America/Los_Angeles" }),
+    )
+    .await;
+    browser.goto(&link).await.unwrap();
+    let shown = browser
+        .find(Locator::Css("time"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // Late November: Pacific Standard Time, eight hours behind UTC.
+    let local = pause
+        .expires_at
+        .to_zoned(jiff::tz::TimeZone::get("America/Los_Angeles").unwrap());
+    let minute = local.strftime(":%M").to_string();
+    assert!(
+        shown.contains("PST") && shown.contains(&minute) && !shown.contains("UTC"),
+        "{shown}"
+    );
+    save_screenshot(&browser, "deadline-local.png").await;
+
+    cdp(
+        &browser,
+        "Emulation.setScriptExecutionDisabled",
+        json!({ "value": true }),
+    )
+    .await;
+    browser.goto(&link).await.unwrap();
+    let shown = browser
+        .find(Locator::Css("time"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        shown,
+        pause.expires_at.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+        "without scripts the deadline stays in UTC"
+    );
+    browser.close().await.unwrap();
 }

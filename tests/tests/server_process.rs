@@ -697,3 +697,134 @@ async fn sigterm_with_a_backlog_stops_within_5_s_and_the_restart_notifies_each_p
     );
     server.terminate().await;
 }
+
+/// The link the server printed for the last pause (the console channel).
+async fn printed_link(server: &ServerProcess) -> String {
+    for _ in 0..500 {
+        if let Some(link) = server
+            .printed()
+            .lines()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix("Answer at ").map(str::to_owned))
+        {
+            return link;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no link was printed: {}", server.printed());
+}
+
+#[tokio::test]
+async fn projects_are_named_for_the_people_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("pp.db");
+    let db = database.display().to_string();
+    let server = ServerProcess::start_with(&database, 0, &["--project-name", "Acme Finance"]).await;
+    let printed = server.printed();
+    assert!(
+        printed.contains("it now has the project \"Acme Finance\""),
+        "{printed}"
+    );
+    let key = printed
+        .split_whitespace()
+        .find(|w| w.starts_with("pp_live_"))
+        .unwrap()
+        .to_owned();
+    let client = Client::new(&server.base, &key);
+    client
+        .create(sms_pause(None))
+        .await
+        .pause(StatusCode::CREATED);
+    let page = reqwest::get(printed_link(&server).await)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Decision requested by <strong>Acme Finance</strong>"));
+
+    // Renamed while the server runs: its keys keep working, the page says the new name.
+    let (code, out, err) = run_pp(&[
+        "admin",
+        "projects",
+        "rename",
+        "Acme Finance",
+        "Acme Treasury",
+        "--db",
+        &db,
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("is now called \"Acme Treasury\""), "{out}");
+    let (code, _, err) = run_pp(&["admin", "projects", "rename", "Nobody", "X", "--db", &db]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("there is no project named \"Nobody\""),
+        "{err}"
+    );
+    client
+        .create(sms_pause(None))
+        .await
+        .pause(StatusCode::CREATED);
+    let page = reqwest::get(printed_link(&server).await)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Decision requested by <strong>Acme Treasury</strong>"),
+        "{page}"
+    );
+    let renamed = client.audit("event=project.renamed").await;
+    assert_eq!(renamed.len(), 1);
+    assert_eq!(renamed[0].data["to"], "Acme Treasury");
+
+    // A key made without --project goes to the first project; listed piped, no boxes.
+    let (code, _, err) = run_pp(&["admin", "keys", "create", "--name", "ci", "--db", &db]).await;
+    assert_eq!(code, 0, "{err}");
+    let (_, listed, _) = run_pp(&["admin", "projects", "list", "--json", "--db", &db]).await;
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["live_keys"], 2);
+    let pp_list = tokio::process::Command::new(pausepoint_tests::pp_binary())
+        .args(["list"])
+        .env("PAUSEPOINT_URL", &server.base)
+        .env("PAUSEPOINT_API_KEY", &key)
+        .output()
+        .await
+        .unwrap();
+    let table = String::from_utf8(pp_list.stdout).unwrap();
+    assert!(table.contains("pending"), "{table}");
+    assert!(
+        !table
+            .chars()
+            .any(|c| ('\u{2500}'..='\u{257f}').contains(&c)),
+        "piped, pp list draws no boxes: {table}"
+    );
+    server.terminate().await;
+}
+
+#[tokio::test]
+async fn an_unnamed_first_project_can_be_named_at_a_later_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("pp.db");
+    let server = ServerProcess::start(&database, 0).await;
+    assert!(server
+        .printed()
+        .contains("pp admin projects rename default"));
+    server.terminate().await;
+    let server = ServerProcess::start_with(&database, 0, &["--project-name", "Ops"]).await;
+    assert!(
+        server
+            .printed()
+            .contains("The project \"default\" is now called \"Ops\"."),
+        "{}",
+        server.printed()
+    );
+    server.terminate().await;
+    // Only once: the next start finds nothing called "default".
+    let server = ServerProcess::start_with(&database, 0, &["--project-name", "Ops"]).await;
+    assert!(!server.printed().contains("is now called"));
+    server.terminate().await;
+}

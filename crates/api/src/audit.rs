@@ -43,10 +43,12 @@ pub enum AuditEventKind {
     KeyCreated,
     #[serde(rename = "key.revoked")]
     KeyRevoked,
+    #[serde(rename = "project.renamed")]
+    ProjectRenamed,
 }
 
 impl AuditEventKind {
-    pub const ALL: [AuditEventKind; 11] = [
+    pub const ALL: [AuditEventKind; 12] = [
         AuditEventKind::PauseCreated,
         AuditEventKind::PauseNotified,
         AuditEventKind::PauseNotificationFailed,
@@ -58,6 +60,7 @@ impl AuditEventKind {
         AuditEventKind::WebhookFailed,
         AuditEventKind::KeyCreated,
         AuditEventKind::KeyRevoked,
+        AuditEventKind::ProjectRenamed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +76,7 @@ impl AuditEventKind {
             AuditEventKind::WebhookFailed => "webhook.failed",
             AuditEventKind::KeyCreated => "key.created",
             AuditEventKind::KeyRevoked => "key.revoked",
+            AuditEventKind::ProjectRenamed => "project.renamed",
         }
     }
 }

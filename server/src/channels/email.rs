@@ -9,6 +9,7 @@ use url::Url;
 
 use super::Notice;
 use crate::config::SmtpConfig;
+use crate::domain::projects;
 use crate::views;
 use crate::work::outcome::SendOutcome;
 
@@ -135,7 +136,10 @@ pub fn subject(message: &str) -> String {
 /// The plain-text part: the question, a link per option, and the page link.
 fn text(notice: &Notice<'_>) -> String {
     let pause = notice.pause;
-    let mut text = format!("{} asks:\n\n{}\n\n", notice.project, pause.message);
+    let mut text = match projects::shown_name(notice.project) {
+        Some(project) => format!("{project} asks:\n\n{}\n\n", pause.message),
+        None => format!("Decision needed:\n\n{}\n\n", pause.message),
+    };
     for option in &pause.options {
         text.push_str(&format!(
             "{option}: {}\n",
@@ -143,13 +147,11 @@ fn text(notice: &Notice<'_>) -> String {
         ));
     }
     text.push_str(&format!(
-        "\nAnswer within {} ({}).",
+        "\n{} left: answer by {}. {}",
         views::human_duration(pause.expires_at.duration_since(notice.now)),
-        pause.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+        views::clock(pause.expires_at),
+        views::if_nobody_answers_text(pause)
     ));
-    if let Some(default) = &pause.timeout_default {
-        text.push_str(&format!(" If nobody answers: {default}."));
-    }
     text.push_str(&format!("\nOr open: {}\n", notice.link));
     text
 }

@@ -4,6 +4,7 @@ use serde_json::{json, Value};
 
 use super::pace::Rate;
 use super::Notice;
+use crate::domain::projects;
 use crate::work::outcome::{provider_verdict, SendOutcome, Verdict};
 use crate::{outbound, views};
 
@@ -106,14 +107,25 @@ pub fn blocks(notice: &Notice<'_>) -> Value {
             { "type": "actions", "elements": buttons },
             { "type": "context", "elements": [{
                 "type": "mrkdwn",
-                "text": format!(
-                    "Asked by {} · answer within {}",
-                    escape(notice.project),
-                    views::human_duration(pause.expires_at.duration_since(notice.now))
-                ),
+                "text": context(notice),
             }]},
         ],
     })
+}
+
+/// Who asks (when the project has a name), the time left, and what happens then.
+fn context(notice: &Notice<'_>) -> String {
+    let pause = notice.pause;
+    let left = format!(
+        "{} left",
+        views::human_duration(pause.expires_at.duration_since(notice.now))
+    );
+    let parts: Vec<String> = projects::shown_name(notice.project)
+        .map(|project| format!("Asked by {}", escape(project)))
+        .into_iter()
+        .chain([left, escape(&views::if_nobody_answers_text(pause))])
+        .collect();
+    parts.join(" · ")
 }
 
 /// Slack's mrkdwn treats `&`, `<` and `>` as markup.

@@ -4,6 +4,7 @@
 //!
 //! - [`pauses`]: create, wait, and the move from `pending` to a decision.
 //! - [`keys`]: API keys, hashed at rest.
+//! - [`projects`]: the name humans see for who asks, and renaming it.
 //! - [`links`]: the signed links humans answer through.
 //! - [`webhooks`]: the events a decision announces, and the secrets that sign them.
 //! - [`audit`]: verifying the tamper-evident audit chain.
@@ -13,5 +14,6 @@ pub mod audit;
 pub mod keys;
 pub mod links;
 pub mod pauses;
+pub mod projects;
 pub mod status;
 pub mod webhooks;

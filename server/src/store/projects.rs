@@ -53,6 +53,17 @@ impl Conn {
 }
 
 impl Tx {
+    /// Gives the project named `from` the name `to`; None when there is no `from`.
+    pub async fn rename_project(
+        &mut self,
+        from: &str,
+        to: &str,
+    ) -> Result<Option<Project>, StoreError> {
+        let sql = format!("UPDATE projects SET name = $2 WHERE name = $1 RETURNING {COLUMNS}");
+        self.fetch_optional("projects", &sql, args![from, to], from_row)
+            .await
+    }
+
     /// The project named `name`, made when missing; true when it was made now.
     pub async fn ensure_project(
         &mut self,

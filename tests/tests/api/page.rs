@@ -58,9 +58,9 @@ async fn the_page_shows_the_question_with_a_button_per_option() {
     let page = open(&server.link(&pause)).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.html.contains("Wire $8,400 to Meridian?"));
+    // The first project is called "default" until it is named: nobody is named then.
     assert!(
-        page.html
-            .contains("Decision requested by <strong>default</strong>"),
+        !page.html.contains("Decision requested by"),
         "{}",
         page.html
     );
@@ -71,16 +71,20 @@ async fn the_page_shows_the_question_with_a_button_per_option() {
             "{option}"
         );
     }
+    // The time left first, then the deadline (in UTC until a script rewrites it).
     assert!(
-        page.html.contains("Answer within 3 hours 59 minutes"),
+        page.html
+            .contains("<strong>3 hours 59 minutes left</strong> · answer by <time datetime=\""),
         "{}",
         page.html
     );
+    assert!(page.html.contains(" UTC</time>"));
     assert!(page
         .html
-        .contains("If nobody answers: <strong>Reject</strong>"));
+        .contains("If nobody answers by then: <strong>Reject</strong>."));
     assert!(!page.html.contains("<textarea"), "no note unless allowed");
-    assert!(!page.html.contains("<script"), "works without JavaScript");
+    // One inline script, pinned by the policy below; nothing is loaded from anywhere.
+    assert_eq!(page.html.matches("<script>").count(), 1);
     assert!(!page.html.contains("src="), "loads nothing");
     assert!(page.html.contains("name=\"viewport\""));
 
@@ -91,7 +95,8 @@ async fn the_page_shows_the_question_with_a_button_per_option() {
     assert_eq!(header("x-frame-options"), "DENY");
     let csp = header("content-security-policy");
     assert!(
-        csp.starts_with("default-src 'none'; style-src 'sha256-"),
+        csp.starts_with("default-src 'none'; style-src 'sha256-")
+            && csp.contains("; script-src 'sha256-"),
         "{csp}"
     );
     assert!(csp.contains("form-action 'self'") && csp.contains("frame-ancestors 'none'"));
@@ -479,7 +484,9 @@ async fn a_forged_form_is_refused_and_the_pause_stays_pending() {
 /// answer's bytes on the wire and once decoded.
 async fn gzipped(url: &str, key: Option<&str>) -> (Option<String>, usize, String) {
     use std::io::Read;
-    let mut request = browser().get(url).header("accept-encoding", "gzip, deflate, br");
+    let mut request = browser()
+        .get(url)
+        .header("accept-encoding", "gzip, deflate, br");
     if let Some(key) = key {
         request = request.bearer_auth(key);
     }
@@ -521,4 +528,43 @@ async fn the_page_and_the_api_are_gzipped_for_clients_that_take_it() {
     // A client that does not ask gets it plain.
     let plain = browser().get(&link).send().await.unwrap();
     assert!(plain.headers().get("content-encoding").is_none());
+}
+
+#[tokio::test]
+async fn a_named_project_is_shown_and_no_default_is_said_plainly() {
+    let server = TestServer::start().await;
+    let (key, _) = server.key_for_project("Acme Finance").await;
+    let client = server.client.with_key(&key);
+    let mut body = sms_pause(None);
+    body.as_object_mut().unwrap().remove("timeout_default");
+    let pause = client.create(body).await.pause(StatusCode::CREATED);
+    let page = open(&server.link(&pause)).await;
+    assert!(
+        page.html
+            .contains("Decision requested by <strong>Acme Finance</strong>"),
+        "{}",
+        page.html
+    );
+    assert!(
+        page.html
+            .contains("If nobody answers by then, the request ends without an answer."),
+        "{}",
+        page.html
+    );
+    // Timed out with no default, the page says so too.
+    let mut body = sms_pause(Some(1));
+    body.as_object_mut().unwrap().remove("timeout_default");
+    let pause = client.create(body).await.pause(StatusCode::CREATED);
+    let done = client.wait(pause.pause_id, 10).await.pause(StatusCode::OK);
+    assert_eq!(done.status, PauseStatus::TimedOut);
+    let page = open(&server.link(&pause)).await;
+    assert!(page
+        .html
+        .contains("Decision requested by <strong>Acme Finance</strong>"));
+    assert!(
+        page.html.contains("Nobody answered in time")
+            && page.html.contains("The request ended without an answer."),
+        "{}",
+        page.html
+    );
 }
