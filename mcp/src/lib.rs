@@ -429,6 +429,7 @@ impl PausePointTools {
             until: None,
             limit: args.limit,
             cursor: None,
+            bundle: false,
         };
         match self.client.audit(&query).await {
             Ok(page) => {

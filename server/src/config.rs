@@ -44,6 +44,8 @@ pub const MAX_CONNECTIONS: usize = 16_384;
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long any request but a long-poll may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often audit chains are checkpointed, at most.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
 /// Long-polls one key may hold open at once.
 pub const MAX_LONG_POLLS_PER_KEY: usize = 2_000;
 
@@ -132,6 +134,11 @@ pub struct Config {
     pub max_long_polls_per_key: usize,
     /// Serve `/metrics` on this address only, rather than beside the API.
     pub metrics_bind: Option<SocketAddr>,
+    /// How often each project's audit chain is checkpointed while events arrive (at most
+    /// [`CHECKPOINT_EVERY`]: verification expects no older event without one).
+    pub checkpoint_every: Duration,
+    /// Where each checkpoint is POSTed, signed like a webhook: the outside witness.
+    pub checkpoint_url: Option<Url>,
 }
 
 impl Config {
@@ -156,6 +163,8 @@ impl Config {
             request_timeout: REQUEST_TIMEOUT,
             max_long_polls_per_key: MAX_LONG_POLLS_PER_KEY,
             metrics_bind: None,
+            checkpoint_every: CHECKPOINT_EVERY,
+            checkpoint_url: None,
         }
     }
 }

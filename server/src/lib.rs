@@ -48,6 +48,8 @@ pub enum OpenError {
     Store(#[from] store::StoreError),
     #[error("{0}")]
     Config(String),
+    #[error(transparent)]
+    Proof(#[from] domain::proof::ProofError),
 }
 
 /// The service's shared state: the store and the operations on it. Cheap to clone.
@@ -60,6 +62,7 @@ pub struct App {
     channels: Arc<channels::Channels>,
     webhooks: Arc<work::webhooks::Webhooks>,
     keys: Arc<domain::keys::KeyCache>,
+    checkpoints: Arc<domain::proof::Checkpoints>,
 }
 
 impl App {
@@ -84,11 +87,29 @@ impl App {
             .metrics()
             .pending
             .set(store.pending_count().await?);
-        let pauses = Pauses::new(store.clone());
+        if config.checkpoint_every > config::CHECKPOINT_EVERY || config.checkpoint_every.is_zero() {
+            return Err(OpenError::Config(format!(
+                "checkpoints are made at most every {} s (verification expects them)",
+                config::CHECKPOINT_EVERY.as_secs()
+            )));
+        }
+        let audit_keys =
+            Arc::new(domain::proof::AuditKeys::load(&store, domain::pauses::now()).await?);
+        let receipts = Arc::new(domain::proof::Receipts::new(
+            store.clone(),
+            Arc::clone(&audit_keys),
+        ));
+        let checkpoints = Arc::new(domain::proof::Checkpoints::new(
+            store.clone(),
+            audit_keys,
+            config.checkpoint_url.as_ref().map(ToString::to_string),
+        ));
+        let pauses = Pauses::new(store.clone()).with_receipts(Arc::clone(&receipts));
         let webhooks = work::webhooks::Webhooks::new(
             store.clone(),
             config.outbound_policy(),
             config.webhook_retry.clone(),
+            receipts,
         )
         .map_err(OpenError::Config)?;
         Ok(App {
@@ -99,6 +120,7 @@ impl App {
             channels: Arc::new(channels),
             webhooks: Arc::new(webhooks),
             keys: Arc::default(),
+            checkpoints,
         })
     }
 
@@ -129,6 +151,11 @@ impl App {
             header_read_timeout: self.config.header_read_timeout,
             drain: http::connections::STOP_DRAIN,
         }
+    }
+
+    /// Signed checkpoints of the audit chains, and the audit key.
+    pub fn checkpoints(&self) -> &Arc<domain::proof::Checkpoints> {
+        &self.checkpoints
     }
 
     /// The delivery providers, as configured.
@@ -236,6 +263,17 @@ impl App {
                 .await;
             }),
         ));
+        let (checkpoints, every, worker_stop) = (
+            Arc::clone(&self.checkpoints),
+            self.config.checkpoint_every,
+            stop.clone(),
+        );
+        workers.push((
+            "checkpoints",
+            tokio::spawn(
+                async move { work::checkpoints::run(&checkpoints, every, worker_stop).await },
+            ),
+        ));
         if self.store.dialect() == store::Dialect::Postgres {
             let (store, listen_stop) = (self.store.clone(), stop.clone());
             workers.push((
@@ -282,6 +320,11 @@ impl App {
             if let Err(e) = worker.await {
                 tracing::error!(worker = name, error = %e, "worker failed");
             }
+        }
+        // The log as this stop leaves it, signed: events since the last checkpoint are
+        // covered before the next start.
+        if let Err(e) = self.checkpoints.make_all(domain::pauses::now()).await {
+            tracing::error!(error = %e, "could not checkpoint the audit log at stop");
         }
         // Say what is left for the next start (or another server).
         let now = domain::pauses::now();

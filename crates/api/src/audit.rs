@@ -45,10 +45,12 @@ pub enum AuditEventKind {
     KeyRevoked,
     #[serde(rename = "project.renamed")]
     ProjectRenamed,
+    #[serde(rename = "audit.checkpoint")]
+    AuditCheckpoint,
 }
 
 impl AuditEventKind {
-    pub const ALL: [AuditEventKind; 12] = [
+    pub const ALL: [AuditEventKind; 13] = [
         AuditEventKind::PauseCreated,
         AuditEventKind::PauseNotified,
         AuditEventKind::PauseNotificationFailed,
@@ -61,6 +63,7 @@ impl AuditEventKind {
         AuditEventKind::KeyCreated,
         AuditEventKind::KeyRevoked,
         AuditEventKind::ProjectRenamed,
+        AuditEventKind::AuditCheckpoint,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +80,7 @@ impl AuditEventKind {
             AuditEventKind::KeyCreated => "key.created",
             AuditEventKind::KeyRevoked => "key.revoked",
             AuditEventKind::ProjectRenamed => "project.renamed",
+            AuditEventKind::AuditCheckpoint => "audit.checkpoint",
         }
     }
 }
@@ -208,7 +212,7 @@ pub struct AuditPage {
     pub next_cursor: Option<String>,
 }
 
-/// What `GET /v1/audit/verify` found walking the chain.
+/// What `GET /v1/audit/verify` (or `pp audit verify --file`) found walking the chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifyReport {
     pub ok: bool,
@@ -219,6 +223,19 @@ pub struct VerifyReport {
     pub first_bad_seq: Option<i64>,
     /// What is wrong at `first_bad_seq`, in words; null when `ok`.
     pub problem: Option<String>,
+    /// Signed checkpoints found on the chain, each checked against it.
+    #[serde(default)]
+    pub checkpoints_checked: u64,
+    /// Checkpoints kept outside the log (a witness's, an auditor's, this server's last)
+    /// checked against it.
+    #[serde(default)]
+    pub outside_checkpoints_checked: u64,
+    /// The last event a valid signed checkpoint covers.
+    #[serde(default)]
+    pub covered_to_seq: Option<i64>,
+    /// Pauses whose stored state was checked against their audit events (online only).
+    #[serde(default)]
+    pub pauses_checked: Option<u64>,
 }
 
 #[cfg(test)]

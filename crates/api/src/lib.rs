@@ -7,6 +7,8 @@
 //! - [`audit`]: audit events, the hash chain that makes them tamper-evident, and the
 //!   verification report.
 //! - [`webhooks`]: Standard Webhooks events, secrets and signatures.
+//! - [`proof`]: the audit key, signed checkpoints, decision receipts, and the chain walk
+//!   that checks them, online and offline.
 //! - [`text`]: what counts as visible, and as the same, in what people read.
 //! - [`time`]: the one spelling of a time on the wire.
 //! - [`error`]: the `{"error": {"code", "message", "field"}}` body every failure uses.
@@ -14,6 +16,7 @@
 pub mod audit;
 pub mod error;
 pub mod pause;
+pub mod proof;
 pub mod text;
 pub mod time;
 pub mod validation;

@@ -260,6 +260,11 @@ pub struct Pause {
     pub webhook_url: Option<String>,
     /// Null until a delivery channel has been asked to reach the human.
     pub delivery: Option<Delivery>,
+    /// Once decided: a compact JWS (EdDSA) by the server's audit key over what was decided
+    /// and where the decision sits in the audit chain (see [`crate::proof::ReceiptClaims`]).
+    /// Left out of lists and while pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
 }
 
 /// The body of `POST /v1/pause`. Every field is optional here so that a missing one is

@@ -27,13 +27,17 @@ pub enum WebhookEventType {
     TimedOut,
     #[serde(rename = "pause.cancelled")]
     Cancelled,
+    /// A signed audit checkpoint, pushed to the project's outside witness.
+    #[serde(rename = "audit.checkpoint")]
+    AuditCheckpoint,
 }
 
 impl WebhookEventType {
-    pub const ALL: [WebhookEventType; 3] = [
+    pub const ALL: [WebhookEventType; 4] = [
         WebhookEventType::Responded,
         WebhookEventType::TimedOut,
         WebhookEventType::Cancelled,
+        WebhookEventType::AuditCheckpoint,
     ];
 
     /// The event announcing that a pause reached `status`; none for `pending`, which is
@@ -53,6 +57,7 @@ impl WebhookEventType {
             WebhookEventType::Responded => "pause.responded",
             WebhookEventType::TimedOut => "pause.timed_out",
             WebhookEventType::Cancelled => "pause.cancelled",
+            WebhookEventType::AuditCheckpoint => "audit.checkpoint",
         }
     }
 }

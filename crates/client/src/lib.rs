@@ -67,6 +67,8 @@ pub struct AuditQuery {
     pub until: Option<String>,
     pub limit: Option<u32>,
     pub cursor: Option<String>,
+    /// For an export: the whole log as a bundle (public keys first, pauses after).
+    pub bundle: bool,
 }
 
 impl AuditQuery {
@@ -87,6 +89,9 @@ impl AuditQuery {
         }
         if let Some(limit) = self.limit {
             pairs.push(("limit", limit.to_string()));
+        }
+        if self.bundle {
+            pairs.push(("bundle", "true".into()));
         }
         pairs
     }
@@ -303,6 +308,29 @@ impl Client {
     }
 
     /// Walks the audit hash chain on the server.
+    pub async fn public_key(&self) -> Result<pausepoint_api::proof::Jwks, ClientError> {
+        self.send(self.request(Method::GET, "/v1/audit/public-key"))
+            .await
+    }
+
+    /// A page of the project's signed checkpoints, oldest first.
+    pub async fn checkpoints(
+        &self,
+        cursor: Option<&str>,
+    ) -> Result<pausepoint_api::proof::CheckpointPage, ClientError> {
+        let mut request = self.request(Method::GET, "/v1/audit/checkpoints");
+        if let Some(cursor) = cursor {
+            request = request.query(&[("cursor", cursor)]);
+        }
+        self.send(request).await
+    }
+
+    /// A checkpoint of the project's log as it stands now, signed by the server.
+    pub async fn checkpoint_now(&self) -> Result<pausepoint_api::proof::Checkpoint, ClientError> {
+        self.send(self.request(Method::POST, "/v1/audit/checkpoints"))
+            .await
+    }
+
     pub async fn verify(&self) -> Result<VerifyReport, ClientError> {
         self.send(self.request(Method::GET, "/v1/audit/verify"))
             .await

@@ -1,106 +1,93 @@
-//! Verifying a project's audit chain: every event in place, each hash recomputed from the
-//! event and the hash before it, and the chain ending where the project's head said when
-//! the walk began. Events appended while it walks are left for the next walk.
+//! Verifying a project's audit log so that someone who can write the database cannot fool
+//! it: every event in place and hashed onto the one before, every signed checkpoint on the
+//! chain naming the hash its event has, the chain ending where the project's head and the
+//! newest checkpoint this server signed say, no old event left without a checkpoint, and
+//! every pause's row agreeing with its decision event. Events appended while it walks are
+//! left for the next walk.
 
-use pausepoint_api::audit::GENESIS_HASH;
-use pausepoint_api::VerifyReport;
+use std::collections::HashMap;
 
-use crate::ids::ProjectId;
+use pausepoint_api::proof::{pause_agrees_with, ChainCheck};
+use pausepoint_api::{AuditEvent, VerifyReport};
+use uuid::Uuid;
+
+use super::pauses::now;
+use super::proof::{walk, Checkpoints};
+use crate::ids::{PauseId, ProjectId};
 use crate::store::{Store, StoreError};
 
-const PAGE: u32 = 1000;
+/// Pauses cross-checked per round trip.
+const PAUSE_PAGE: u32 = 500;
 
-/// Walks the whole chain of `project_id` and reports the first event out of place.
-pub async fn verify(store: &Store, project_id: ProjectId) -> Result<VerifyReport, StoreError> {
+/// Verifies the whole log of `project_id`, and its pauses against it.
+pub async fn verify(
+    store: &Store,
+    checkpoints: &Checkpoints,
+    project_id: ProjectId,
+) -> Result<VerifyReport, StoreError> {
+    // What this server signed is read before the head, so it never names a later event.
+    let outside: Vec<_> = checkpoints.made(project_id).into_iter().collect();
+    let keys = checkpoints.keys().public();
     let (head_seq, head_hash) = store.audit_head(project_id).await?;
-    let mut checked: u64 = 0;
-    let mut expected_seq = 1;
-    let mut prev_hash = GENESIS_HASH.to_owned();
-    let bad = |seq: i64, checked: u64, prev_hash: &str, problem: String| VerifyReport {
-        ok: false,
-        events_checked: checked,
-        head_hash: prev_hash.to_owned(),
-        first_bad_seq: Some(seq),
-        problem: Some(problem),
-    };
+    let mut check = ChainCheck::new(&keys, Some(Uuid::from(project_id)), outside);
+    walk(store, project_id, &mut check, 0, head_seq).await?;
+    let mut report = check.finish(Some((head_seq, &head_hash)), Some(now()));
+    if report.ok {
+        let (checked, problem) = cross_check_pauses(store, project_id).await?;
+        report.pauses_checked = Some(checked);
+        if let Some((seq, problem)) = problem {
+            report.ok = false;
+            report.first_bad_seq = seq;
+            report.problem = Some(problem);
+        }
+    }
+    Ok(report)
+}
+
+/// Every pause's row against its decision event; how many were checked, and the first
+/// that disagrees (with the seq of its decision event, when it has one).
+async fn cross_check_pauses(
+    store: &Store,
+    project_id: ProjectId,
+) -> Result<(u64, Option<(Option<i64>, String)>), StoreError> {
+    let mut checked = 0;
+    let mut before = None;
     loop {
-        let rows = store.audit_rows(project_id, expected_seq - 1, PAGE).await?;
-        let last_page = rows.len() < PAGE as usize;
-        let mut reached_head = false;
-        for row in rows {
-            let seq = match &row {
-                Ok(event) => event.seq,
-                Err((seq, _)) => *seq,
-            };
-            if seq > head_seq && expected_seq > head_seq {
-                // Written after the walk began: not part of what this walk checks.
-                reached_head = true;
-                break;
+        let pauses = store.pauses(project_id, None, before, PAUSE_PAGE).await?;
+        let Some(last) = pauses.last() else {
+            return Ok((checked, None));
+        };
+        before = Some(PauseId::from(last.pause_id));
+        let ids: Vec<PauseId> = pauses.iter().map(|p| PauseId::from(p.pause_id)).collect();
+        let events = store
+            .read(move |conn| {
+                Box::pin(async move { conn.decision_events_of(project_id, &ids).await })
+            })
+            .await?;
+        let mut decisions: HashMap<Uuid, Vec<AuditEvent>> = HashMap::new();
+        for event in events {
+            if let Some(id) = event.pause_id {
+                decisions.entry(id).or_default().push(event);
             }
-            let event = match row {
-                Ok(event) => event,
-                // A row whose fields no longer parse was edited behind the server's back.
-                Err((seq, detail)) => {
-                    return Ok(bad(
-                        seq,
-                        checked,
-                        &prev_hash,
-                        format!("unreadable event: {detail}"),
-                    ))
-                }
-            };
-            if event.seq != expected_seq {
-                return Ok(bad(
-                    expected_seq,
-                    checked,
-                    &prev_hash,
-                    format!("event {expected_seq} is missing (next is {})", event.seq),
-                ));
-            }
-            if event.prev_hash != prev_hash {
-                return Ok(bad(
-                    event.seq,
-                    checked,
-                    &prev_hash,
-                    "prev_hash does not match the event before".into(),
-                ));
-            }
-            let holds = event.hash_holds(&prev_hash).map_err(|e| {
-                StoreError::corrupt(
-                    "audit_events",
-                    format!("cannot hash event {}: {e}", event.seq),
-                )
-            })?;
-            if !holds {
-                return Ok(bad(
-                    event.seq,
-                    checked,
-                    &prev_hash,
-                    "the event was changed after it was written".into(),
-                ));
-            }
-            prev_hash = event.hash;
-            expected_seq += 1;
+        }
+        for pause in &pauses {
             checked += 1;
-        }
-        if last_page || reached_head {
-            break;
+            let found = decisions.remove(&pause.pause_id).unwrap_or_default();
+            if pause_agrees_with(pause, &found).is_ok() {
+                continue;
+            }
+            // The row and its events were read apart: a decision may have committed in
+            // between. Read both again, now that it would have.
+            let id = PauseId::from(pause.pause_id);
+            let Some(pause) = store.pause(project_id, id).await? else {
+                continue;
+            };
+            let found = store
+                .read(move |conn| Box::pin(conn.decision_events(project_id, id)))
+                .await?;
+            if let Err(problem) = pause_agrees_with(&pause, &found) {
+                return Ok((checked, Some((found.first().map(|e| e.seq), problem))));
+            }
         }
     }
-    let last_seq = expected_seq - 1;
-    if last_seq != head_seq || prev_hash != head_hash {
-        return Ok(bad(
-            expected_seq,
-            checked,
-            &prev_hash,
-            format!("the log ends at event {last_seq} but {head_seq} were written"),
-        ));
-    }
-    Ok(VerifyReport {
-        ok: true,
-        events_checked: checked,
-        head_hash: prev_hash,
-        first_bad_seq: None,
-        problem: None,
-    })
 }

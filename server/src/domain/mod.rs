@@ -8,6 +8,7 @@
 //! - [`links`]: the signed links humans answer through.
 //! - [`webhooks`]: the events a decision announces, and the secrets that sign them.
 //! - [`audit`]: verifying the tamper-evident audit chain.
+//! - [`proof`]: the audit key, signed checkpoints and decision receipts.
 //! - [`status`]: how far behind the queues are, for operators.
 
 pub mod audit;
@@ -15,5 +16,6 @@ pub mod keys;
 pub mod links;
 pub mod pauses;
 pub mod projects;
+pub mod proof;
 pub mod status;
 pub mod webhooks;

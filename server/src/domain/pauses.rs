@@ -2,6 +2,7 @@
 //! timed out or cancelled. Every change is one write holding the status change, its audit
 //! event and its webhook event; waiters are woken only after it commits.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -12,6 +13,7 @@ use pausepoint_api::{
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::domain::proof::Receipts;
 use crate::domain::webhooks;
 use crate::hub::Change;
 use crate::ids::{PauseId, ProjectId};
@@ -46,11 +48,35 @@ pub struct Created {
 #[derive(Clone)]
 pub struct Pauses {
     store: Store,
+    receipts: Option<Arc<Receipts>>,
 }
 
 impl Pauses {
     pub fn new(store: Store) -> Pauses {
-        Pauses { store }
+        Pauses {
+            store,
+            receipts: None,
+        }
+    }
+
+    /// Decided pauses come with their receipt, signed by `receipts`.
+    pub fn with_receipts(self, receipts: Arc<Receipts>) -> Pauses {
+        Pauses {
+            receipts: Some(receipts),
+            ..self
+        }
+    }
+
+    /// Puts its receipt on a decided pause.
+    async fn with_receipt(
+        &self,
+        project_id: ProjectId,
+        mut pause: Pause,
+    ) -> Result<Pause, PauseError> {
+        if let Some(receipts) = &self.receipts {
+            receipts.attach(project_id, &mut pause).await?;
+        }
+        Ok(pause)
     }
 
     /// Stores a new pending pause and records `pause.created`. With an idempotency key
@@ -153,6 +179,7 @@ impl Pauses {
             .pause(project_id, id)
             .await?
             .ok_or(PauseError::NotFound)?;
+        let pause = self.with_receipt(project_id, pause).await?;
         cache.offer(mark, project_id, &pause);
         Ok(pause)
     }
@@ -329,11 +356,13 @@ impl Pauses {
         actor: Actor,
         now: Timestamp,
     ) -> Result<Pause, PauseError> {
-        self.store
+        let pause = self
+            .store
             .write(move |tx| {
                 Box::pin(async move { decide(tx, project_id, id, &outcome, &actor, now).await })
             })
-            .await
+            .await?;
+        self.with_receipt(project_id, pause).await
     }
 }
 

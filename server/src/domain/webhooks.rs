@@ -44,7 +44,7 @@ pub async fn enqueue(
     tx.insert_webhook_event(
         &id,
         project_id,
-        PauseId::from(pause.pause_id),
+        Some(PauseId::from(pause.pause_id)),
         kind,
         url,
         &payload,

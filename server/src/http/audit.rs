@@ -2,11 +2,12 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures_util::stream;
+use futures_util::{stream, StreamExt};
 use jiff::Timestamp;
+use pausepoint_api::proof::{BundleHeader, BundlePause, Checkpoint, CheckpointPage, Jwks, BUNDLE};
 use pausepoint_api::{AuditEvent, AuditEventKind, AuditPage, VerifyReport};
 use serde::Deserialize;
 
@@ -14,6 +15,7 @@ use super::error::ApiError;
 use super::extract::{Caller, QueryParams};
 use super::pauses::page_size;
 use super::AppState;
+use crate::domain::proof::ProofError;
 use crate::ids::PauseId;
 use crate::store::audit::AuditFilter;
 
@@ -42,6 +44,8 @@ pub struct AuditQuery {
     limit: Option<u32>,
     cursor: Option<String>,
     format: Option<String>,
+    /// Export the whole log as a bundle: the public keys first, the pauses after.
+    bundle: Option<bool>,
 }
 
 impl AuditQuery {
@@ -131,8 +135,31 @@ pub async fn export(
             ))
         }
     };
+    let bundle = query.bundle.unwrap_or(false);
+    if bundle && (format != Format::Jsonl || filter != AuditFilter::default()) {
+        return Err(ApiError::invalid(
+            "bundle",
+            "a bundle is the whole log as JSON lines: leave out format, pause_id, event, since and until",
+        ));
+    }
     let store = state.app.store().clone();
+    let pauses_store = store.clone();
     let project_id = caller.project_id();
+    let header = bundle
+        .then(|| {
+            let header = BundleHeader {
+                bundle: BUNDLE.into(),
+                project_id: project_id.into(),
+                exported_at: crate::domain::pauses::now(),
+                keys: state.app.checkpoints().keys().public(),
+            };
+            serde_json::to_vec(&header).map(|mut line| {
+                line.push(b'\n');
+                Bytes::from(line)
+            })
+        })
+        .transpose()
+        .map_err(|e| ApiError::internal(&e))?;
     // State: the last seq sent, or None before the first batch; Some(-1) once done.
     let batches = stream::unfold(Some(None::<i64>), move |position| {
         let store = store.clone();
@@ -161,6 +188,34 @@ pub async fn export(
             Some((render(format, &events, first), next))
         }
     });
+    let pauses = stream::unfold(
+        bundle.then_some(None::<crate::ids::PauseId>),
+        move |position| {
+            let store = pauses_store.clone();
+            async move {
+                let before = position?;
+                let page = match store.pauses(project_id, None, before, EXPORT_BATCH).await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        tracing::error!(error = %e, "audit export failed part-way");
+                        return Some((Err(std::io::Error::other("audit export failed")), None));
+                    }
+                };
+                let last = page.last()?.pause_id;
+                let next = (page.len() == EXPORT_BATCH as usize)
+                    .then_some(Some(crate::ids::PauseId::from(last)));
+                let mut out = Vec::new();
+                for pause in page {
+                    if let Err(e) = serde_json::to_writer(&mut out, &BundlePause { pause }) {
+                        return Some((Err(e.into()), None));
+                    }
+                    out.push(b'\n');
+                }
+                Some((Ok(Bytes::from(out)), next))
+            }
+        },
+    );
+    let batches = stream::iter(header.map(Ok)).chain(batches).chain(pauses);
     let (content_type, extension) = match format {
         Format::Jsonl => ("application/x-ndjson", "jsonl"),
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
@@ -217,11 +272,100 @@ fn render(format: Format, events: &[AuditEvent], first: bool) -> Result<Bytes, s
     }
 }
 
-/// `GET /v1/audit/verify`: walks the project's hash chain.
+/// `GET /v1/audit/verify`: walks the project's hash chain, checks every checkpoint's
+/// signature against it, and every pause's row against its events.
 pub async fn verify(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<VerifyReport>, ApiError> {
-    let report = crate::domain::audit::verify(state.app.store(), caller.project_id()).await?;
+    let report = crate::domain::audit::verify(
+        state.app.store(),
+        state.app.checkpoints(),
+        caller.project_id(),
+    )
+    .await?;
     Ok(Json(report))
+}
+
+/// `GET /v1/audit/public-key`: every public key that ever signed checkpoints and
+/// receipts, as a JWK set, the one that signs now first. Public: no key needed.
+pub async fn public_key(State(state): State<AppState>) -> Json<Jwks> {
+    Json(state.app.checkpoints().keys().public())
+}
+
+#[derive(Deserialize)]
+pub struct CheckpointsQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// `GET /v1/audit/checkpoints?limit=&cursor=`: the project's signed checkpoints, oldest
+/// first, as its `audit.checkpoint` events carry them.
+pub async fn checkpoints(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<CheckpointsQuery>,
+) -> Result<Json<CheckpointPage>, ApiError> {
+    let limit = page_size(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
+    let after = query
+        .cursor
+        .as_deref()
+        .map(str::parse::<i64>)
+        .transpose()
+        .map_err(|_| ApiError::invalid("cursor", "the cursor is not one this API returned"))?;
+    let filter = AuditFilter {
+        event: Some(AuditEventKind::AuditCheckpoint),
+        ..AuditFilter::default()
+    };
+    let events = state
+        .app
+        .store()
+        .audit_events(caller.project_id(), filter, after, limit + 1)
+        .await?;
+    let next_cursor = (events.len() > limit as usize)
+        .then(|| events.get(limit as usize - 1).map(|e| e.seq.to_string()))
+        .flatten();
+    let data = events
+        .iter()
+        .take(limit as usize)
+        .filter_map(|e| Checkpoint::from_json(&e.data))
+        .collect();
+    Ok(Json(CheckpointPage { data, next_cursor }))
+}
+
+/// `POST /v1/audit/checkpoints`: signs the project's chain head now (201), or gives the
+/// checkpoint that already covers it (200), for an auditor to keep outside the database.
+pub async fn checkpoint_now(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<(StatusCode, Json<Checkpoint>), ApiError> {
+    let made = state
+        .app
+        .checkpoints()
+        .make_now(caller.project_id(), crate::domain::pauses::now())
+        .await;
+    match made {
+        Ok(Some((checkpoint, new))) => Ok((
+            if new {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            },
+            Json(checkpoint),
+        )),
+        Ok(None) => Err(ApiError::conflict(
+            "audit_log_empty",
+            "the project's audit log is empty: there is nothing to checkpoint yet",
+        )),
+        Err(ProofError::Tampered(report)) => Err(ApiError::conflict(
+            "audit_chain_broken",
+            format!(
+                "the audit chain does not hold at event {}: {}; nothing is signed over it",
+                report.first_bad_seq.unwrap_or(0),
+                report.problem.as_deref().unwrap_or("")
+            ),
+        )),
+        Err(ProofError::Store(e)) => Err(e.into()),
+        Err(e) => Err(ApiError::internal(&e)),
+    }
 }

@@ -70,7 +70,12 @@ pub fn router(app: App, stop: CancellationToken) -> Router {
         )
         .route("/v1/audit", get(audit::query))
         .route("/v1/audit/export", get(audit::export))
-        .route("/v1/audit/verify", get(audit::verify));
+        .route("/v1/audit/verify", get(audit::verify))
+        .route("/v1/audit/public-key", get(audit::public_key))
+        .route(
+            "/v1/audit/checkpoints",
+            get(audit::checkpoints).post(audit::checkpoint_now),
+        );
     if config.metrics_bind.is_none() {
         bounded = bounded.route("/metrics", get(metrics::metrics));
     }

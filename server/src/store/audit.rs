@@ -78,10 +78,11 @@ pub struct AuditFilter {
     pub until: Option<Timestamp>,
 }
 
-const COLUMNS: &str = "seq, event_id, event, pause_id, actor, occurred_at, data, prev_hash, hash";
+pub(super) const COLUMNS: &str =
+    "seq, event_id, event, pause_id, actor, occurred_at, data, prev_hash, hash";
 const TABLE: &str = "audit_events";
 
-fn from_row(row: &dyn Row) -> Result<AuditEvent, StoreError> {
+pub(super) fn from_row(row: &dyn Row) -> Result<AuditEvent, StoreError> {
     let corrupt = |detail: String| StoreError::corrupt(TABLE, detail);
     let data = row.text("data")?;
     Ok(AuditEvent {

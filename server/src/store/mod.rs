@@ -17,6 +17,7 @@
 //! - [`deliveries`]: the durable notification of each pause's human.
 //! - [`outbox`]: how workers claim rows of work (deliveries, webhook events).
 //! - [`webhooks`]: webhook events, their attempts, and each project's signing secrets.
+//! - [`proof`]: the keys that sign checkpoints and receipts, and the reads proofs need.
 //! - [`settings`]: server-wide values such as the link-signing key.
 
 pub mod audit;
@@ -27,6 +28,7 @@ pub mod outbox;
 pub mod pauses;
 pub mod postgres;
 pub mod projects;
+pub mod proof;
 pub mod settings;
 pub mod sqlite;
 pub mod tx;
@@ -374,5 +376,67 @@ pub fn mask_password(database: &str) -> String {
         Ok(_) => database.to_owned(),
         Err(_) if database.contains('@') => "postgres://…".to_owned(),
         Err(_) => database.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Executor;
+
+    /// A database made by the version before audit proofs (migrations 1–3), with a
+    /// webhook event and its attempt, migrates with both intact, its foreign keys whole,
+    /// and takes events of no pause (checkpoints for the witness) afterwards.
+    #[tokio::test]
+    async fn a_database_with_webhook_history_migrates_to_audit_proofs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let mut conn = options.connect().await.unwrap();
+        let older = sqlx::migrate::Migrator {
+            migrations: std::borrow::Cow::Owned(SQLITE_MIGRATIONS.migrations[..3].to_vec()),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        older.run(&mut conn).await.unwrap();
+        conn.execute(
+            "INSERT INTO projects (id, name, max_timeout_seconds, audit_seq, audit_head, created_at) \
+                 VALUES ('p', 'default', 3600, 0, 'x', 0); \
+             INSERT INTO pauses (id, project_id, status, channel, recipient, message, options, \
+                 allow_text_response, created_at, expires_at) \
+                 VALUES ('a', 'p', 'responded', 'sms', 'r', 'm', '[]', 0, 0, 1); \
+             INSERT INTO webhook_events VALUES ('e1', 'p', 'a', 'pause.responded', 'u', '{}', \
+                 'pending', 1, 0, NULL, 0, 0); \
+             INSERT INTO webhook_attempts VALUES ('e1', 1, 0, 500, 3, NULL, NULL);",
+        )
+        .await
+        .unwrap();
+        SQLITE_MIGRATIONS.run(&mut conn).await.unwrap();
+        let kept: (String, String, i64) = sqlx::query_as(
+            "SELECT e.id, e.pause_id, a.status_code FROM webhook_events e \
+             JOIN webhook_attempts a ON a.event_id = e.id",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(kept, ("e1".into(), "a".into(), 500));
+        let broken: Vec<(String,)> =
+            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        assert!(broken.is_empty(), "{broken:?}");
+        conn.execute(
+            "INSERT INTO webhook_events VALUES ('e2', 'p', NULL, 'audit.checkpoint', 'u', '{}', \
+                 'pending', 0, 0, NULL, 0, 0)",
+        )
+        .await
+        .unwrap();
+        // The attempts still point at the events table that is there.
+        let orphan = conn
+            .execute("INSERT INTO webhook_attempts VALUES ('nope', 1, 0, 500, 3, NULL, NULL)")
+            .await;
+        assert!(orphan.is_err());
     }
 }

@@ -93,6 +93,7 @@ fn from_row(row: &dyn Row) -> Result<Pause, StoreError> {
             .map_err(|e| corrupt(format!("metadata: {e}")))?,
         webhook_url: row.opt_text("webhook_url")?,
         delivery: delivery_from_row(row)?,
+        receipt: None,
     })
 }
 
@@ -286,6 +287,7 @@ impl Tx {
                 attempts: 0,
                 last_error: None,
             }),
+            receipt: None,
         })
     }
 

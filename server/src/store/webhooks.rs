@@ -14,7 +14,8 @@ use crate::ids::{PauseId, ProjectId};
 pub struct StoredEvent {
     pub id: String,
     pub project_id: ProjectId,
-    pub pause_id: PauseId,
+    /// `None` for an event of the project (an audit checkpoint for the witness).
+    pub pause_id: Option<PauseId>,
     pub kind: WebhookEventType,
     pub url: String,
     pub payload: String,
@@ -57,7 +58,7 @@ fn event_from_row(row: &dyn Row) -> Result<StoredEvent, StoreError> {
     Ok(StoredEvent {
         id: row.text("id")?,
         project_id: row.uuid("project_id")?.into(),
-        pause_id: row.uuid("pause_id")?.into(),
+        pause_id: row.opt_uuid("pause_id")?.map(PauseId::from),
         kind: parse(row, "type")?,
         url: row.text("url")?,
         payload: row.text("payload")?,
@@ -73,7 +74,7 @@ impl Tx {
         &mut self,
         id: &str,
         project_id: ProjectId,
-        pause_id: PauseId,
+        pause_id: Option<PauseId>,
         kind: WebhookEventType,
         url: &str,
         payload: &str,
@@ -86,7 +87,7 @@ impl Tx {
             args![
                 id,
                 &project_id.to_string(),
-                &pause_id.to_string(),
+                pause_id.map(|id| id.to_string()).as_deref(),
                 kind.as_str(),
                 url,
                 payload,

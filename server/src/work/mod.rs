@@ -2,12 +2,14 @@
 //! the step names, until someone rings the worker's bell (new work may be due sooner), or
 //! until the server stops. A failed step is logged and retried shortly.
 //!
+//! - [`checkpoints`]: signs the audit chains' heads every minute.
 //! - [`deliveries`]: sends each pause to its human.
 //! - [`webhooks`]: sends signed webhook events to agents.
 //! - [`outbox`]: the pipeline both of those run on.
 //! - [`outcome`]: what a send came to, and the retry rules.
 //! - [`timeouts`]: times out pauses at their deadline.
 
+pub mod checkpoints;
 pub mod deliveries;
 pub mod outbox;
 pub mod outcome;

@@ -9,13 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use pausepoint_api::webhooks::{decode_secret, signature_header};
+use pausepoint_api::webhooks::{decode_secret, signature_header, WebhookEvent};
 use pausepoint_api::AuditEventKind;
 use serde_json::json;
 
 use super::outbox::OutboxWork;
 use super::outcome::{self, webhook_verdict, SendOutcome, Verdict};
 use crate::domain::pauses::now;
+use crate::domain::proof::Receipts;
 use crate::domain::webhooks::signing_secrets;
 use crate::ids::ProjectId;
 use crate::outbound;
@@ -34,6 +35,8 @@ pub struct Webhooks {
     lookup: outbound::Lookup,
     /// Waits before the 2nd, 3rd… attempt; after the last, the event has failed.
     retry: Vec<Duration>,
+    /// Signs the receipt each decision event carries.
+    receipts: Arc<Receipts>,
 }
 
 /// A claimed event and the keys that sign it.
@@ -56,6 +59,7 @@ impl Webhooks {
         store: Store,
         policy: outbound::Policy,
         retry: Vec<Duration>,
+        receipts: Arc<Receipts>,
     ) -> Result<Webhooks, String> {
         let lookup = outbound::system_lookup();
         Ok(Webhooks {
@@ -64,7 +68,32 @@ impl Webhooks {
             policy,
             lookup,
             retry,
+            receipts,
         })
+    }
+
+    /// A decision's event with the pause's receipt in its `data`. The receipt is signed
+    /// at send time: the decision's place on the audit chain is known only once its
+    /// transaction has committed. (Signatures are deterministic, so every attempt sends
+    /// the same body unless the audit key was rotated in between.)
+    async fn with_receipt(&self, mut event: StoredEvent) -> Result<StoredEvent, StoreError> {
+        if event.pause_id.is_none() {
+            return Ok(event);
+        }
+        let Ok(mut body) = serde_json::from_str::<WebhookEvent>(&event.payload) else {
+            return Ok(event);
+        };
+        if body.data.receipt.is_some() {
+            return Ok(event);
+        }
+        self.receipts
+            .attach(event.project_id, &mut body.data)
+            .await?;
+        if body.data.receipt.is_some() {
+            event.payload = serde_json::to_string(&body)
+                .map_err(|e| StoreError::corrupt("webhook_events", e))?;
+        }
+        Ok(event)
     }
 
     /// POSTs the event, signed; what happened.
@@ -184,6 +213,7 @@ impl OutboxWork for Webhooks {
                     keys
                 }
             };
+            let event = self.with_receipt(event).await?;
             due.push(Due { event, keys });
         }
         Ok(due)
@@ -258,6 +288,9 @@ impl OutboxWork for Webhooks {
                             WebhookState::Failed => Some(AuditEventKind::WebhookFailed),
                             WebhookState::Retry(_) => None,
                         };
+                        // A checkpoint's push is no event of the log: recording it would
+                        // call for another checkpoint, and so on every minute.
+                        let ending = ending.filter(|_| event.pause_id.is_some());
                         if let Some(kind) = ending {
                             let data = json!({
                                 "event_id": event.id,
@@ -270,7 +303,7 @@ impl OutboxWork for Webhooks {
                             tx.append_audit(
                                 event.project_id,
                                 kind,
-                                Some(event.pause_id),
+                                event.pause_id,
                                 &Actor::System,
                                 data,
                                 at,
