@@ -4,7 +4,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use pausepoint_api::time;
 use pausepoint_server::domain::keys::{self, DEFAULT_PROJECT};
-use pausepoint_server::domain::{pauses, projects, status, webhooks};
+use pausepoint_server::domain::{pauses, projects, proof, status, webhooks};
 use pausepoint_server::ids::KeyId;
 use pausepoint_server::store::mask_password;
 use pausepoint_server::store::Actor;
@@ -54,6 +54,20 @@ enum AdminCommand {
         /// The project whose secret to print [default: the first project]
         #[arg(long)]
         project: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Print the audit public keys (a JWK set, on stdout) that verify checkpoints and receipts
+    #[command(
+        after_help = "Example:\n  pp admin audit-key > audit-key.json\n\nAfter --rotate the new key signs; the old ones stay in the set and keep verifying\nwhat they signed."
+    )]
+    AuditKey {
+        /// Make a new signing key; the old one is retired (its private half deleted)
+        #[arg(long)]
+        rotate: bool,
+        /// Print the key set indented, and nothing else
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         database: DatabaseArg,
     },
@@ -134,6 +148,11 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             project,
             database,
         } => webhook_secret(rotate, project, &database).await,
+        AdminCommand::AuditKey {
+            rotate,
+            json,
+            database,
+        } => audit_key(rotate, json, &database).await,
     }
 }
 
@@ -161,7 +180,7 @@ async fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
                 "Created key {} ({}…) for project \"{}\". It is not shown again.",
                 new.record.id, new.record.prefix, new.record.project_name
             );
-            store.close().await;
+            close_signed(store).await;
         }
         KeysCommand::List { json, database } => {
             let store = open(&database).await?;
@@ -202,7 +221,7 @@ async fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Revoke { id, database } => {
             let store = open(&database).await?;
             let revoked = keys::revoke_key(&store, KeyId::from(id), actor(), pauses::now()).await?;
-            store.close().await;
+            close_signed(store).await;
             match revoked {
                 Some(key) => println!("Revoked key {} ({}).", key.id, key.name),
                 None => bail!("there is no live key with id {id} (see `pp admin keys list`)"),
@@ -252,7 +271,7 @@ async fn projects_command(command: ProjectsCommand) -> anyhow::Result<()> {
         ProjectsCommand::Rename { from, to, database } => {
             let store = open(&database).await?;
             let renamed = projects::rename(&store, &from, &to, actor(), pauses::now()).await;
-            store.close().await;
+            close_signed(store).await;
             let project = renamed?;
             println!(
                 "The project \"{}\" is now called \"{}\".",
@@ -340,6 +359,49 @@ async fn status(json: bool, database: &DatabaseArg) -> anyhow::Result<()> {
             line.push_str(&format!("; next due {}", output::when(next)));
         }
         println!("{line}");
+    }
+    Ok(())
+}
+
+/// Signs a checkpoint over what this command added to the audit log (as a server would
+/// within a minute), then closes the database. A failure is said, not fatal: the change
+/// is made, and the next server to start signs it.
+async fn close_signed(store: Store) {
+    let signed = async {
+        let keys = std::sync::Arc::new(proof::AuditKeys::load(&store, pauses::now()).await?);
+        proof::Checkpoints::new(store.clone(), keys, None)
+            .make_all(pauses::now())
+            .await
+    };
+    if let Err(e) = signed.await {
+        eprintln!("warning: could not sign a checkpoint of the audit log: {e}");
+    }
+    store.close().await;
+}
+
+/// `pp admin audit-key`: the public keys, made on first use; `--rotate` makes a new one.
+async fn audit_key(rotate: bool, json: bool, database: &DatabaseArg) -> anyhow::Result<()> {
+    let store = open(database).await?;
+    let result = async {
+        proof::AuditKeys::load(&store, pauses::now()).await?;
+        if rotate {
+            proof::rotate(&store, pauses::now()).await?;
+        }
+        proof::public_keys(&store).await
+    }
+    .await;
+    store.close().await;
+    let keys = result?;
+    if json {
+        return output::json(&keys);
+    }
+    println!("{}", serde_json::to_string(&keys)?);
+    if let Some(current) = keys.keys.first() {
+        eprintln!(
+            "Key {} signs checkpoints and receipts{}. Give this JWK set (stdout) to whoever verifies:\n  pp audit verify --file EXPORT --public-key KEYS.json\n  pp receipt verify RECEIPT --public-key KEYS.json",
+            current.kid,
+            if rotate { " from now on; the older keys keep verifying what they signed" } else { "" }
+        );
     }
     Ok(())
 }

@@ -19,6 +19,7 @@ mod connection;
 mod mcp;
 mod output;
 mod pauses;
+mod receipt;
 mod server;
 mod webhook;
 
@@ -63,10 +64,12 @@ enum Command {
     Cancel(pauses::CancelArgs),
     /// List pauses, newest first
     List(pauses::ListArgs),
-    /// Read, export (--export jsonl|csv) or verify (--verify) the audit log
+    /// Read, export (--export jsonl|csv [--bundle]), verify or checkpoint the audit log
     Audit(audit::AuditArgs),
     /// A pause's webhook events: list, resend a failed one, verify a received one
     Webhook(webhook::WebhookArgs),
+    /// Check a decision receipt with the audit public key, offline
+    Receipt(receipt::ReceiptArgs),
     /// Serve PausePoint as MCP tools over stdio, for Claude Code and other MCP clients
     #[command(
         after_help = "Example:\n  claude mcp add pausepoint --env PAUSEPOINT_URL=http://127.0.0.1:8080 --env PAUSEPOINT_API_KEY=pp_live_… -- pp mcp"
@@ -174,6 +177,7 @@ fn main() -> ExitCode {
             Command::Cancel(args) => pauses::cancel(args).await,
             Command::List(args) => pauses::list(args).await,
             Command::Audit(args) => audit::run(args).await,
+            Command::Receipt(args) => receipt::run(args),
             Command::Webhook(args) => webhook::run(args).await,
             Command::Mcp(args) => mcp::run(args).await.map(|()| Outcome::Done),
             Command::Login(args) => connection::login(&args.url, &args.key)

@@ -43,6 +43,12 @@ pub struct ServerArgs {
         hide_env_values = true
     )]
     outbound_proxy: Option<Url>,
+    /// POST every signed audit checkpoint here (signed like webhooks, retried until it lands), so a copy lives outside the database
+    #[arg(long, env = "PAUSEPOINT_CHECKPOINT_URL", value_name = "URL")]
+    checkpoint_url: Option<Url>,
+    /// How often each project's audit log is checkpointed while events arrive (at most 60s)
+    #[arg(long, env = "PAUSEPOINT_CHECKPOINT_EVERY", value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    checkpoint_every: std::time::Duration,
     /// Serve /metrics on this address only (for example 127.0.0.1:9090), not beside the API
     #[arg(long, env = "PAUSEPOINT_METRICS_BIND", value_name = "ADDR")]
     metrics_bind: Option<SocketAddr>,
@@ -159,6 +165,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.allow_private_network = args.allow_private_network;
     config.outbound_proxy = args.outbound_proxy.clone();
     config.metrics_bind = args.metrics_bind;
+    if let Some(url) = &args.checkpoint_url {
+        if !matches!(url.scheme(), "http" | "https") {
+            anyhow::bail!("--checkpoint-url must be an http or https URL");
+        }
+    }
+    config.checkpoint_url = args.checkpoint_url.clone();
+    config.checkpoint_every = args.checkpoint_every;
     config.max_connections = args.max_connections;
     config.header_read_timeout = args.header_read_timeout;
     config.request_timeout = args.request_timeout;
