@@ -17,6 +17,8 @@ mod keys;
 mod long_poll;
 #[path = "api/page.rs"]
 mod page;
+#[path = "api/proof.rs"]
+mod proof;
 #[path = "api/races.rs"]
 mod races;
 #[path = "api/spec_examples.rs"]

@@ -711,3 +711,177 @@ async fn ctrl_c_stops_waiting_and_says_how_to_resume_or_cancels() {
         }
     }
 }
+
+/// The auditor's and the payment service's commands: the public key from `pp admin
+/// audit-key`, a checkpoint kept with `pp audit checkpoint`, a bundle verified offline
+/// (and a tampered copy refused), and a receipt checked against the message it approves.
+#[tokio::test]
+async fn an_auditor_verifies_offline_and_a_receipt_proves_the_approval() {
+    let server = TestServer::start().await;
+    let (base, key) = (server.client.base.clone(), server.client.key.clone());
+    let dir = server.dir().to_owned();
+    let pause = server
+        .client
+        .create(sms_pause(None))
+        .await
+        .pause(StatusCode::CREATED);
+    server.client.delivered(pause.pause_id).await;
+    server
+        .app
+        .pauses()
+        .respond(
+            server.project_id,
+            pausepoint_server::ids::PauseId::from(pause.pause_id),
+            "Approve",
+            None,
+            pausepoint_server::store::Actor::Recipient("+13128471928".into()),
+        )
+        .await
+        .unwrap();
+
+    let audit_key = run(pp(
+        &base,
+        &key,
+        &["admin", "audit-key", "--db", &server.database],
+    ))
+    .await;
+    assert_eq!(audit_key.code, 0, "{}", audit_key.stderr);
+    let keys = pausepoint_api::proof::Jwks::parse(&audit_key.stdout).unwrap();
+    assert_eq!(keys.keys.len(), 1);
+    assert!(audit_key.stderr.contains("pp audit verify"));
+    let key_file = dir.join("audit-key.json");
+    std::fs::write(&key_file, &audit_key.stdout).unwrap();
+
+    let checkpoint = run(pp(&base, &key, &["audit", "checkpoint"])).await;
+    assert_eq!(checkpoint.code, 0, "{}", checkpoint.stderr);
+    let checkpoint_file = dir.join("checkpoints.jsonl");
+    std::fs::write(&checkpoint_file, &checkpoint.stdout).unwrap();
+
+    let export = dir.join("audit.jsonl");
+    let exported = run(pp(
+        &base,
+        &key,
+        &[
+            "audit",
+            "--export",
+            "jsonl",
+            "--bundle",
+            "-o",
+            &export.display().to_string(),
+        ],
+    ))
+    .await;
+    assert_eq!(exported.code, 0, "{}", exported.stderr);
+
+    let verify = |file: &Path| {
+        pp(
+            "http://127.0.0.1:9",
+            "pp_live_nobody",
+            &[
+                "audit",
+                "verify",
+                "--file",
+                &file.display().to_string(),
+                "--public-key",
+                &key_file.display().to_string(),
+                "--checkpoint",
+                &checkpoint_file.display().to_string(),
+            ],
+        )
+    };
+    // No server is asked: the URL above leads nowhere.
+    let offline = run(verify(&export)).await;
+    assert_eq!(offline.code, 0, "{}{}", offline.stdout, offline.stderr);
+    assert!(
+        offline.stdout.starts_with("The audit chain is intact"),
+        "{}",
+        offline.stdout
+    );
+    assert!(
+        offline
+            .stdout
+            .contains("1 checkpoints kept outside the log agree"),
+        "{}",
+        offline.stdout
+    );
+    assert!(
+        offline.stdout.contains("1 pauses agree"),
+        "{}",
+        offline.stdout
+    );
+
+    // The same file with the decision changed is refused, naming the event.
+    let text = std::fs::read_to_string(&export).unwrap();
+    let responded = text
+        .lines()
+        .find(|l| l.contains("\"pause.responded\""))
+        .unwrap()
+        .to_owned();
+    let seq = serde_json::from_str::<AuditEvent>(&responded).unwrap().seq;
+    let tampered = dir.join("tampered.jsonl");
+    std::fs::write(
+        &tampered,
+        text.replace(&responded, &responded.replace("\"Approve\"", "\"Reject\"")),
+    )
+    .unwrap();
+    let refused = run(verify(&tampered)).await;
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains(&format!("broken at event {seq}")),
+        "{}",
+        refused.stderr
+    );
+
+    let online = run(pp(
+        &base,
+        &key,
+        &[
+            "audit",
+            "verify",
+            "--checkpoint",
+            &checkpoint_file.display().to_string(),
+        ],
+    ))
+    .await;
+    assert_eq!(online.code, 0, "{}", online.stderr);
+
+    // The receipt from `pp status --json` proves the approval of exactly this message.
+    let status = run(pp(
+        &base,
+        &key,
+        &["status", &pause.pause_id.to_string(), "--json"],
+    ))
+    .await;
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    let shown: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let receipt = shown["receipt"]
+        .as_str()
+        .expect("pp status --json shows the receipt");
+    let check = |message: &str| {
+        pp(
+            &base,
+            &key,
+            &[
+                "receipt",
+                "verify",
+                receipt,
+                "--public-key",
+                &key_file.display().to_string(),
+                "--message",
+                message,
+            ],
+        )
+    };
+    let holds = run(check("Wire $8,400 to Meridian?")).await;
+    assert_eq!(holds.code, 0, "{}", holds.stderr);
+    assert!(
+        holds
+            .stdout
+            .contains(&format!("pause {} responded \"Approve\"", pause.pause_id)),
+        "{}",
+        holds.stdout
+    );
+    let other = run(check("Wire $84,000 to Meridian?")).await;
+    assert_eq!(other.code, 1);
+    assert!(other.stderr.contains("another message"), "{}", other.stderr);
+}

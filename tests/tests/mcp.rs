@@ -221,10 +221,19 @@ async fn create_poll_cancel_list_and_audit_against_the_real_server() {
     answer(&server, id.parse().unwrap(), "Reject", None).await;
     let decided = waiting.await.unwrap();
     assert_eq!(text(&decided), "Responded: Reject");
-    assert_eq!(
-        decided.structured_content.unwrap()["response_choice"],
-        "Reject"
-    );
+    let decided = decided.structured_content.unwrap();
+    assert_eq!(decided["response_choice"], "Reject");
+    // The decision's receipt, for whatever acts on it next.
+    let keys = server.client.get_path("/v1/audit/public-key").await.body;
+    let keys: pausepoint_api::proof::Jwks = serde_json::from_value(keys).unwrap();
+    let claims = pausepoint_api::proof::ReceiptClaims::verify(
+        decided["receipt"]
+            .as_str()
+            .expect("the MCP result carries the receipt"),
+        &keys,
+    )
+    .unwrap();
+    assert_eq!(claims.response_choice.as_deref(), Some("Reject"));
 
     // Cancel, list, audit.
     let other = call(&client, "create_pause_request", json!({"recipient": "ops@example.com", "message": "Deploy?", "options": ["Deploy", "Abort"]})).await;

@@ -119,6 +119,18 @@ async fn each_ending_is_announced_signed_as_the_specification_says() {
     assert_eq!(event["data"]["response_choice"], "Approve");
     assert_eq!(event["data"]["metadata"]["run_id"], "run_abc123");
     assert!(event["timestamp"].is_string());
+    // The receipt: the service that acts on the webhook can prove the approval.
+    let keys: pausepoint_api::proof::Jwks =
+        serde_json::from_value(server.client.get_path("/v1/audit/public-key").await.body).unwrap();
+    let claims = pausepoint_api::proof::ReceiptClaims::verify(
+        event["data"]["receipt"]
+            .as_str()
+            .expect("the webhook carries the receipt"),
+        &keys,
+    )
+    .unwrap();
+    assert_eq!(claims.pause_id, responded.pause_id);
+    assert_eq!(claims.response_choice.as_deref(), Some("Approve"));
 
     // What a receiver must refuse: a changed body, a changed timestamp, a replay.
     let now = jiff::Timestamp::now().as_second();
