@@ -212,6 +212,21 @@ async fn sigterm_stops_the_server_cleanly_even_with_a_poll_waiting() {
     assert_eq!(server.terminate().await, Some(0));
     let reply = waiting.await.unwrap();
     assert_eq!(reply.pause(StatusCode::OK).status, PauseStatus::Pending);
+
+    // The stop signed the log as it left it: the last event is a checkpoint of the one
+    // before, and the next start finds nothing new to sign.
+    let server = ServerProcess::start(&database, 0).await;
+    let client = Client::new(&server.base, &key);
+    let events = client.audit("").await;
+    let (last, before) = (&events[events.len() - 1], &events[events.len() - 2]);
+    assert_eq!(last.event, AuditEventKind::AuditCheckpoint, "{events:?}");
+    assert_eq!(
+        (last.data["seq"].as_i64(), last.data["head_hash"].as_str()),
+        (Some(before.seq), Some(before.hash.as_str()))
+    );
+    let report = client.get_path("/v1/audit/verify").await;
+    assert_eq!(report.body["ok"], true, "{}", report.body);
+    server.terminate().await;
 }
 
 #[tokio::test]
