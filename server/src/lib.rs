@@ -2,6 +2,7 @@
 //! tests start the same thing on `127.0.0.1:0`.
 //!
 //! - [`config`]: the server's settings.
+//! - [`backup`]: consistent, checked backups and restores of a SQLite database.
 //! - [`store`]: SQLite or PostgreSQL behind one [`store::Store`]: every read and write.
 //! - [`domain`]: the rules of the product: pauses, keys, links, webhook events, audit.
 //! - [`hub`]: where committed changes wake long-polls and workers.
@@ -16,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod channels;
 pub mod config;
 pub mod domain;
@@ -63,6 +65,8 @@ pub struct App {
     webhooks: Arc<work::webhooks::Webhooks>,
     keys: Arc<domain::keys::KeyCache>,
     checkpoints: Arc<domain::proof::Checkpoints>,
+    /// Held for as long as the server runs on a SQLite file: a restore waits for it.
+    _lock: Option<Arc<backup::ServerLock>>,
 }
 
 impl App {
@@ -70,6 +74,14 @@ impl App {
     pub async fn open(config: Config) -> Result<App, OpenError> {
         let channels = channels::Channels::from_config(&config).map_err(OpenError::Config)?;
         let store = Store::open(&config.database, config.master_key_file.as_deref()).await?;
+        let lock = match store.dialect() {
+            store::Dialect::Sqlite => Some(Arc::new(
+                backup::ServerLock::take(std::path::Path::new(store.location()))
+                    .map_err(|e| OpenError::Config(e.to_string()))?,
+            )),
+            store::Dialect::Postgres => None,
+        };
+        backup::report_restore(&store).await?;
         for outbox in [store::outbox::DELIVERIES, store::outbox::WEBHOOK_EVENTS] {
             let released = store
                 .write(move |tx| {
@@ -121,6 +133,7 @@ impl App {
             webhooks: Arc::new(webhooks),
             keys: Arc::default(),
             checkpoints,
+            _lock: lock,
         })
     }
 

@@ -7,7 +7,8 @@
 
 use std::collections::HashMap;
 
-use pausepoint_api::proof::{pause_agrees_with, ChainCheck};
+use jiff::Timestamp;
+use pausepoint_api::proof::{pause_agrees_with, ChainCheck, Checkpoint, Jwks};
 use pausepoint_api::{AuditEvent, VerifyReport};
 use uuid::Uuid;
 
@@ -19,7 +20,9 @@ use crate::store::{Store, StoreError};
 /// Pauses cross-checked per round trip.
 const PAUSE_PAGE: u32 = 500;
 
-/// Verifies the whole log of `project_id`, and its pauses against it.
+/// Verifies the whole log of `project_id`, and its pauses against it, as this running
+/// server: with the newest checkpoint it signed as evidence kept outside the database, and
+/// old events measured against the clock.
 pub async fn verify(
     store: &Store,
     checkpoints: &Checkpoints,
@@ -28,10 +31,23 @@ pub async fn verify(
     // What this server signed is read before the head, so it never names a later event.
     let outside: Vec<_> = checkpoints.made(project_id).into_iter().collect();
     let keys = checkpoints.keys().public();
+    verify_with(store, project_id, &keys, outside, Some(now())).await
+}
+
+/// Verifies the log of `project_id` and its pauses with `keys`, the checkpoints kept
+/// outside, and `now` (or, for a copy at rest, the newest event) as the reference for
+/// events that must be covered.
+pub async fn verify_with(
+    store: &Store,
+    project_id: ProjectId,
+    keys: &Jwks,
+    outside: Vec<Checkpoint>,
+    now: Option<Timestamp>,
+) -> Result<VerifyReport, StoreError> {
     let (head_seq, head_hash) = store.audit_head(project_id).await?;
-    let mut check = ChainCheck::new(&keys, Some(Uuid::from(project_id)), outside);
+    let mut check = ChainCheck::new(keys, Some(Uuid::from(project_id)), outside);
     walk(store, project_id, &mut check, 0, head_seq).await?;
-    let mut report = check.finish(Some((head_seq, &head_hash)), Some(now()));
+    let mut report = check.finish(Some((head_seq, &head_hash)), now);
     if report.ok {
         let (checked, problem) = cross_check_pauses(store, project_id).await?;
         report.pauses_checked = Some(checked);
