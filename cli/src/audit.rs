@@ -50,6 +50,9 @@ pub struct AuditArgs {
     /// Verify the log instead (as `pp audit verify`): exit 0 when intact, 1 when not
     #[arg(long, conflicts_with = "export")]
     verify: bool,
+    /// With --verify: walk the whole log and every pause, not only what came after the newest checkpoint
+    #[arg(long, requires = "verify")]
+    full: bool,
     /// Print the events (or the verification) as JSON
     #[arg(long)]
     json: bool,
@@ -103,6 +106,9 @@ struct VerifyArgs {
     /// A signed checkpoint kept outside the database (a file of one or more); repeatable
     #[arg(long, value_name = "FILE")]
     checkpoint: Vec<PathBuf>,
+    /// Online: walk the whole log and every pause, not only what came after the newest checkpoint
+    #[arg(long, conflicts_with = "file")]
+    full: bool,
     /// Print the report as JSON
     #[arg(long)]
     json: bool,
@@ -148,12 +154,14 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<Outcome> {
             verify_export(std::io::BufReader::new(reader), keys.as_ref(), outside)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
         }
-        None if outside.is_empty() && keys.is_none() => args.connection.client()?.verify().await?,
+        None if outside.is_empty() && keys.is_none() => {
+            args.connection.client()?.verify(args.full).await?
+        }
         None => {
             // Checkpoints or a key of the caller's own: check the server's export here,
             // against them, besides the server's own walk.
             let client = args.connection.client()?;
-            let online = client.verify().await?;
+            let online = client.verify(args.full).await?;
             if !online.ok {
                 online
             } else {
@@ -196,6 +204,12 @@ fn print_report(report: &VerifyReport, json: bool) -> anyhow::Result<()> {
         if let Some(pauses) = report.pauses_checked {
             println!("{pauses} pauses agree with their audit events.");
         }
+        if report.walked_from_seq > 0 {
+            println!(
+                "Walked from event {} (named by the newest signed checkpoint; --full walks everything).",
+                report.walked_from_seq
+            );
+        }
     }
     if !report.ok {
         anyhow::bail!(
@@ -222,7 +236,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<Outcome> {
     }
     let client = args.connection.client()?;
     if args.verify {
-        let report = client.verify().await?;
+        let report = client.verify(args.full).await?;
         print_report(&report, args.json)?;
         return Ok(Outcome::Done);
     }

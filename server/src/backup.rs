@@ -361,7 +361,15 @@ async fn verify_all(store: &Store, file: &Path) -> Result<Summary, BackupError> 
         .map_err(|e| BackupError::Io(e.to_string()))?;
     let projects = store.projects().await?;
     for project in &projects {
-        let report = audit::verify_with(store, project.id, &keys, Vec::new(), None).await?;
+        let report = audit::verify_with(
+            store,
+            project.id,
+            &keys,
+            Vec::new(),
+            None,
+            audit::Walk::Full,
+        )
+        .await?;
         if !report.ok {
             return Err(BackupError::Chain {
                 file: file.to_owned(),

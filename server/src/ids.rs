@@ -21,6 +21,25 @@ macro_rules! id {
                 $name(Uuid::now_v7())
             }
 
+            /// A new id whose time is `at` (to the millisecond), as its row's creation
+            /// time: lists filtered by time then search a range of ids.
+            pub fn at(at: jiff::Timestamp) -> $name {
+                let ms = at.as_millisecond().max(0).unsigned_abs();
+                let timestamp = uuid::Timestamp::from_unix(
+                    uuid::NoContext,
+                    ms / 1000,
+                    u32::try_from(ms % 1000).unwrap_or(0) * 1_000_000,
+                );
+                $name(Uuid::new_v7(timestamp))
+            }
+
+            /// The smallest id of time `at` or later, in the text form ids are stored in.
+            pub fn lowest_at(at: jiff::Timestamp) -> String {
+                let ms = at.as_millisecond().max(0).unsigned_abs() & 0xffff_ffff_ffff;
+                let hex = format!("{ms:012x}");
+                format!("{}-{}-0000-0000-000000000000", &hex[..8], &hex[8..])
+            }
+
             pub fn as_uuid(&self) -> Uuid {
                 self.0
             }

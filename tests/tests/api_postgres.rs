@@ -17,6 +17,8 @@ mod keys;
 mod long_poll;
 #[path = "api/page.rs"]
 mod page;
+#[path = "api/plans.rs"]
+mod plans;
 #[path = "api/proof.rs"]
 mod proof;
 #[path = "api/races.rs"]

@@ -447,7 +447,7 @@ async fn audit_exports_and_verifies() {
     );
     assert_eq!(reader.records().count(), expected.len());
 
-    let verify = run(pp(&base, &key, &["audit", "--verify"])).await;
+    let verify = run(pp(&base, &key, &["audit", "--verify", "--full"])).await;
     assert_eq!(verify.code, 0);
     assert!(
         verify.stdout.starts_with(&format!(

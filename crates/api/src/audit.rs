@@ -236,6 +236,11 @@ pub struct VerifyReport {
     /// Pauses whose stored state was checked against their audit events (online only).
     #[serde(default)]
     pub pauses_checked: Option<u64>,
+    /// The walk began after this event: 0 for the whole chain; otherwise the event the
+    /// newest valid signed checkpoint names (everything up to it was verified before it
+    /// was signed). Ask for `full` to walk everything again.
+    #[serde(default)]
+    pub walked_from_seq: i64,
 }
 
 #[cfg(test)]

@@ -627,6 +627,8 @@ pub struct ChainCheck<'k> {
     newest: Option<Timestamp>,
     /// Whether old events must be covered by a checkpoint (see [`ChainCheck::finish`]).
     coverage: bool,
+    /// The event the walk began after (0: the start).
+    started_after: i64,
     problem: Option<(i64, String)>,
 }
 
@@ -653,6 +655,7 @@ impl<'k> ChainCheck<'k> {
             uncovered: VecDeque::new(),
             newest: None,
             coverage: true,
+            started_after: 0,
             problem: None,
         };
         for checkpoint in outside {
@@ -681,6 +684,7 @@ impl<'k> ChainCheck<'k> {
     /// (known good: named by a checkpoint this walker trusts).
     pub fn starting_after(mut self, seq: i64, hash: &str) -> ChainCheck<'k> {
         self.expected_seq = seq + 1;
+        self.started_after = seq;
         self.prev_hash = hash.to_owned();
         self.recent.clear();
         self.recent.push_back((seq, hash.to_owned()));
@@ -867,6 +871,7 @@ impl<'k> ChainCheck<'k> {
             outside_checkpoints_checked: self.outside_checked,
             covered_to_seq: self.covered_to,
             pauses_checked: None,
+            walked_from_seq: self.started_after,
         }
     }
 }

@@ -331,9 +331,14 @@ impl Client {
             .await
     }
 
-    pub async fn verify(&self) -> Result<VerifyReport, ClientError> {
-        self.send(self.request(Method::GET, "/v1/audit/verify"))
-            .await
+    /// The server's verification of the log: from its newest checkpoint, or with `full`
+    /// from the start.
+    pub async fn verify(&self, full: bool) -> Result<VerifyReport, ClientError> {
+        let path = match full {
+            true => "/v1/audit/verify?full=true",
+            false => "/v1/audit/verify",
+        };
+        self.send(self.request(Method::GET, path)).await
     }
 }
 

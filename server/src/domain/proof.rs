@@ -203,13 +203,15 @@ pub async fn public_keys(store: &Store) -> Result<Jwks, ProofError> {
 /// Events read per round trip while a chain is walked.
 pub const WALK_PAGE: u32 = 1000;
 
-/// Walks the project's chain with `check` from the event after `after` up to `head_seq`.
+/// Walks the project's chain with `check` from the event after `after` up to `head_seq`,
+/// noting in `touched` (when given) the pauses its events concern.
 pub async fn walk(
     store: &Store,
     project_id: ProjectId,
     check: &mut ChainCheck<'_>,
     after: i64,
     head_seq: i64,
+    mut touched: Option<&mut std::collections::HashSet<Uuid>>,
 ) -> Result<(), StoreError> {
     let mut after = after;
     while after < head_seq && !check.failed() {
@@ -222,6 +224,9 @@ pub async fn walk(
                 Ok(event) if event.seq > head_seq => return Ok(()),
                 Ok(event) => {
                     after = event.seq;
+                    if let (Some(touched), Some(pause)) = (touched.as_deref_mut(), event.pause_id) {
+                        touched.insert(pause);
+                    }
                     check.push(&event);
                 }
                 Err((seq, detail)) => {
@@ -235,6 +240,31 @@ pub async fn walk(
         }
     }
     Ok(())
+}
+
+/// The event the project's newest checkpoint names, with its hash, when that checkpoint
+/// holds: signed by one of `keys`, this project's, and the event still has the signed hash.
+/// The chain up to it was verified when it was signed.
+pub async fn newest_trusted_checkpoint(
+    store: &Store,
+    project_id: ProjectId,
+    keys: &Jwks,
+) -> Result<Option<(i64, String)>, StoreError> {
+    let Some(event) = store
+        .read(move |conn| Box::pin(conn.newest_checkpoint_event(project_id)))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Ok(checkpoint) = serde_json::from_value::<Checkpoint>(event.data.clone()) else {
+        return Ok(None);
+    };
+    if checkpoint.verify(keys).is_err() || checkpoint.project_id != Uuid::from(project_id) {
+        return Ok(None);
+    }
+    let named = store.audit_rows(project_id, checkpoint.seq - 1, 1).await?;
+    let holds = matches!(named.first(), Some(Ok(e)) if e.seq == checkpoint.seq && e.hash == checkpoint.head_hash);
+    Ok(holds.then_some((checkpoint.seq, checkpoint.head_hash)))
 }
 
 /// Signed checkpoints of every project's chain.
@@ -347,7 +377,7 @@ impl Checkpoints {
                 }
             }
         }
-        walk(&self.store, project_id, &mut check, from, head_seq).await?;
+        walk(&self.store, project_id, &mut check, from, head_seq, None).await?;
         let report = check.finish(Some((head_seq, &head_hash)), None);
         if !report.ok {
             return Err(ProofError::Tampered(Box::new(report)));

@@ -6,18 +6,19 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::{stream, StreamExt};
-use jiff::Timestamp;
 use pausepoint_api::proof::{BundleHeader, BundlePause, Checkpoint, CheckpointPage, Jwks, BUNDLE};
 use pausepoint_api::{AuditEvent, AuditEventKind, AuditPage, VerifyReport};
 use serde::Deserialize;
 
 use super::error::ApiError;
-use super::extract::{Caller, QueryParams};
+use super::extract::{time, Caller, QueryParams};
 use super::pauses::page_size;
 use super::AppState;
+use crate::domain::audit::Walk;
 use crate::domain::proof::ProofError;
 use crate::ids::PauseId;
 use crate::store::audit::AuditFilter;
+use crate::store::pauses::PauseFilter;
 
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
@@ -39,6 +40,7 @@ const CSV_COLUMNS: [&str; 9] = [
 pub struct AuditQuery {
     pause_id: Option<String>,
     event: Option<String>,
+    actor: Option<String>,
     since: Option<String>,
     until: Option<String>,
     limit: Option<u32>,
@@ -50,20 +52,6 @@ pub struct AuditQuery {
 
 impl AuditQuery {
     fn filter(&self) -> Result<AuditFilter, ApiError> {
-        let time = |field: &str, raw: &Option<String>| {
-            raw.as_deref()
-                .map(|t| {
-                    t.parse::<Timestamp>().map_err(|_| {
-                        ApiError::invalid(
-                            field,
-                            format!(
-                                "{field} must be an RFC 3339 time such as 2026-11-22T09:30:00Z"
-                            ),
-                        )
-                    })
-                })
-                .transpose()
-        };
         Ok(AuditFilter {
             pause_id: self
                 .pause_id
@@ -77,8 +65,9 @@ impl AuditQuery {
                 .map(str::parse::<AuditEventKind>)
                 .transpose()
                 .map_err(|message| ApiError::invalid("event", message))?,
-            since: time("since", &self.since)?,
-            until: time("until", &self.until)?,
+            actor: self.actor.clone(),
+            since: time("since", self.since.as_deref())?,
+            until: time("until", self.until.as_deref())?,
         })
     }
 }
@@ -137,9 +126,10 @@ pub async fn export(
     };
     let bundle = query.bundle.unwrap_or(false);
     if bundle && (format != Format::Jsonl || filter != AuditFilter::default()) {
+        // (actor is a filter too: a bundle is the whole log.)
         return Err(ApiError::invalid(
             "bundle",
-            "a bundle is the whole log as JSON lines: leave out format, pause_id, event, since and until",
+            "a bundle is the whole log as JSON lines: leave out format, pause_id, event, actor, since and until",
         ));
     }
     let store = state.app.store().clone();
@@ -194,7 +184,10 @@ pub async fn export(
             let store = pauses_store.clone();
             async move {
                 let before = position?;
-                let page = match store.pauses(project_id, None, before, EXPORT_BATCH).await {
+                let page = match store
+                    .pauses(project_id, PauseFilter::default(), before, EXPORT_BATCH)
+                    .await
+                {
                     Ok(page) => page,
                     Err(e) => {
                         tracing::error!(error = %e, "audit export failed part-way");
@@ -272,16 +265,29 @@ fn render(format: Format, events: &[AuditEvent], first: bool) -> Result<Bytes, s
     }
 }
 
-/// `GET /v1/audit/verify`: walks the project's hash chain, checks every checkpoint's
-/// signature against it, and every pause's row against its events.
+#[derive(Deserialize)]
+pub struct VerifyQuery {
+    full: Option<bool>,
+}
+
+/// `GET /v1/audit/verify[?full=true]`: walks the project's hash chain from its newest
+/// valid checkpoint (or, with `full`, from the start), checks every checkpoint's
+/// signature against it, and the rows of the pauses it walks (with `full`, of every
+/// pause) against their events.
 pub async fn verify(
     State(state): State<AppState>,
     caller: Caller,
+    QueryParams(query): QueryParams<VerifyQuery>,
 ) -> Result<Json<VerifyReport>, ApiError> {
+    let walk = match query.full.unwrap_or(false) {
+        true => Walk::Full,
+        false => Walk::SinceCheckpoint,
+    };
     let report = crate::domain::audit::verify(
         state.app.store(),
         state.app.checkpoints(),
         caller.project_id(),
+        walk,
     )
     .await?;
     Ok(Json(report))

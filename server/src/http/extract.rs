@@ -142,3 +142,19 @@ fn plain_words(message: &str) -> String {
         .replace("a boolean", "true or false")
         .replace("a sequence", "an array")
 }
+
+/// A time parameter (`since`, `until`): RFC 3339, or a clear 422 naming `field`.
+pub fn time(
+    field: &str,
+    raw: Option<&str>,
+) -> Result<Option<jiff::Timestamp>, super::error::ApiError> {
+    raw.map(|t| {
+        t.parse::<jiff::Timestamp>().map_err(|_| {
+            super::error::ApiError::invalid(
+                field,
+                format!("{field} must be an RFC 3339 time such as 2026-11-22T09:30:00Z"),
+            )
+        })
+    })
+    .transpose()
+}

@@ -7,16 +7,17 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use pausepoint_api::validation::{NewPause, Recipient};
-use pausepoint_api::{CreatePause, Pause, PauseList, PauseStatus};
+use pausepoint_api::{Channel, CreatePause, Pause, PauseList, PauseStatus};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
-use super::extract::{Caller, JsonBody, QueryParams};
+use super::extract::{time, Caller, JsonBody, QueryParams};
 use super::AppState;
 use crate::domain::pauses::Idempotency;
 use crate::ids::PauseId;
 use crate::outbound;
+use crate::store::pauses::PauseFilter;
 
 /// The longest a `GET /v1/pause/{id}?wait=` may hold, in seconds.
 pub const MAX_WAIT_SECONDS: u64 = 60;
@@ -142,21 +143,35 @@ pub async fn cancel(
 #[derive(Deserialize)]
 pub struct ListQuery {
     status: Option<String>,
+    channel: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
     limit: Option<u32>,
     cursor: Option<String>,
 }
 
-/// `GET /v1/pause?status=&limit=&cursor=`
+/// `GET /v1/pause?status=&channel=&since=&until=&limit=&cursor=`
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<PauseList>, ApiError> {
-    let status = query
-        .status
-        .map(|s| s.parse::<PauseStatus>())
-        .transpose()
-        .map_err(|message| ApiError::invalid("status", message))?;
+    let filter = PauseFilter {
+        status: query
+            .status
+            .as_deref()
+            .map(str::parse::<PauseStatus>)
+            .transpose()
+            .map_err(|message| ApiError::invalid("status", message))?,
+        channel: query
+            .channel
+            .as_deref()
+            .map(str::parse::<Channel>)
+            .transpose()
+            .map_err(|message| ApiError::invalid("channel", message))?,
+        since: time("since", query.since.as_deref())?,
+        until: time("until", query.until.as_deref())?,
+    };
     let limit = page_size(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
     let before = query
         .cursor
@@ -166,7 +181,7 @@ pub async fn list(
     let mut data = state
         .app
         .store()
-        .pauses(caller.project_id(), status, before, limit + 1)
+        .pauses(caller.project_id(), filter, before, limit + 1)
         .await?;
     let next_cursor = if data.len() > limit as usize {
         data.truncate(limit as usize);

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use std::collections::BTreeMap;
 
-use super::db::{args, Arg, Conn, OwnedArg, Row};
+use super::db::{args, Arg, Conn, OwnedArg, Query, Row};
 use super::tx::Deferred;
 use super::{Dialect, Store, StoreError};
 use crate::ids::{KeyId, PauseId, ProjectId};
@@ -74,6 +74,8 @@ pub struct PendingEvent {
 pub struct AuditFilter {
     pub pause_id: Option<PauseId>,
     pub event: Option<AuditEventKind>,
+    /// Exactly as events name it: `api_key:<id>`, `recipient:<who>`, `admin:<user>`, `system`.
+    pub actor: Option<String>,
     pub since: Option<Timestamp>,
     pub until: Option<Timestamp>,
 }
@@ -277,6 +279,57 @@ impl Store {
     }
 }
 
+/// The query for up to `limit` of the project's events matching `filter`, oldest first,
+/// after `after_seq`: each filter is served by an index (`audit_events_by_pause`, `_by_event`,
+/// `_by_actor`, `_by_time`), and pages are keyed by `seq`, never by offset.
+pub fn audit_query(
+    project_id: ProjectId,
+    filter: &AuditFilter,
+    after_seq: Option<i64>,
+    limit: u32,
+) -> Query {
+    let text = |value: String| OwnedArg::Text(Some(value));
+    let mut query = Query::new(format!("SELECT {COLUMNS} FROM audit_events WHERE "));
+    query.push("project_id = ?", [text(project_id.to_string())]);
+    if let Some(pause_id) = filter.pause_id {
+        query.push(" AND pause_id = ?", [text(pause_id.to_string())]);
+    }
+    if let Some(event) = filter.event {
+        query.push(" AND event = ?", [text(event.as_str().to_owned())]);
+    }
+    if let Some(actor) = &filter.actor {
+        query.push(" AND actor = ?", [text(actor.clone())]);
+    }
+    if let Some(since) = filter.since {
+        query.push(
+            " AND occurred_at >= ?",
+            [OwnedArg::Int(Some(since.as_millisecond()))],
+        );
+    }
+    if let Some(until) = filter.until {
+        query.push(
+            " AND occurred_at < ?",
+            [OwnedArg::Int(Some(until.as_millisecond()))],
+        );
+    }
+    // With a time range, neither the cursor nor the order may lure the planner onto the
+    // (project, seq) key, which would walk every event after the cursor filtering by time:
+    // `+seq` is the same value to both databases but no index's column, so the time index
+    // serves the range and only the range is sorted.
+    let seq = match filter.since.is_some() || filter.until.is_some() {
+        true => "+seq",
+        false => "seq",
+    };
+    if let Some(after) = after_seq {
+        query.push(&format!(" AND {seq} > ?"), [OwnedArg::Int(Some(after))]);
+    }
+    query.push(
+        &format!(" ORDER BY {seq} LIMIT ?"),
+        [OwnedArg::Int(Some(i64::from(limit)))],
+    );
+    query
+}
+
 /// Up to `limit` of the project's events matching `filter`, oldest first, after `after_seq`.
 pub async fn audit_events(
     conn: &mut Conn,
@@ -285,30 +338,7 @@ pub async fn audit_events(
     after_seq: Option<i64>,
     limit: u32,
 ) -> Result<Vec<AuditEvent>, StoreError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM audit_events \
-         WHERE project_id = $1 \
-           AND (CAST($2 AS TEXT) IS NULL OR pause_id = $2) \
-           AND (CAST($3 AS TEXT) IS NULL OR event = $3) \
-           AND (CAST($4 AS BIGINT) IS NULL OR occurred_at >= $4) \
-           AND (CAST($5 AS BIGINT) IS NULL OR occurred_at < $5) \
-           AND seq > $6 \
-         ORDER BY seq LIMIT $7"
-    );
-    let pause_id = filter.pause_id.map(|id| id.to_string());
-    conn.fetch_all(
-        TABLE,
-        &sql,
-        args![
-            &project_id.to_string(),
-            pause_id.as_deref(),
-            filter.event.map(AuditEventKind::as_str),
-            filter.since,
-            filter.until,
-            after_seq.unwrap_or(0),
-            limit,
-        ],
-        from_row,
-    )
-    .await
+    let query = audit_query(project_id, &filter, after_seq, limit);
+    conn.fetch_all(TABLE, query.sql(), &query.args(), from_row)
+        .await
 }

@@ -516,3 +516,66 @@ mod tests {
         assert!(matches!(sqlite_sql("SELECT 1"), Cow::Borrowed(_)));
     }
 }
+
+/// A query's text and arguments, built from only the conditions it has: a condition left
+/// out is not in the SQL at all (an `(? IS NULL OR col = ?)` would keep a planner from
+/// using the column's index).
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    sql: String,
+    args: Vec<OwnedArg>,
+}
+
+impl Query {
+    pub fn new(sql: impl Into<String>) -> Query {
+        Query {
+            sql: sql.into(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Appends `text`, each `?` in it becoming the next placeholder, bound to `args` in
+    /// order.
+    pub fn push(&mut self, text: &str, args: impl IntoIterator<Item = OwnedArg>) -> &mut Query {
+        for (i, part) in text.split('?').enumerate() {
+            if i > 0 {
+                self.sql.push_str(&format!("${}", self.args.len() + i));
+            }
+            self.sql.push_str(part);
+        }
+        self.args.extend(args);
+        self
+    }
+
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    pub fn args(&self) -> Vec<Arg<'_>> {
+        self.args.iter().map(OwnedArg::as_arg).collect()
+    }
+}
+
+impl Conn {
+    /// How the database would run `query`: SQLite's `EXPLAIN QUERY PLAN` details, or
+    /// PostgreSQL's `EXPLAIN` lines with sequential scans discouraged (so that a scan shows
+    /// only where no index can serve, however small the tables are now).
+    pub async fn query_plan(&mut self, query: &Query) -> Result<Vec<String>, StoreError> {
+        match self.dialect() {
+            super::Dialect::Sqlite => {
+                let sql = format!("EXPLAIN QUERY PLAN {}", query.sql());
+                self.fetch_all("explain", &sql, &query.args(), |row| row.text("detail"))
+                    .await
+            }
+            super::Dialect::Postgres => {
+                self.execute("SET enable_seqscan = off", &[]).await?;
+                let sql = format!("EXPLAIN {}", query.sql());
+                let plan = self
+                    .fetch_all("explain", &sql, &query.args(), |row| row.text("QUERY PLAN"))
+                    .await;
+                self.execute("RESET enable_seqscan", &[]).await?;
+                plan
+            }
+        }
+    }
+}

@@ -3,10 +3,10 @@
 
 use jiff::Timestamp;
 use pausepoint_api::validation::NewPause;
-use pausepoint_api::{Decision, Delivery, DeliveryStatus, Pause, PauseStatus};
+use pausepoint_api::{Channel, Decision, Delivery, DeliveryStatus, Pause, PauseStatus};
 use serde_json::{Map, Value};
 
-use super::db::{args, Arg, Conn, Row};
+use super::db::{args, Arg, Conn, OwnedArg, Query, Row};
 use super::{Store, StoreError, Tx};
 use crate::ids::{PauseId, ProjectId};
 
@@ -54,6 +54,67 @@ macro_rules! pause_columns {
          d.status AS delivery_status, d.attempts AS delivery_attempts, \
          d.last_error AS delivery_last_error"
     };
+}
+
+/// Which pauses a list holds. Every field narrows; none lists them all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PauseFilter {
+    pub status: Option<PauseStatus>,
+    pub channel: Option<Channel>,
+    /// Created at or after.
+    pub since: Option<Timestamp>,
+    /// Created before.
+    pub until: Option<Timestamp>,
+}
+
+/// The query for a page of the project's pauses matching `filter`, newest first, older
+/// than `before`: each filter is served by an index (`pauses_by_project_status`,
+/// `_channel`; times are ranges of ids), and pages are keyed by id, never by offset.
+pub fn list_query(
+    project_id: ProjectId,
+    filter: &PauseFilter,
+    before: Option<PauseId>,
+    limit: u32,
+) -> Query {
+    let text = |value: String| OwnedArg::Text(Some(value));
+    let mut query = Query::new(format!("{SELECT} WHERE "));
+    query.push("p.project_id = ?", [text(project_id.to_string())]);
+    if let Some(status) = filter.status {
+        query.push(" AND p.status = ?", [text(status.as_str().to_owned())]);
+    }
+    if let Some(channel) = filter.channel {
+        query.push(" AND p.channel = ?", [text(channel.as_str().to_owned())]);
+    }
+    // A pause's id carries its creation time (ids made by earlier versions, a moment
+    // before it: hence the margin), so a time range is a range of ids, searched through
+    // whichever index serves the other filters; created_at then filters exactly.
+    let margin = jiff::SignedDuration::from_mins(1);
+    if let Some(since) = filter.since {
+        query.push(
+            " AND p.id >= ? AND p.created_at >= ?",
+            [
+                text(PauseId::lowest_at(since - margin)),
+                OwnedArg::Int(Some(since.as_millisecond())),
+            ],
+        );
+    }
+    if let Some(until) = filter.until {
+        query.push(
+            " AND p.id < ? AND p.created_at < ?",
+            [
+                text(PauseId::lowest_at(until + margin)),
+                OwnedArg::Int(Some(until.as_millisecond())),
+            ],
+        );
+    }
+    if let Some(before) = before {
+        query.push(" AND p.id < ?", [text(before.to_string())]);
+    }
+    query.push(
+        " ORDER BY p.id DESC LIMIT ?",
+        [OwnedArg::Int(Some(i64::from(limit)))],
+    );
+    query
 }
 
 /// Every read of a pause goes through this, so a pause always carries its delivery.
@@ -158,35 +219,39 @@ impl Conn {
         .await
     }
 
-    /// A page of the project's pauses, newest first, optionally of one status, strictly
-    /// older than the pause `before`.
+    /// A page of the project's pauses matching `filter`, newest first, strictly older
+    /// than the pause `before`.
     pub async fn pauses(
         &mut self,
         project_id: ProjectId,
-        status: Option<PauseStatus>,
+        filter: &PauseFilter,
         before: Option<PauseId>,
         limit: u32,
     ) -> Result<Vec<Pause>, StoreError> {
-        let sql = format!(
-            "{SELECT} \
-             WHERE p.project_id = $1 \
-               AND (CAST($2 AS TEXT) IS NULL OR p.status = $2) \
-               AND (CAST($3 AS TEXT) IS NULL OR p.id < $3) \
-             ORDER BY p.id DESC LIMIT $4"
+        let query = list_query(project_id, filter, before, limit);
+        self.fetch_all(TABLE, query.sql(), &query.args(), from_row)
+            .await
+    }
+
+    /// The project's pauses with these ids (those that exist).
+    pub async fn pauses_with_ids(
+        &mut self,
+        project_id: ProjectId,
+        ids: &[PauseId],
+    ) -> Result<Vec<Pause>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let text = |value: String| OwnedArg::Text(Some(value));
+        let mut query = Query::new(format!("{SELECT} WHERE "));
+        query.push("p.project_id = ?", [text(project_id.to_string())]);
+        let marks = vec!["?"; ids.len()].join(", ");
+        query.push(
+            &format!(" AND p.id IN ({marks})"),
+            ids.iter().map(|id| text(id.to_string())),
         );
-        let before = before.map(|id| id.to_string());
-        self.fetch_all(
-            TABLE,
-            &sql,
-            args![
-                &project_id.to_string(),
-                status.map(PauseStatus::as_str),
-                before.as_deref(),
-                limit
-            ],
-            from_row,
-        )
-        .await
+        self.fetch_all(TABLE, query.sql(), &query.args(), from_row)
+            .await
     }
 
     /// Pending pauses whose deadline has passed at `now`, earliest first.
@@ -228,7 +293,8 @@ impl Tx {
         expires_at: Timestamp,
         idempotency: Option<&Idempotency>,
     ) -> Result<Pause, StoreError> {
-        let id = PauseId::new();
+        // The id carries the creation time, which lets a time filter search a range of ids.
+        let id = PauseId::at(created_at);
         let options = Value::from(pause.options.as_slice().to_vec()).to_string();
         let metadata = pause
             .metadata
@@ -382,16 +448,18 @@ impl Store {
         .await
     }
 
-    /// A page of the project's pauses, newest first.
+    /// A page of the project's pauses matching `filter`, newest first.
     pub async fn pauses(
         &self,
         project_id: ProjectId,
-        status: Option<PauseStatus>,
+        filter: PauseFilter,
         before: Option<PauseId>,
         limit: u32,
     ) -> Result<Vec<Pause>, StoreError> {
-        self.read(move |conn| Box::pin(conn.pauses(project_id, status, before, limit)))
-            .await
+        self.read(move |conn| {
+            Box::pin(async move { conn.pauses(project_id, &filter, before, limit).await })
+        })
+        .await
     }
 }
 

@@ -150,7 +150,7 @@ async fn every_change_is_an_event_with_actor_and_full_context() {
         .await;
     assert_eq!(next.body["data"][0]["seq"], 5);
 
-    let report = server.client.get_path("/v1/audit/verify").await;
+    let report = server.client.get_path("/v1/audit/verify?full=true").await;
     assert_eq!(report.status, StatusCode::OK);
     assert_eq!(report.body["ok"], true);
     assert_eq!(report.body["events_checked"], everything);
@@ -169,7 +169,7 @@ async fn the_database_refuses_to_change_or_remove_an_event() {
     assert!(update.unwrap_err().to_string().contains("append-only"));
     let delete = db.execute("DELETE FROM audit_events WHERE seq = 2").await;
     assert!(delete.unwrap_err().to_string().contains("append-only"));
-    let report = server.client.get_path("/v1/audit/verify").await;
+    let report = server.client.get_path("/v1/audit/verify?full=true").await;
     assert_eq!(report.body["ok"], true);
 }
 
@@ -183,7 +183,7 @@ async fn verify_finds_a_row_edited_behind_the_servers_back() {
         drop_trigger(&server, "audit_events_refuse_update")
     );
     db.execute(edit.as_str()).await.unwrap();
-    let report = server.client.get_path("/v1/audit/verify").await;
+    let report = server.client.get_path("/v1/audit/verify?full=true").await;
     assert_eq!(report.body["ok"], false, "{}", report.body);
     assert_eq!(report.body["first_bad_seq"], 5);
     assert_eq!(report.body["events_checked"], 4);
@@ -199,7 +199,7 @@ async fn verify_finds_a_row_deleted_behind_the_servers_back() {
         drop_trigger(&server, "audit_events_refuse_delete")
     );
     db.execute(delete.as_str()).await.unwrap();
-    let report = server.client.get_path("/v1/audit/verify").await;
+    let report = server.client.get_path("/v1/audit/verify?full=true").await;
     assert_eq!(report.body["ok"], false);
     assert_eq!(report.body["first_bad_seq"], 3);
 
@@ -212,7 +212,7 @@ async fn verify_finds_a_row_deleted_behind_the_servers_back() {
         drop_trigger(&server, "audit_events_refuse_delete")
     );
     db.execute(delete.as_str()).await.unwrap();
-    let report = server.client.get_path("/v1/audit/verify").await;
+    let report = server.client.get_path("/v1/audit/verify?full=true").await;
     assert_eq!(report.body["ok"], false);
     assert_eq!(report.body["first_bad_seq"], 8);
 }

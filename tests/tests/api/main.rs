@@ -10,6 +10,7 @@ mod idempotency_and_tenancy;
 mod keys;
 mod long_poll;
 mod page;
+mod plans;
 mod proof;
 
 mod races;

@@ -39,7 +39,7 @@ async fn checkpoint_now(server: &TestServer) -> Checkpoint {
 }
 
 async fn verify_online(server: &TestServer) -> VerifyReport {
-    let answer = server.client.get_path("/v1/audit/verify").await;
+    let answer = server.client.get_path("/v1/audit/verify?full=true").await;
     assert_eq!(answer.status, StatusCode::OK);
     serde_json::from_value(answer.body).unwrap()
 }
@@ -569,4 +569,55 @@ async fn no_checkpoint_is_signed_over_a_broken_chain() {
         message.contains(&format!("event {}", events[i].seq)),
         "{message}"
     );
+}
+
+/// The default verify walks only from the newest valid checkpoint, and says so: tampering
+/// after it is found there; tampering before it (an event edited without re-hashing, which
+/// leaves the checkpoint's own event whole) needs the full walk, which finds it.
+#[tokio::test]
+async fn verify_walks_from_the_newest_checkpoint_unless_asked_for_all() {
+    let server = TestServer::start().await;
+    history(&server).await;
+    let kept = checkpoint_now(&server).await;
+    let later = server
+        .client
+        .create(sms_pause(None))
+        .await
+        .pause(StatusCode::CREATED);
+    server.client.delivered(later.pause_id).await;
+
+    let quick: VerifyReport =
+        serde_json::from_value(server.client.get_path("/v1/audit/verify").await.body).unwrap();
+    assert!(quick.ok, "{quick:?}");
+    assert_eq!(quick.walked_from_seq, kept.seq);
+    let head = server.client.audit("").await.last().unwrap().seq;
+    assert_eq!(quick.events_checked, (head - kept.seq) as u64);
+    assert_eq!(
+        quick.pauses_checked,
+        Some(1),
+        "only the pause written since"
+    );
+    let all = verify_online(&server).await;
+    assert!(all.ok && all.walked_from_seq == 0 && all.events_checked == head as u64);
+
+    // Edited after the checkpoint: the quick walk finds it.
+    let mut events = server.client.audit("").await;
+    let after = events
+        .iter()
+        .position(|e| e.pause_id == Some(later.pause_id))
+        .unwrap();
+    events[after].data["message"] = json!("Wire $84,000 to Meridian?");
+    // And before it, without re-hashing: only the full walk goes there.
+    let before = events
+        .iter()
+        .position(|e| e.event == AuditEventKind::PauseResponded)
+        .unwrap();
+    assert!(events[before].seq < kept.seq);
+    events[before].data["response_text"] = json!("edited");
+    rewrite(&server, &events).await;
+    let quick: VerifyReport =
+        serde_json::from_value(server.client.get_path("/v1/audit/verify").await.body).unwrap();
+    assert_eq!(quick.first_bad_seq, Some(events[after].seq), "{quick:?}");
+    let all = verify_online(&server).await;
+    assert_eq!(all.first_bad_seq, Some(events[before].seq), "{all:?}");
 }

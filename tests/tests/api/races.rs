@@ -86,6 +86,6 @@ async fn fifty_racing_cancels_responses_and_timeouts_make_one_decision() {
         assert_eq!(endings.len(), 1, "one terminal audit event: {endings:?}");
         assert_eq!(endings[0].data["status"], final_pause.status.as_str());
     }
-    let report = server.client.get_path("/v1/audit/verify").await;
+    let report = server.client.get_path("/v1/audit/verify?full=true").await;
     assert_eq!(report.body["ok"], true, "{}", report.body);
 }

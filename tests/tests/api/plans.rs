@@ -1,0 +1,155 @@
+//! Costs that stay flat as the data grows: every list and audit filter is served by an
+//! index. Each query the store builds is checked against the database's own plan (SQLite's
+//! `EXPLAIN QUERY PLAN`, PostgreSQL's `EXPLAIN` with sequential scans discouraged): a plan
+//! that scans the table, or searches it by an index that does not hold the filtered
+//! column, fails.
+
+use jiff::Timestamp;
+use pausepoint_api::{AuditEventKind, Channel, PauseStatus};
+use pausepoint_server::ids::PauseId;
+use pausepoint_server::store::audit::{audit_query, AuditFilter};
+use pausepoint_server::store::db::Query;
+use pausepoint_server::store::pauses::{list_query, PauseFilter};
+use pausepoint_tests::{Backend, TestServer};
+
+/// A query with no filter: the index must give its order.
+const ORDER: &str = "(order)";
+
+async fn plan(server: &TestServer, query: Query) -> Vec<String> {
+    server
+        .app
+        .store()
+        .read(move |conn| Box::pin(async move { conn.query_plan(&query).await }))
+        .await
+        .unwrap()
+}
+
+/// The plan reads `table` through an index whose condition names `column`.
+fn served_by_index(server: &TestServer, plan: &[String], table: &str, column: &str) -> bool {
+    match server.backend {
+        // "SEARCH p USING INDEX pauses_by_project_status (project_id=? AND status=?)"
+        Backend::Sqlite => {
+            let searched = plan.iter().any(|line| {
+                line.starts_with(&format!("SEARCH {table} USING "))
+                    && (line.contains(&format!("{column}=?"))
+                        || line.contains(&format!("{column}>"))
+                        || line.contains(&format!("{column}<"))
+                        // Only the order: the index's own order, with no sort after.
+                        || (column == ORDER && !plan.iter().any(|l| l.contains("TEMP B-TREE"))))
+            });
+            searched && !plan.iter().any(|line| line.starts_with("SCAN "))
+        }
+        // "Index Scan using pauses_by_project_status on pauses p" then
+        // "  Index Cond: ((project_id = $1) AND (status = $2))"
+        Backend::Postgres => {
+            let conditions: Vec<&String> =
+                plan.iter().filter(|l| l.contains("Index Cond:")).collect();
+            let indexed = match column {
+                ORDER => !plan.iter().any(|l| l.trim_start().starts_with("Sort")),
+                column => conditions.iter().any(|l| l.contains(column)),
+            };
+            indexed && !plan.iter().any(|line| line.contains("Seq Scan"))
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_list_filter_is_served_by_an_index() {
+    let server = TestServer::start().await;
+    let at = Timestamp::now();
+    let cases: Vec<(&str, PauseFilter)> = vec![
+        (ORDER, PauseFilter::default()),
+        (
+            "status",
+            PauseFilter {
+                status: Some(PauseStatus::Cancelled),
+                ..PauseFilter::default()
+            },
+        ),
+        (
+            "channel",
+            PauseFilter {
+                channel: Some(Channel::Slack),
+                ..PauseFilter::default()
+            },
+        ),
+        // A time range is a range of ids (an id carries its pause's creation time).
+        (
+            "id",
+            PauseFilter {
+                since: Some(at),
+                ..PauseFilter::default()
+            },
+        ),
+        (
+            "id",
+            PauseFilter {
+                until: Some(at),
+                status: Some(PauseStatus::Pending),
+                ..PauseFilter::default()
+            },
+        ),
+    ];
+    for (column, filter) in cases {
+        for before in [None, Some(PauseId::new())] {
+            let query = list_query(server.project_id, &filter, before, 21);
+            let plan = plan(&server, query.clone()).await;
+            assert!(
+                served_by_index(&server, &plan, "p", column),
+                "{filter:?} (before {before:?}) is not served by an index on {column}:\n{}\n{}",
+                query.sql(),
+                plan.join("\n")
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_audit_filter_is_served_by_an_index() {
+    let server = TestServer::start().await;
+    let at = Timestamp::now();
+    let cases: Vec<(&str, AuditFilter)> = vec![
+        (ORDER, AuditFilter::default()),
+        (
+            "pause_id",
+            AuditFilter {
+                pause_id: Some(PauseId::new()),
+                ..AuditFilter::default()
+            },
+        ),
+        (
+            "event",
+            AuditFilter {
+                event: Some(AuditEventKind::PauseCancelled),
+                ..AuditFilter::default()
+            },
+        ),
+        (
+            "actor",
+            AuditFilter {
+                actor: Some("system".into()),
+                ..AuditFilter::default()
+            },
+        ),
+        (
+            "occurred_at",
+            AuditFilter {
+                since: Some(at),
+                until: Some(at),
+                ..AuditFilter::default()
+            },
+        ),
+    ];
+    for (column, filter) in cases {
+        for after in [None, Some(1_000)] {
+            let query = audit_query(server.project_id, &filter, after, 101);
+            let plan = plan(&server, query.clone()).await;
+            assert!(
+                served_by_index(&server, &plan, "audit_events", column),
+                "{filter:?} (after {after:?}) is not served by an index on {column}:\n{}\n{}",
+                query.sql(),
+                plan.join("\n")
+            );
+        }
+    }
+}
