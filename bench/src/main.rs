@@ -18,11 +18,15 @@
 //!   100 ms per message: concurrency, not serial sends, must carry the rate.
 //! - `stop`: a backlog of 100,000 due deliveries (the stand-in hangs), SIGTERM, the time
 //!   to exit, a restart, and every pause notified exactly once.
+//! - `grow` (not run by default): request times and creates/s on a fresh database against
+//!   the same after `--grow N` creates (1,000,000 by default), and a verify after 1,000 new
+//!   events.
 //!
 //! Run through `scripts/bench`, which builds the release binaries first.
 
 #![forbid(unsafe_code)]
 
+mod grow;
 mod load;
 mod raw;
 mod server;
@@ -71,10 +75,14 @@ struct Args {
     /// In the `scale` section, pin each server to a core of its own (taskset)
     #[arg(long)]
     pin: bool,
+    /// Pauses the `grow` section creates between its two measurements (give it
+    /// `--sections grow`; on PostgreSQL, an empty database)
+    #[arg(long, default_value_t = 1_000_000)]
+    grow: u64,
 }
 
 /// The spec's SMS example, as an agent sends it.
-const CREATE_BODY: &str = r#"{"recipient": "+15550100", "channel": "sms", "message": "Deploy build #4712 to production?", "options": ["Deploy", "Abort"], "timeout_hours": 1, "timeout_default": "Abort", "metadata": {"run": "r_4712"}}"#;
+pub(crate) const CREATE_BODY: &str = r#"{"recipient": "+15550100", "channel": "sms", "message": "Deploy build #4712 to production?", "options": ["Deploy", "Abort"], "timeout_hours": 1, "timeout_default": "Abort", "metadata": {"run": "r_4712"}}"#;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -217,6 +225,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.sections.iter().any(|s| s == "stop") {
         stop(&pp, &own("stop.db"), args.backlog).await?;
+    }
+    if args.sections.iter().any(|s| s == "grow") {
+        grow::grow(&pp, &own("grow.db"), args.grow, duration).await?;
     }
     Ok(())
 }

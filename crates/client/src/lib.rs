@@ -338,7 +338,12 @@ impl Client {
             true => "/v1/audit/verify?full=true",
             false => "/v1/audit/verify",
         };
-        self.send(self.request(Method::GET, path)).await
+        // A full walk of a large log takes as long as the log is long.
+        self.send(
+            self.request(Method::GET, path)
+                .timeout(Duration::from_secs(3600)),
+        )
+        .await
     }
 }
 
