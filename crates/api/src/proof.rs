@@ -609,6 +609,14 @@ pub const MUST_BE_COVERED_AFTER: SignedDuration = SignedDuration::from_mins(5);
 /// names an event just before it (only writes committed meanwhile come between).
 const RECENT: usize = 65_536;
 
+/// One of the last events the walk met.
+struct Recent {
+    seq: i64,
+    hash: String,
+    at: Timestamp,
+    checkpoint: bool,
+}
+
 /// The walk over one project's chain, event by event, in order.
 pub struct ChainCheck<'k> {
     keys: &'k Jwks,
@@ -616,14 +624,17 @@ pub struct ChainCheck<'k> {
     expected_seq: i64,
     prev_hash: String,
     checked: u64,
-    recent: VecDeque<(i64, String)>,
+    /// The last [`RECENT`] events: seq, hash, time, and whether it is a checkpoint.
+    recent: VecDeque<Recent>,
     /// Checkpoints kept outside the log, by the event they name.
     outside: BTreeMap<i64, Vec<Checkpoint>>,
     outside_checked: u64,
     checkpoints: u64,
     covered_to: Option<i64>,
-    /// Events (not checkpoints) after `covered_to`, oldest first.
-    uncovered: VecDeque<(i64, Timestamp)>,
+    /// The first event (not a checkpoint) after `covered_to`; while `None`, the next one
+    /// pushed becomes it. Only this one is needed: it is the oldest event no checkpoint
+    /// covers, so the walk's memory does not grow with the log.
+    first_uncovered: Option<(i64, Timestamp)>,
     newest: Option<Timestamp>,
     /// Whether old events must be covered by a checkpoint (see [`ChainCheck::finish`]).
     coverage: bool,
@@ -652,7 +663,7 @@ impl<'k> ChainCheck<'k> {
             outside_checked: 0,
             checkpoints: 0,
             covered_to: None,
-            uncovered: VecDeque::new(),
+            first_uncovered: None,
             newest: None,
             coverage: true,
             started_after: 0,
@@ -687,7 +698,12 @@ impl<'k> ChainCheck<'k> {
         self.started_after = seq;
         self.prev_hash = hash.to_owned();
         self.recent.clear();
-        self.recent.push_back((seq, hash.to_owned()));
+        self.recent.push_back(Recent {
+            seq,
+            hash: hash.to_owned(),
+            at: Timestamp::UNIX_EPOCH,
+            checkpoint: true,
+        });
         self
     }
 
@@ -755,7 +771,9 @@ impl<'k> ChainCheck<'k> {
                 return self.fail(seq, problem);
             }
         } else {
-            self.uncovered.push_back((seq, event.occurred_at));
+            if self.first_uncovered.is_none() {
+                self.first_uncovered = Some((seq, event.occurred_at));
+            }
         }
         self.newest = Some(
             self.newest
@@ -764,7 +782,12 @@ impl<'k> ChainCheck<'k> {
         if self.recent.len() == RECENT {
             self.recent.pop_front();
         }
-        self.recent.push_back((seq, event.hash.clone()));
+        self.recent.push_back(Recent {
+            seq,
+            hash: event.hash.clone(),
+            at: event.occurred_at,
+            checkpoint: event.event == AuditEventKind::AuditCheckpoint,
+        });
         self.prev_hash = event.hash.clone();
         self.expected_seq += 1;
         self.checked += 1;
@@ -785,8 +808,8 @@ impl<'k> ChainCheck<'k> {
             .recent
             .iter()
             .rev()
-            .find(|(seq, _)| *seq == checkpoint.seq)
-            .map(|(_, hash)| hash.as_str());
+            .find(|r| r.seq == checkpoint.seq)
+            .map(|r| r.hash.as_str());
         match named {
             Some(hash) if hash == checkpoint.head_hash => {}
             Some(_) => {
@@ -805,13 +828,13 @@ impl<'k> ChainCheck<'k> {
         self.checkpoints += 1;
         if self.covered_to.is_none_or(|c| checkpoint.seq > c) {
             self.covered_to = Some(checkpoint.seq);
-            while self
-                .uncovered
-                .front()
-                .is_some_and(|(seq, _)| *seq <= checkpoint.seq)
-            {
-                self.uncovered.pop_front();
-            }
+            // The oldest event left uncovered is the first after the one it names: among
+            // the recent ones (it names an event just before it), or the next to come.
+            self.first_uncovered = self
+                .recent
+                .iter()
+                .find(|r| r.seq > checkpoint.seq && !r.checkpoint)
+                .map(|r| (r.seq, r.at));
         }
         Ok(())
     }
@@ -844,7 +867,7 @@ impl<'k> ChainCheck<'k> {
         }
         if !self.failed() && self.coverage && self.checkpoints > 0 {
             let reference = now.or(self.newest);
-            if let (Some(reference), Some(&(seq, at))) = (reference, self.uncovered.front()) {
+            if let (Some(reference), Some((seq, at))) = (reference, self.first_uncovered) {
                 if reference.duration_since(at) > MUST_BE_COVERED_AFTER {
                     self.fail(
                         seq,

@@ -267,6 +267,11 @@ pub async fn newest_trusted_checkpoint(
     Ok(holds.then_some((checkpoint.seq, checkpoint.head_hash)))
 }
 
+/// How often a checkpoint's walk catches up with events written while it walked, and how
+/// few left behind count as caught up.
+const CATCH_UP_ROUNDS: usize = 8;
+const CAUGHT_UP: i64 = 1_000;
+
 /// Signed checkpoints of every project's chain.
 pub struct Checkpoints {
     store: Store,
@@ -378,6 +383,23 @@ impl Checkpoints {
             }
         }
         walk(&self.store, project_id, &mut check, from, head_seq, None).await?;
+        // A long walk lets many events arrive behind it; a checkpoint must name an event
+        // just before its own place on the chain (verifiers look it up among the recent
+        // ones), so catch up with the head until little is left between them.
+        let (mut head_seq, mut head_hash) = (head_seq, head_hash);
+        for _ in 0..CATCH_UP_ROUNDS {
+            let (now_seq, now_hash) = self.store.audit_head(project_id).await?;
+            if now_seq == head_seq || check.failed() {
+                break;
+            }
+            // A short walk let few events in behind it.
+            let walked = now_seq - head_seq;
+            walk(&self.store, project_id, &mut check, head_seq, now_seq, None).await?;
+            (head_seq, head_hash) = (now_seq, now_hash);
+            if walked < CAUGHT_UP {
+                break;
+            }
+        }
         let report = check.finish(Some((head_seq, &head_hash)), None);
         if !report.ok {
             return Err(ProofError::Tampered(Box::new(report)));

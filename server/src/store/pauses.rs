@@ -117,6 +117,19 @@ pub fn list_query(
     query
 }
 
+/// The query for the project's pauses with these ids: one search of the primary key each.
+pub fn pauses_with_ids_query(project_id: ProjectId, ids: &[PauseId]) -> Query {
+    let text = |value: String| OwnedArg::Text(Some(value));
+    let mut query = Query::new(format!("{SELECT} WHERE "));
+    query.push("p.project_id = ?", [text(project_id.to_string())]);
+    let marks = vec!["?"; ids.len()].join(", ");
+    query.push(
+        &format!(" AND p.id IN ({marks})"),
+        ids.iter().map(|id| text(id.to_string())),
+    );
+    query
+}
+
 /// Every read of a pause goes through this, so a pause always carries its delivery.
 const SELECT: &str = concat!(
     pause_columns!(),
@@ -242,14 +255,7 @@ impl Conn {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let text = |value: String| OwnedArg::Text(Some(value));
-        let mut query = Query::new(format!("{SELECT} WHERE "));
-        query.push("p.project_id = ?", [text(project_id.to_string())]);
-        let marks = vec!["?"; ids.len()].join(", ");
-        query.push(
-            &format!(" AND p.id IN ({marks})"),
-            ids.iter().map(|id| text(id.to_string())),
-        );
+        let query = pauses_with_ids_query(project_id, ids);
         self.fetch_all(TABLE, query.sql(), &query.args(), from_row)
             .await
     }

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use pausepoint_api::{AuditEvent, AuditEventKind};
 
 use super::audit::{audit_events, from_row, AuditFilter, COLUMNS};
-use super::db::{args, Arg, Conn, Row};
+use super::db::{args, Conn, OwnedArg, Query, Row};
 use super::{StoreError, Tx};
 use crate::ids::{PauseId, ProjectId};
 
@@ -31,6 +31,27 @@ fn key_from_row(row: &dyn Row) -> Result<StoredAuditKey, StoreError> {
         created_at: row.time("created_at")?,
         retired_at: row.opt_time("retired_at")?,
     })
+}
+
+/// The query for the decision events of `pauses`: one search of `audit_events_by_pause`
+/// per pause. (`event || ''` is the same text but no index's column, and the order by pause
+/// is that index's own: both keep the planners off the indexes that would read every
+/// decision, or every event, of the project instead. The caller sorts by seq.)
+pub fn decision_events_query(project_id: ProjectId, pauses: &[PauseId]) -> Query {
+    let text = |value: String| OwnedArg::Text(Some(value));
+    let mut query = Query::new(format!("SELECT {COLUMNS} FROM audit_events WHERE "));
+    query.push("project_id = ?", [text(project_id.to_string())]);
+    let marks = vec!["?"; pauses.len()].join(", ");
+    query.push(
+        &format!(" AND pause_id IN ({marks})"),
+        pauses.iter().map(|id| text(id.to_string())),
+    );
+    query.push(
+        " AND event || '' IN ('pause.responded', 'pause.timed_out', 'pause.cancelled') \
+         ORDER BY pause_id",
+        [],
+    );
+    query
 }
 
 impl Conn {
@@ -78,18 +99,12 @@ impl Conn {
         if pauses.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<String> = pauses.iter().map(ToString::to_string).collect();
-        let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!(
-            "SELECT {COLUMNS} FROM audit_events WHERE project_id = $1 AND pause_id IN ({}) \
-               AND event IN ('pause.responded', 'pause.timed_out', 'pause.cancelled') \
-             ORDER BY seq",
-            placeholders.join(", ")
-        );
-        let project = project_id.to_string();
-        let mut bound: Vec<Arg<'_>> = vec![Arg::from(project.as_str())];
-        bound.extend(ids.iter().map(|id| Arg::from(id.as_str())));
-        self.fetch_all("audit_events", &sql, &bound, from_row).await
+        let query = decision_events_query(project_id, pauses);
+        let mut events = self
+            .fetch_all("audit_events", query.sql(), &query.args(), from_row)
+            .await?;
+        events.sort_by_key(|e| e.seq);
+        Ok(events)
     }
 
     /// The project's newest `audit.checkpoint` event.

@@ -153,3 +153,33 @@ async fn every_audit_filter_is_served_by_an_index() {
         }
     }
 }
+
+/// Verification's cross-check reads pauses and their decision events by id, 500 at a time:
+/// each must be a search per id, never a walk of the project's events. (SQLite only: with
+/// a few hundred rows PostgreSQL rightly reads them all, and with millions its statistics
+/// choose the per-id search; SQLite plans without statistics, so its plan is the one that
+/// must be pinned. Its first plan here, before `event || ''`, read every event.)
+#[tokio::test]
+async fn the_cross_check_reads_by_id() {
+    let server = TestServer::start().await;
+    if server.backend == Backend::Postgres {
+        return;
+    }
+    let ids: Vec<PauseId> = (0..500).map(|_| PauseId::new()).collect();
+    let query = pausepoint_server::store::proof::decision_events_query(server.project_id, &ids);
+    let found = plan(&server, query.clone()).await;
+    assert!(
+        served_by_index(&server, &found, "audit_events", "pause_id"),
+        "{}\n{}",
+        query.sql(),
+        found.join("\n")
+    );
+    let query = pausepoint_server::store::pauses::pauses_with_ids_query(server.project_id, &ids);
+    let found = plan(&server, query.clone()).await;
+    assert!(
+        served_by_index(&server, &found, "p", "id"),
+        "{}\n{}",
+        query.sql(),
+        found.join("\n")
+    );
+}
