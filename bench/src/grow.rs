@@ -65,9 +65,25 @@ pub async fn grow(
     let made = fill(address, &key, n).await?;
     let took = started.elapsed();
     println!(
-        "filled: {made} creates in {:.0} s ({:.0}/s)\n",
+        "filled: {made} creates in {:.0} s ({:.0}/s)",
         took.as_secs_f64(),
         made as f64 / took.as_secs_f64()
+    );
+    // The humans' notifications of the fill go out after it: measure once they have, as a
+    // database that grew over time would be.
+    let drained = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if crate::metric(address, crate::DELIVERIES_DUE).await? == 0.0 {
+            break;
+        }
+        if drained.elapsed() > Duration::from_secs(900) {
+            bail!("the fill's deliveries did not drain in 15 minutes");
+        }
+    }
+    println!(
+        "deliveries of the fill drained {:.0} s after it\n",
+        drained.elapsed().as_secs_f64()
     );
     let grown = measure(address, &key, duration).await?;
 

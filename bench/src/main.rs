@@ -232,7 +232,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-const DELIVERIES_DUE: &str = "pausepoint_backlog{queue=\"deliveries\"}";
+pub(crate) const DELIVERIES_DUE: &str = "pausepoint_backlog{queue=\"deliveries\"}";
 
 /// Full-rate creates for `duration`, deliveries logged: how far behind the humans are.
 async fn burst(
@@ -658,7 +658,7 @@ async fn get_json(address: SocketAddr, key: &str, path: &str) -> anyhow::Result<
 }
 
 /// A value from `/metrics`.
-async fn metric(address: SocketAddr, name: &str) -> anyhow::Result<f64> {
+pub(crate) async fn metric(address: SocketAddr, name: &str) -> anyhow::Result<f64> {
     let mut connection = Connection::open(address).await?;
     let request = Request::new("GET", "/metrics", None, None, 200);
     let (_, body) = connection.send(&request_bytes(&request)).await?;
