@@ -31,6 +31,9 @@ pub struct AuditArgs {
     /// Only this kind of event, such as pause.responded
     #[arg(long)]
     event: Option<String>,
+    /// Only events by this actor, as the log names it: system, recipient:+13128471928, api_key:ID, admin:USER
+    #[arg(long)]
+    actor: Option<String>,
     /// Only events from this time on: RFC 3339 (2026-11-22T09:00:00Z) or a duration ago (2h, 7d)
     #[arg(long, value_name = "TIME")]
     since: Option<String>,
@@ -45,7 +48,7 @@ pub struct AuditArgs {
     output: Option<PathBuf>,
     /// Export the whole log as one file an auditor can verify offline: the public keys
     /// first, the events, then every pause's state
-    #[arg(long, requires = "export", conflicts_with_all = ["pause_id", "event", "since"])]
+    #[arg(long, requires = "export", conflicts_with_all = ["pause_id", "event", "actor", "since"])]
     bundle: bool,
     /// Verify the log instead (as `pp audit verify`): exit 0 when intact, 1 when not
     #[arg(long, conflicts_with = "export")]
@@ -61,7 +64,7 @@ pub struct AuditArgs {
 }
 
 /// "2h" means two hours ago; anything else is passed on as an RFC 3339 time.
-fn since(raw: &str) -> anyhow::Result<String> {
+pub fn since(raw: &str) -> anyhow::Result<String> {
     if let Ok(ago) = humantime::parse_duration(raw) {
         let ago = jiff::SignedDuration::try_from(ago).context("that duration is too long")?;
         return Ok((jiff::Timestamp::now() - ago).to_string());
@@ -243,6 +246,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<Outcome> {
     let query = AuditQuery {
         pause_id: args.pause_id,
         event: args.event,
+        actor: args.actor,
         since: args.since.as_deref().map(since).transpose()?,
         until: None,
         limit: Some(args.limit),

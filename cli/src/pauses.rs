@@ -35,6 +35,12 @@ pub struct ListArgs {
     /// Only pauses in this state: pending, responded, timed_out or cancelled
     #[arg(long, value_parser = |s: &str| s.parse::<PauseStatus>())]
     status: Option<PauseStatus>,
+    /// Only pauses sent on this channel: sms, email or slack
+    #[arg(long, value_parser = |s: &str| s.parse::<pausepoint_api::Channel>())]
+    channel: Option<pausepoint_api::Channel>,
+    /// Only pauses created from this time on: RFC 3339 or a duration ago (2h, 7d)
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
     /// How many, newest first (1 to 100)
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100))]
     limit: u32,
@@ -77,11 +83,17 @@ pub async fn cancel(args: CancelArgs) -> anyhow::Result<Outcome> {
 
 pub async fn list(args: ListArgs) -> anyhow::Result<Outcome> {
     let client = args.connection.client()?;
+    let filter = pausepoint_client::PauseFilter {
+        status: args.status,
+        channel: args.channel,
+        since: args.since.as_deref().map(crate::audit::since).transpose()?,
+        until: None,
+    };
     let mut pauses = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
         let page = client
-            .list(args.status, Some(args.limit), cursor.as_deref())
+            .list_matching(&filter, Some(args.limit), cursor.as_deref())
             .await?;
         pauses.extend(page.data);
         match page.next_cursor {

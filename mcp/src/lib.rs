@@ -425,6 +425,7 @@ impl PausePointTools {
         let query = AuditQuery {
             pause_id,
             event: args.event,
+            actor: None,
             since: args.since,
             until: None,
             limit: args.limit,

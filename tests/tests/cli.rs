@@ -393,6 +393,29 @@ async fn status_list_and_audit_as_tables_and_json() {
     assert!(!serde_json::from_str::<Vec<AuditEvent>>(&recent.stdout)
         .unwrap()
         .is_empty());
+
+    // The newer filters: by channel and creation time, and the audit by actor.
+    let listed = |args: &'static [&'static str]| {
+        let (base, key) = (base.clone(), key.clone());
+        async move {
+            let ran = run(pp(&base, &key, args)).await;
+            assert_eq!(ran.code, 0, "{}", ran.stderr);
+            serde_json::from_str::<Vec<Pause>>(&ran.stdout)
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(listed(&["list", "--channel", "sms", "--json"]).await, 3);
+    assert_eq!(listed(&["list", "--channel", "email", "--json"]).await, 0);
+    assert_eq!(listed(&["list", "--since", "1h", "--json"]).await, 3);
+    assert_eq!(
+        listed(&["list", "--since", "2999-01-01T00:00:00Z", "--json"]).await,
+        0
+    );
+    let by_system = run(pp(&base, &key, &["audit", "--actor", "system", "--json"])).await;
+    let by_system: Vec<AuditEvent> = serde_json::from_str(&by_system.stdout).unwrap();
+    assert!(!by_system.is_empty());
+    assert!(by_system.iter().all(|e| e.actor == "system"));
 }
 
 #[tokio::test]

@@ -58,11 +58,24 @@ impl ClientError {
     }
 }
 
+/// Filters of the pause list; every field narrows.
+#[derive(Debug, Clone, Default)]
+pub struct PauseFilter {
+    pub status: Option<PauseStatus>,
+    pub channel: Option<pausepoint_api::Channel>,
+    /// RFC 3339: created at or after.
+    pub since: Option<String>,
+    /// RFC 3339: created before.
+    pub until: Option<String>,
+}
+
 /// Filters of the audit log; every field narrows.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
     pub pause_id: Option<Uuid>,
     pub event: Option<String>,
+    /// As events name it: `system`, `recipient:+1…`, `api_key:<id>`, `admin:<user>`.
+    pub actor: Option<String>,
     pub since: Option<String>,
     pub until: Option<String>,
     pub limit: Option<u32>,
@@ -79,6 +92,7 @@ impl AuditQuery {
         }
         for (name, value) in [
             ("event", &self.event),
+            ("actor", &self.actor),
             ("since", &self.since),
             ("until", &self.until),
             ("cursor", &self.cursor),
@@ -245,9 +259,32 @@ impl Client {
         limit: Option<u32>,
         cursor: Option<&str>,
     ) -> Result<PauseList, ClientError> {
+        let filter = PauseFilter {
+            status,
+            ..PauseFilter::default()
+        };
+        self.list_matching(&filter, limit, cursor).await
+    }
+
+    /// A page of the project's pauses matching `filter`, newest first.
+    pub async fn list_matching(
+        &self,
+        filter: &PauseFilter,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<PauseList, ClientError> {
         let mut query: Vec<(&str, String)> = Vec::new();
-        if let Some(status) = status {
+        if let Some(status) = filter.status {
             query.push(("status", status.as_str().to_owned()));
+        }
+        if let Some(channel) = filter.channel {
+            query.push(("channel", channel.as_str().to_owned()));
+        }
+        if let Some(since) = &filter.since {
+            query.push(("since", since.clone()));
+        }
+        if let Some(until) = &filter.until {
+            query.push(("until", until.clone()));
         }
         if let Some(limit) = limit {
             query.push(("limit", limit.to_string()));
