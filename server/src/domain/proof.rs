@@ -19,7 +19,7 @@ use pausepoint_api::proof::{
     key_id, pause_agrees, ChainCheck, Checkpoint, Jwk, Jwks, ReceiptClaims,
 };
 use pausepoint_api::webhooks::WebhookEventType;
-use pausepoint_api::{AuditEventKind, Pause, VerifyReport};
+use pausepoint_api::{AuditEvent, AuditEventKind, Pause, VerifyReport};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -243,8 +243,7 @@ pub async fn walk(
 }
 
 /// The event the project's newest checkpoint names, with its hash, when that checkpoint
-/// holds: signed by one of `keys`, this project's, and the event still has the signed hash.
-/// The chain up to it was verified when it was signed.
+/// holds (see [`holding`]). The chain up to it was verified when it was signed.
 pub async fn newest_trusted_checkpoint(
     store: &Store,
     project_id: ProjectId,
@@ -256,6 +255,20 @@ pub async fn newest_trusted_checkpoint(
     else {
         return Ok(None);
     };
+    Ok(holding(store, project_id, keys, &event)
+        .await?
+        .map(|checkpoint| (checkpoint.seq, checkpoint.head_hash)))
+}
+
+/// The checkpoint an `audit.checkpoint` event carries, trusted only as far as it holds:
+/// signed by one of `keys`, this project's, and the event it names still has the signed
+/// hash.
+async fn holding(
+    store: &Store,
+    project_id: ProjectId,
+    keys: &Jwks,
+    event: &AuditEvent,
+) -> Result<Option<Checkpoint>, StoreError> {
     let Ok(checkpoint) = serde_json::from_value::<Checkpoint>(event.data.clone()) else {
         return Ok(None);
     };
@@ -264,7 +277,7 @@ pub async fn newest_trusted_checkpoint(
     }
     let named = store.audit_rows(project_id, checkpoint.seq - 1, 1).await?;
     let holds = matches!(named.first(), Some(Ok(e)) if e.seq == checkpoint.seq && e.hash == checkpoint.head_hash);
-    Ok(holds.then_some((checkpoint.seq, checkpoint.head_hash)))
+    Ok(holds.then_some(checkpoint))
 }
 
 /// How often a checkpoint's walk catches up with events written while it walked, and how
@@ -367,19 +380,9 @@ impl Checkpoints {
                     .map_err(|e| ProofError::Key(format!("the newest checkpoint event: {e}")))?;
                 return Ok(Some((checkpoint, false)));
             }
-            // Trusted only as far as its signature: it names an event and its hash.
-            if let Ok(checkpoint) = serde_json::from_value::<Checkpoint>(event.data.clone()) {
-                if checkpoint.verify(&keys).is_ok() && checkpoint.project_id == project_uuid {
-                    let named = self
-                        .store
-                        .audit_rows(project_id, checkpoint.seq - 1, 1)
-                        .await?;
-                    let holds = matches!(named.first(), Some(Ok(e)) if e.seq == checkpoint.seq && e.hash == checkpoint.head_hash);
-                    if holds {
-                        check = check.starting_after(checkpoint.seq, &checkpoint.head_hash);
-                        from = checkpoint.seq;
-                    }
-                }
+            if let Some(checkpoint) = holding(&self.store, project_id, &keys, event).await? {
+                check = check.starting_after(checkpoint.seq, &checkpoint.head_hash);
+                from = checkpoint.seq;
             }
         }
         walk(&self.store, project_id, &mut check, from, head_seq, None).await?;
