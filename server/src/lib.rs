@@ -43,6 +43,9 @@ pub use domain::pauses::Pauses;
 use hub::Bell;
 pub use store::Store;
 
+/// The longest a stop waits for its checkpoint of the audit log.
+const STOP_CHECKPOINT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -334,10 +337,20 @@ impl App {
                 tracing::error!(worker = name, error = %e, "worker failed");
             }
         }
-        // The log as this stop leaves it, signed: events since the last checkpoint are
-        // covered before the next start.
-        if let Err(e) = self.checkpoints.make_all(domain::pauses::now()).await {
-            tracing::error!(error = %e, "could not checkpoint the audit log at stop");
+        // The log as this stop leaves it, signed, unless that would hold the stop up (the
+        // walk since the last checkpoint is long after a minute of heavy writes): then the
+        // next start signs it.
+        let signed = tokio::time::timeout(
+            STOP_CHECKPOINT,
+            self.checkpoints.make_all(domain::pauses::now()),
+        )
+        .await;
+        match signed {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "could not checkpoint the audit log at stop"),
+            Err(_) => tracing::info!(
+                "the audit log's tail is signed at the next start (checkpointing it would hold the stop up)"
+            ),
         }
         // Say what is left for the next start (or another server).
         let now = domain::pauses::now();
