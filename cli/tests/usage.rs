@@ -47,11 +47,19 @@ fn usage_errors_exit_2_and_say_what_is_wrong() {
 
 #[test]
 fn a_database_that_cannot_be_opened_is_one_clear_line() {
-    let (code, _, stderr) = pp(&["admin", "keys", "list", "--db", "mysql://nowhere/db"]);
-    assert_eq!(code, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_pp"))
+        .args(["admin", "keys", "list", "--db", "mysql://nowhere/db"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run pp");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1));
     assert!(
         stderr.starts_with("error: cannot open the database"),
         "{stderr}"
     );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    // Nothing is left behind for a database that was never opened (no key file).
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }

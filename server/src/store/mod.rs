@@ -145,6 +145,9 @@ impl Store {
     /// `key_file` is the master key file; by default `pausepoint.key` beside a SQLite
     /// file, or in the data folder for PostgreSQL.
     pub async fn connect(database: &str, key_file: Option<&Path>) -> Result<Store, StoreError> {
+        // The URL first: a key file is made only for a database that can be opened (a bad
+        // URL once left `mysql:/nowhere/pausepoint.key` in the working folder).
+        let location = resolve(database)?;
         let key_file = key_file
             .map(Path::to_owned)
             .unwrap_or_else(|| crate::secrets::default_key_file(database));
@@ -152,7 +155,7 @@ impl Store {
         let hub = Hub::new();
         // This server, as named in the notices it sends other servers.
         let origin = uuid::Uuid::now_v7();
-        let (backend, location) = match resolve(database)? {
+        let (backend, location) = match location {
             Location::Sqlite(path) => {
                 let location = path.display().to_string();
                 let sqlite = sqlite::Sqlite::open(&path, Arc::clone(&hub), origin)?;
