@@ -79,17 +79,10 @@ impl ServerLock {
     }
 }
 
-/// The SQLite file named by `database` (a path or `sqlite://PATH`); PostgreSQL is refused.
+/// The SQLite file named by `database` (as the store reads `--db`); PostgreSQL is refused.
 pub fn sqlite_file(database: &str) -> Result<PathBuf, BackupError> {
-    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
-        return Err(BackupError::Postgres(crate::store::mask_password(database)));
-    }
-    let path = database
-        .strip_prefix("sqlite://")
-        .or_else(|| database.strip_prefix("sqlite:"))
-        .unwrap_or(database);
-    let path = path.split_once('?').map_or(path, |(path, _)| path);
-    Ok(PathBuf::from(path))
+    crate::store::sqlite_path(database)?
+        .ok_or_else(|| BackupError::Postgres(crate::store::mask_password(database)))
 }
 
 /// What a checked database file holds.

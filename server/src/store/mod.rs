@@ -315,8 +315,27 @@ enum Location {
     Postgres { url: String, shown: String },
 }
 
-/// Turns what a user passed as `--db` into a location.
+/// The SQLite file `database` names, or `None` for a PostgreSQL URL; an error for what is
+/// neither.
+pub fn sqlite_path(database: &str) -> Result<Option<PathBuf>, StoreError> {
+    Ok(match locate(database)? {
+        Location::Sqlite(path) => Some(path),
+        Location::Postgres { .. } => None,
+    })
+}
+
+/// Turns what a user passed as `--db` into a location, preparing a SQLite file (see
+/// [`owner_only`]).
 fn resolve(database: &str) -> Result<Location, StoreError> {
+    let location = locate(database)?;
+    if let Location::Sqlite(path) = &location {
+        owner_only(path)?;
+    }
+    Ok(location)
+}
+
+/// What a user passed as `--db`, read as a location, touching nothing.
+fn locate(database: &str) -> Result<Location, StoreError> {
     if database.starts_with("postgres://") || database.starts_with("postgresql://") {
         return Ok(Location::Postgres {
             url: database.to_owned(),
@@ -336,7 +355,6 @@ fn resolve(database: &str) -> Result<Location, StoreError> {
     if path.is_empty() || path == ":memory:" {
         return Err(StoreError::UnsupportedUrl(database.to_owned()));
     }
-    owner_only(Path::new(path))?;
     Ok(Location::Sqlite(PathBuf::from(path)))
 }
 
