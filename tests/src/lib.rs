@@ -403,6 +403,21 @@ impl TestServer {
         pausepoint_server::domain::links::link(&self.client.base, &token)
     }
 
+    /// The pause's human (+13128471928) answers `choice`, as through the page.
+    pub async fn respond(&self, id: Uuid, choice: &str) -> Pause {
+        self.app
+            .pauses()
+            .respond(
+                self.project_id,
+                PauseId::from(id),
+                choice,
+                None,
+                Actor::Recipient("+13128471928".into()),
+            )
+            .await
+            .unwrap()
+    }
+
     /// A key of another project (created when missing).
     pub async fn key_for_project(&self, project: &str) -> (String, ProjectId) {
         let key = keys::create_key(

@@ -749,18 +749,7 @@ async fn an_auditor_verifies_offline_and_a_receipt_proves_the_approval() {
         .await
         .pause(StatusCode::CREATED);
     server.client.delivered(pause.pause_id).await;
-    server
-        .app
-        .pauses()
-        .respond(
-            server.project_id,
-            pausepoint_server::ids::PauseId::from(pause.pause_id),
-            "Approve",
-            None,
-            pausepoint_server::store::Actor::Recipient("+13128471928".into()),
-        )
-        .await
-        .unwrap();
+    server.respond(pause.pause_id, "Approve").await;
 
     let audit_key = run(pp(
         &base,

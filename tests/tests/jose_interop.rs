@@ -7,8 +7,6 @@
 
 use std::path::{Path, PathBuf};
 
-use pausepoint_server::ids::PauseId;
-use pausepoint_server::store::Actor;
 use pausepoint_tests::{sms_pause, TestServer};
 use reqwest::StatusCode;
 
@@ -79,18 +77,7 @@ async fn pyjwt_and_jose_verify_a_receipt_as_the_readme_shows() {
         .create(sms_pause(None))
         .await
         .pause(StatusCode::CREATED);
-    let decided = server
-        .app
-        .pauses()
-        .respond(
-            server.project_id,
-            PauseId::from(pause.pause_id),
-            "Approve",
-            None,
-            Actor::Recipient("+13128471928".into()),
-        )
-        .await
-        .unwrap();
+    let decided = server.respond(pause.pause_id, "Approve").await;
     let receipt = decided.receipt.unwrap();
     let dir = server.dir().to_owned();
     let keys = server.client.get_path("/v1/audit/public-key").await;

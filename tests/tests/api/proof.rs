@@ -11,8 +11,6 @@ use pausepoint_api::proof::{
 };
 use pausepoint_api::{AuditEvent, AuditEventKind, Pause, PauseStatus, VerifyReport};
 use pausepoint_server::domain::{pauses, proof, webhooks};
-use pausepoint_server::ids::PauseId;
-use pausepoint_server::store::Actor;
 use pausepoint_tests::receivers::WebhookReceiver;
 use pausepoint_tests::{sms_pause, TestServer};
 use reqwest::StatusCode;
@@ -60,21 +58,6 @@ async fn bundle(server: &TestServer) -> Vec<u8> {
     answer.bytes().await.unwrap().to_vec()
 }
 
-async fn respond(server: &TestServer, pause: &Pause, choice: &str) -> Pause {
-    server
-        .app
-        .pauses()
-        .respond(
-            server.project_id,
-            PauseId::from(pause.pause_id),
-            choice,
-            None,
-            Actor::Recipient("+13128471928".into()),
-        )
-        .await
-        .unwrap()
-}
-
 /// Three pauses: one approved, one cancelled, one left pending.
 async fn history(server: &TestServer) -> [Pause; 3] {
     let mut made = Vec::new();
@@ -94,7 +77,7 @@ async fn history(server: &TestServer) -> [Pause; 3] {
     for pause in &made {
         server.client.delivered(pause.pause_id).await;
     }
-    let approved = respond(server, &made[0], "Approve").await;
+    let approved = server.respond(made[0].pause_id, "Approve").await;
     let cancelled = server
         .client
         .cancel(made[1].pause_id)
@@ -276,7 +259,7 @@ async fn after_a_key_rotation_old_checkpoints_and_receipts_still_verify() {
         .unwrap();
     assert_ne!(new_key.kid, old_key);
     // The server takes the new key up with its next checkpoint.
-    let newer = respond(&server, &pending, "Reject").await;
+    let newer = server.respond(pending.pause_id, "Reject").await;
     let new_checkpoint = checkpoint_now(&server).await;
     assert_eq!(new_checkpoint.key_id, new_key.kid);
     let keys = public_key(&server).await;
