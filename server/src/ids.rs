@@ -8,6 +8,11 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// The counter that orders the ids made from a given time within one millisecond.
+/// A time earlier than one already used takes the later one (a clock that steps back
+/// does not reorder ids); list filters by time allow a margin for that.
+static ORDERED: std::sync::Mutex<uuid::ContextV7> = std::sync::Mutex::new(uuid::ContextV7::new());
+
 macro_rules! id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -22,11 +27,13 @@ macro_rules! id {
             }
 
             /// A new id whose time is `at` (to the millisecond), as its row's creation
-            /// time: lists filtered by time then search a range of ids.
+            /// time: lists filtered by time then search a range of ids. Ids made in one
+            /// process only grow, even within a millisecond, so "newest first" lists
+            /// the order things were made in.
             pub fn at(at: jiff::Timestamp) -> $name {
                 let ms = at.as_millisecond().max(0).unsigned_abs();
                 let timestamp = uuid::Timestamp::from_unix(
-                    uuid::NoContext,
+                    &ORDERED,
                     ms / 1000,
                     u32::try_from(ms % 1000).unwrap_or(0) * 1_000_000,
                 );
@@ -91,3 +98,28 @@ id!(
     /// An API key (never the key itself).
     KeyId
 );
+id!(
+    /// A remembered approval ("Allow for 1 hour").
+    RuleId
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_made_at_one_time_keep_the_order_they_were_made_in() {
+        // Now, not a fixed time: the order is kept process-wide, and other tests make
+        // ids of now too.
+        let at = jiff::Timestamp::now();
+        let ids: Vec<PauseId> = (0..1000).map(|_| PauseId::at(at)).collect();
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
+        // Each still carries its row's time, which the time filters search by.
+        let later = at + jiff::SignedDuration::from_secs(60);
+        assert!(ids[0].to_string() >= PauseId::lowest_at(at));
+        assert!(ids[999].to_string() < PauseId::lowest_at(later));
+        // A time before one already used does not make a smaller id.
+        let earlier = PauseId::at(at - jiff::SignedDuration::from_secs(1));
+        assert!(earlier > ids[999]);
+    }
+}
