@@ -7,6 +7,7 @@
 //! - `connection`: which server and key the client commands use (`pp login`).
 //! - `ask`: `pp ask` and `pp wait`. - `pauses`: status, cancel, list. - `audit`: `pp audit`.
 //! - `mcp`: `pp mcp`, the MCP stdio server.
+//! - `hook`: `pp hook claude-code`, Claude Code's permission hook. - `rules`: `pp rules`.
 //! - `webhook`: `pp webhook list|resend|verify`.
 //! - `output`: tables and JSON.
 
@@ -16,10 +17,12 @@ mod admin;
 mod ask;
 mod audit;
 mod connection;
+mod hook;
 mod mcp;
 mod output;
 mod pauses;
 mod receipt;
+mod rules;
 mod server;
 mod webhook;
 
@@ -75,6 +78,10 @@ enum Command {
         after_help = "Example:\n  claude mcp add pausepoint --env PAUSEPOINT_URL=http://127.0.0.1:8080 --env PAUSEPOINT_API_KEY=pp_live_… -- pp mcp"
     )]
     Mcp(mcp::McpArgs),
+    /// Answer a coding agent's permission hook by asking a person (pp hook claude-code)
+    Hook(hook::HookArgs),
+    /// Remembered approvals ("Allow for 1 hour"): list them, revoke one
+    Rules(rules::RulesArgs),
     /// Save the server URL and API key for the other commands (mode 0600)
     Login(LoginArgs),
     /// Print a shell completion script: pp completions bash > ~/.local/share/bash-completion/completions/pp
@@ -139,6 +146,8 @@ pub enum Outcome {
     Cancelled,
     /// Ctrl-C while waiting.
     Interrupted,
+    /// A hook blocked the call: exit 2, which Claude Code reads as "block".
+    Blocked,
 }
 
 impl Outcome {
@@ -148,6 +157,7 @@ impl Outcome {
             Outcome::TimedOut => 10,
             Outcome::Cancelled => 11,
             Outcome::Interrupted => 130,
+            Outcome::Blocked => 2,
         })
     }
 }
@@ -180,6 +190,8 @@ fn main() -> ExitCode {
             Command::Receipt(args) => receipt::run(args),
             Command::Webhook(args) => webhook::run(args).await,
             Command::Mcp(args) => mcp::run(args).await.map(|()| Outcome::Done),
+            Command::Hook(args) => hook::run(args).await,
+            Command::Rules(args) => rules::run(args).await,
             Command::Login(args) => connection::login(&args.url, &args.key)
                 .await
                 .map(|()| Outcome::Done),

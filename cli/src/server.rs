@@ -9,6 +9,7 @@ use pausepoint_api::Channel;
 use pausepoint_server::config::{
     self, Secret, SmtpConfig, TwilioConfig, DEFAULT_BIND, TWILIO_API_URL,
 };
+use pausepoint_server::domain::approvals::{check_approver, Approver};
 use pausepoint_server::domain::keys::{self, DEFAULT_PROJECT};
 use pausepoint_server::domain::{pauses, projects};
 use pausepoint_server::store::mask_password;
@@ -49,6 +50,20 @@ pub struct ServerArgs {
     /// How often each project's audit log is checkpointed while events arrive (at most 60s)
     #[arg(long, env = "PAUSEPOINT_CHECKPOINT_EVERY", value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     checkpoint_every: std::time::Duration,
+    /// Who a Claude Code HTTP hook asks when its URL names no approver: a phone number, an email address or a Slack webhook URL
+    #[arg(long, env = "PAUSEPOINT_DEFAULT_APPROVER", value_name = "RECIPIENT")]
+    default_approver: Option<String>,
+    /// How to reach the default approver: sms, email or slack [default: inferred]
+    #[arg(
+        long,
+        env = "PAUSEPOINT_DEFAULT_APPROVER_CHANNEL",
+        value_name = "CHANNEL",
+        requires = "default_approver"
+    )]
+    default_approver_channel: Option<String>,
+    /// How long a hook's approver has when its URL does not say; keep it under the hook's own timeout
+    #[arg(long, env = "PAUSEPOINT_DEFAULT_APPROVAL_TIMEOUT", value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    default_approval_timeout: std::time::Duration,
     /// Serve /metrics on this address only (for example 127.0.0.1:9090), not beside the API
     #[arg(long, env = "PAUSEPOINT_METRICS_BIND", value_name = "ADDR")]
     metrics_bind: Option<SocketAddr>,
@@ -157,6 +172,27 @@ impl ServerArgs {
     }
 }
 
+impl ServerArgs {
+    fn default_approver(&self) -> anyhow::Result<Option<Approver>> {
+        let Some(recipient) = &self.default_approver else {
+            return Ok(None);
+        };
+        let channel = self
+            .default_approver_channel
+            .as_deref()
+            .map(str::parse::<Channel>)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--default-approver-channel: {e}"))?;
+        let approver = Approver {
+            recipient: recipient.clone(),
+            channel,
+            timeout: self.default_approval_timeout,
+        };
+        check_approver(&approver).map_err(|e| anyhow::anyhow!("--default-approver: {e}"))?;
+        Ok(Some(approver))
+    }
+}
+
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let database = args.database.resolve();
     let mut config = Config::new(database.clone(), args.bind);
@@ -172,6 +208,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     config.checkpoint_url = args.checkpoint_url.clone();
     config.checkpoint_every = args.checkpoint_every;
+    config.default_approver = args.default_approver()?;
+    config.default_approval_timeout = args.default_approval_timeout;
     config.max_connections = args.max_connections;
     config.header_read_timeout = args.header_read_timeout;
     config.request_timeout = args.request_timeout;

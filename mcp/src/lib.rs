@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use pausepoint_api::claude_code::{self, Verdict};
 use pausepoint_api::{Channel, CreatePause, Pause, PauseStatus};
 use pausepoint_client::{AuditQuery, Client, ClientError};
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -159,15 +160,7 @@ fn parse_id(raw: &str) -> Result<Uuid, CallToolResult> {
     })
 }
 
-fn short(seconds: i64) -> String {
-    let s = seconds.max(0);
-    match (s / 86_400, s % 86_400 / 3600, s % 3600 / 60) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, m) => format!("{m}m"),
-        (0, h, m) => format!("{h}h{m:02}m"),
-        (d, h, _) => format!("{d}d{h}h"),
-    }
-}
+use pausepoint_api::time::short_duration as short;
 
 /// One line on where a pause stands and what to do next.
 pub fn summary(pause: &Pause) -> String {
@@ -196,28 +189,6 @@ pub fn summary(pause: &Pause) -> String {
 
 fn pause_value(pause: &Pause) -> Value {
     serde_json::to_value(pause).unwrap_or(Value::Null)
-}
-
-/// "Bash with command: rm -rf build" from a tool's input, cut to a length fit for an SMS.
-pub fn input_summary(input: &Value) -> String {
-    let text = match input {
-        Value::Object(map) => map
-            .iter()
-            .map(|(key, value)| match value {
-                Value::String(s) => format!("{key}: {s}"),
-                other => format!("{key}: {other}"),
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    };
-    let line = text.replace(['\n', '\r'], " ");
-    if line.chars().count() > 300 {
-        format!("{}…", line.chars().take(299).collect::<String>())
-    } else {
-        line
-    }
 }
 
 impl PausePointTools {
@@ -475,12 +446,12 @@ impl PausePointTools {
         let Some(approver) = &self.approver else {
             return deny("No approver is configured: set PAUSEPOINT_APPROVER for pp mcp.".into());
         };
-        let summary = input_summary(&args.input);
-        let message = if summary.is_empty() {
-            format!("Allow {}?", args.tool_name)
-        } else {
-            format!("Allow {} with {summary}?", args.tool_name)
+        let tool_input = match &args.input {
+            Value::Object(map) => map.clone(),
+            Value::Null => Map::new(),
+            other => Map::from_iter([("input".to_owned(), other.clone())]),
         };
+        let message = claude_code::question(&args.tool_name, &tool_input, None);
         let request = CreatePause {
             recipient: Some(approver.recipient.clone()),
             channel: Some(
@@ -490,11 +461,11 @@ impl PausePointTools {
                     .unwrap_or_else(|| Channel::infer(&approver.recipient).as_str().to_owned()),
             ),
             message: Some(message),
-            options: Some(vec!["Allow".into(), "Deny".into()]),
+            options: Some(claude_code::options(false)),
             // A note lets the approver say why, and the reason goes back to the model.
             allow_text_response: Some(true),
             timeout_seconds: Some(approver.timeout.as_secs().max(1)),
-            timeout_default: Some("Deny".into()),
+            timeout_default: Some(claude_code::DENY.into()),
             metadata: Some(json!({ "tool_name": args.tool_name, "tool_use_id": args.tool_use_id })),
             ..CreatePause::default()
         };
@@ -514,18 +485,12 @@ impl PausePointTools {
             Ok(decided) => decided,
             Err(e) => return deny(format!("Lost the approver's answer: {e}")),
         };
-        match (decided.status, decided.response_choice.as_deref()) {
-            (PauseStatus::Responded, Some("Allow")) => {
+        match Verdict::of(&decided) {
+            Verdict::Allow { .. } => {
                 let decision = json!({ "behavior": "allow", "updatedInput": args.input });
                 answer(decision.to_string(), decision)
             }
-            (PauseStatus::Responded, _) => deny(match &decided.response_text {
-                Some(note) => format!("The approver denied it: {note}"),
-                None => "The approver denied it.".into(),
-            }),
-            (PauseStatus::TimedOut, _) => deny("The approver did not answer in time.".into()),
-            (PauseStatus::Cancelled, _) => deny("The approval request was cancelled.".into()),
-            (PauseStatus::Pending, _) => deny("Stopped waiting for the approver.".into()),
+            other => deny(other.reason().to_owned()),
         }
     }
 }

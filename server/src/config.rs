@@ -48,6 +48,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
 /// Long-polls one key may hold open at once.
 pub const MAX_LONG_POLLS_PER_KEY: usize = 2_000;
+/// How long a hook's approver has, unless told otherwise: well inside Claude Code's
+/// default hook timeout (600 s), so the deny arrives before the hook would fail open.
+pub const APPROVAL_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A value that must not reach a log: Debug shows only that it is there.
 #[derive(Clone, PartialEq, Eq)]
@@ -139,6 +142,11 @@ pub struct Config {
     pub checkpoint_every: Duration,
     /// Where each checkpoint is POSTed, signed like a webhook: the outside witness.
     pub checkpoint_url: Option<Url>,
+    /// Who a coding agent's hook asks when its request names nobody (its timeout is
+    /// `default_approval_timeout`).
+    pub default_approver: Option<crate::domain::approvals::Approver>,
+    /// How long a hook's approver has when the request does not say.
+    pub default_approval_timeout: Duration,
 }
 
 impl Config {
@@ -165,6 +173,8 @@ impl Config {
             metrics_bind: None,
             checkpoint_every: CHECKPOINT_EVERY,
             checkpoint_url: None,
+            default_approver: None,
+            default_approval_timeout: APPROVAL_TIMEOUT,
         }
     }
 }

@@ -152,6 +152,11 @@ impl App {
         &self.links
     }
 
+    /// Coding agents' approvals and their rules.
+    pub fn approvals(&self) -> domain::approvals::Approvals {
+        domain::approvals::Approvals::new(self.pauses.clone(), self.store.clone())
+    }
+
     /// The API keys this server has seen.
     pub fn keys(&self) -> &domain::keys::KeyCache {
         &self.keys

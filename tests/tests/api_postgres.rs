@@ -9,6 +9,8 @@ mod audit;
 mod delivery;
 #[path = "api/hardening.rs"]
 mod hardening;
+#[path = "api/hooks.rs"]
+mod hooks;
 #[path = "api/idempotency_and_tenancy.rs"]
 mod idempotency_and_tenancy;
 #[path = "api/keys.rs"]

@@ -897,3 +897,227 @@ async fn an_auditor_verifies_offline_and_a_receipt_proves_the_approval() {
     assert_eq!(other.code, 1);
     assert!(other.stderr.contains("another message"), "{}", other.stderr);
 }
+
+// `pp hook claude-code`: the real command hook, with Claude Code's documented input on
+// stdin and its documented answers on stdout.
+
+/// A PreToolUse event as Claude Code writes it on the hook's stdin.
+fn hook_event(command: &str, tool_use_id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "session_id": "sess-cli",
+        "transcript_path": "/home/ana/.claude/projects/shop/sess-cli.jsonl",
+        "cwd": "/home/ana/work/shop",
+        "permission_mode": "default",
+        "hook_event_name": "PreToolUse",
+        "tool_name": "Bash",
+        "tool_input": {"command": command, "description": "clean the build"},
+        "tool_use_id": tool_use_id,
+    })
+}
+
+/// Runs `pp hook claude-code ARGS` with `stdin` and the approver +13128471928.
+async fn hook(base: &str, key: &str, args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Ran {
+    use tokio::io::AsyncWriteExt;
+    let mut all = vec!["hook", "claude-code"];
+    all.extend_from_slice(args);
+    let mut command = pp(base, key, &all);
+    command
+        .env("PAUSEPOINT_APPROVER", "+13128471928")
+        .stdin(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin).await.unwrap();
+    drop(input);
+    let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    Ran {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+/// The PreToolUse decision and reason the hook printed.
+fn pre_tool_use(ran: &Ran) -> (String, String) {
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let answer: serde_json::Value = serde_json::from_str(ran.stdout.trim()).unwrap();
+    let output = &answer["hookSpecificOutput"];
+    assert_eq!(output["hookEventName"], "PreToolUse");
+    (
+        output["permissionDecision"].as_str().unwrap().to_owned(),
+        output["permissionDecisionReason"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    )
+}
+
+async fn answer_pause(server: &TestServer, pause: &Pause, choice: &str, note: Option<&str>) {
+    server
+        .app
+        .pauses()
+        .respond(
+            server.project_id,
+            pausepoint_server::ids::PauseId::from(pause.pause_id),
+            choice,
+            note,
+            pausepoint_server::store::Actor::Recipient("+13128471928".into()),
+        )
+        .await
+        .unwrap();
+}
+
+const QUESTION: &str =
+    "Claude Code wants to run Bash in ~/work/shop: `rm -rf build/` (clean the build). Allow?";
+
+#[tokio::test]
+async fn the_claude_code_hook_allows_denies_with_the_note_and_remembers_for_an_hour() {
+    let server = TestServer::start().await;
+    let (base, key) = (server.client.base.clone(), server.client.key.clone());
+    let event = hook_event("rm -rf build/", "toolu_cli_1").to_string();
+    let asking = {
+        let (base, key, event) = (base.clone(), key.clone(), event.clone());
+        tokio::spawn(async move { hook(&base, &key, &[], &[], event.as_bytes()).await })
+    };
+    let pause = pause_asked(&server.client, QUESTION).await;
+    assert_eq!(pause.options, ["Allow", "Allow for 1 hour", "Deny"]);
+    answer_pause(&server, &pause, "Allow", None).await;
+    let (decision, reason) = pre_tool_use(&asking.await.unwrap());
+    assert_eq!(decision, "allow");
+    assert!(reason.contains("+13128471928"), "{reason}");
+
+    // Deny, with a note: the note is the reason Claude reads.
+    let event = hook_event("git push --force", "toolu_cli_2").to_string();
+    let asking = {
+        let (base, key, event) = (base.clone(), key.clone(), event.clone());
+        tokio::spawn(async move { hook(&base, &key, &[], &[], event.as_bytes()).await })
+    };
+    let pause = pause_asked(
+        &server.client,
+        "Claude Code wants to run Bash in ~/work/shop: `git push --force` (clean the build). Allow?",
+    )
+    .await;
+    answer_pause(&server, &pause, "Deny", Some("never force-push main")).await;
+    let ran = asking.await.unwrap();
+    assert_eq!(
+        pre_tool_use(&ran),
+        (
+            "deny".to_owned(),
+            "Denied by +13128471928: never force-push main".to_owned()
+        )
+    );
+
+    // "Allow for 1 hour": the same call later is allowed without a question.
+    let event = hook_event("make deploy", "toolu_cli_3").to_string();
+    let asking = {
+        let (base, key, event) = (base.clone(), key.clone(), event.clone());
+        tokio::spawn(async move { hook(&base, &key, &[], &[], event.as_bytes()).await })
+    };
+    let pause = pause_asked(
+        &server.client,
+        "Claude Code wants to run Bash in ~/work/shop: `make deploy` (clean the build). Allow?",
+    )
+    .await;
+    answer_pause(&server, &pause, "Allow for 1 hour", None).await;
+    assert_eq!(pre_tool_use(&asking.await.unwrap()).0, "allow");
+    let again = hook_event("make deploy", "toolu_cli_4").to_string();
+    let ran = hook(&base, &key, &[], &[], again.as_bytes()).await;
+    let (decision, reason) = pre_tool_use(&ran);
+    assert_eq!(decision, "allow");
+    assert!(reason.starts_with("Allowed by rule "), "{reason}");
+    let pauses = server.client.get_path("/v1/pause?limit=100").await;
+    assert_eq!(pauses.body["data"].as_array().unwrap().len(), 3);
+
+    // `pp rules list` shows it; `pp rules revoke` ends it.
+    let listed = run(pp(&base, &key, &["rules", "list", "--json"])).await;
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let rules: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(rules.as_array().unwrap().len(), 1);
+    assert_eq!(rules[0]["status"], "active");
+    let id = rules[0]["rule_id"].as_str().unwrap().to_owned();
+    let table = run(pp(&base, &key, &["rules", "list"])).await;
+    assert!(table.stdout.contains(&id) && table.stdout.contains("make deploy"));
+    let revoked = run(pp(&base, &key, &["rules", "revoke", &id])).await;
+    assert_eq!(revoked.code, 0, "{}", revoked.stderr);
+    assert!(
+        revoked.stdout.contains("Revoked rule"),
+        "{}",
+        revoked.stdout
+    );
+    let twice = run(pp(&base, &key, &["rules", "revoke", &id])).await;
+    assert_eq!(twice.code, 1);
+    assert!(
+        twice.stderr.contains("already expired or been revoked"),
+        "{}",
+        twice.stderr
+    );
+}
+
+#[tokio::test]
+async fn the_claude_code_hook_denies_when_nobody_answers_or_nobody_is_there() {
+    let server = TestServer::start().await;
+    let (base, key) = (server.client.base.clone(), server.client.key.clone());
+    // Nobody answers in time.
+    let event = hook_event("terraform destroy", "toolu_cli_5").to_string();
+    let ran = hook(
+        &base,
+        &key,
+        &[],
+        &[("PAUSEPOINT_APPROVAL_TIMEOUT", "1s")],
+        event.as_bytes(),
+    )
+    .await;
+    let (decision, reason) = pre_tool_use(&ran);
+    assert_eq!(decision, "deny");
+    assert!(reason.contains("did not answer within 1s"), "{reason}");
+
+    // The key is refused: deny, saying so, without trying again.
+    let ran = hook(&base, "pp_live_wrong", &[], &[], event.as_bytes()).await;
+    let (decision, reason) = pre_tool_use(&ran);
+    assert_eq!(decision, "deny");
+    assert!(reason.contains("refused the API key"), "{reason}");
+    assert!(!ran.stdout.contains("pp_live_wrong") && !ran.stderr.contains("pp_live_wrong"));
+
+    // No server there: deny; with --fail-open, hand the choice back to the local prompt.
+    let nobody = "http://127.0.0.1:1";
+    let (denied, asked) = tokio::join!(
+        hook(nobody, &key, &[], &[], event.as_bytes()),
+        hook(nobody, &key, &["--fail-open"], &[], event.as_bytes()),
+    );
+    let (decision, reason) = pre_tool_use(&denied);
+    assert_eq!(decision, "deny");
+    assert!(reason.contains("cannot reach PausePoint"), "{reason}");
+    let (decision, reason) = pre_tool_use(&asked);
+    assert_eq!(decision, "ask");
+    assert!(reason.contains("Claude Code's own prompt"), "{reason}");
+}
+
+#[tokio::test]
+async fn the_claude_code_hook_blocks_input_it_cannot_read() {
+    let server = TestServer::start().await;
+    let (base, key) = (server.client.base.clone(), server.client.key.clone());
+    for (input, says) in [
+        (&b"{not json"[..], "not JSON"),
+        (
+            &br#"{"hook_event_name":"PreToolUse","tool_input":{}}"#[..],
+            "tool_name",
+        ),
+        (
+            &br#"{"hook_event_name":"Stop"}"#[..],
+            "PreToolUse and PermissionRequest",
+        ),
+        (&b""[..], "not JSON"),
+    ] {
+        let ran = hook(&base, &key, &[], &[], input).await;
+        assert_eq!(ran.code, 2, "{}", ran.stderr);
+        assert!(ran.stdout.is_empty(), "{}", ran.stdout);
+        assert!(ran.stderr.contains(says), "{}", ran.stderr);
+    }
+    let pauses = server.client.get_path("/v1/pause").await;
+    assert_eq!(pauses.body["data"], serde_json::json!([]));
+}

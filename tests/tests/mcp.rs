@@ -422,7 +422,7 @@ async fn request_permission_allows_denies_and_times_out_to_deny() {
         let question = pending.body["data"][0].clone();
         assert_eq!(
             question["message"],
-            "Allow Bash with command: rm -rf ./build, description: Clean the build folder?"
+            "Claude Code wants to run Bash: `rm -rf ./build` (Clean the build folder). Allow?"
         );
         assert_eq!(question["options"], json!(["Allow", "Deny"]));
         assert_eq!(question["timeout_default"], "Deny");
@@ -444,7 +444,7 @@ async fn request_permission_allows_denies_and_times_out_to_deny() {
         } else {
             assert_eq!(
                 decision,
-                json!({"behavior": "deny", "message": "The approver denied it: Not on Fridays"})
+                json!({"behavior": "deny", "message": "Denied by +13128471928: Not on Fridays"})
             );
         }
         while server.app.pauses().watching() > 0 {
@@ -467,7 +467,7 @@ async fn request_permission_allows_denies_and_times_out_to_deny() {
     let decision: Value = serde_json::from_str(&text(&result)).unwrap();
     assert_eq!(
         decision,
-        json!({"behavior": "deny", "message": "The approver did not answer in time."})
+        json!({"behavior": "deny", "message": "Denied: +13128471928 did not answer within 1s (PausePoint denies when nobody answers)."})
     );
     // No approver configured: deny, saying why.
     let unconfigured = connect(&server.client.base, &server.client.key, None).await;

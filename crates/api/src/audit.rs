@@ -47,10 +47,18 @@ pub enum AuditEventKind {
     ProjectRenamed,
     #[serde(rename = "audit.checkpoint")]
     AuditCheckpoint,
+    /// An approver answered "Allow for 1 hour": a rule now allows the same call.
+    #[serde(rename = "rule.created")]
+    RuleCreated,
+    /// A call was allowed by a rule, without asking.
+    #[serde(rename = "rule.applied")]
+    RuleApplied,
+    #[serde(rename = "rule.revoked")]
+    RuleRevoked,
 }
 
 impl AuditEventKind {
-    pub const ALL: [AuditEventKind; 13] = [
+    pub const ALL: [AuditEventKind; 16] = [
         AuditEventKind::PauseCreated,
         AuditEventKind::PauseNotified,
         AuditEventKind::PauseNotificationFailed,
@@ -64,6 +72,9 @@ impl AuditEventKind {
         AuditEventKind::KeyRevoked,
         AuditEventKind::ProjectRenamed,
         AuditEventKind::AuditCheckpoint,
+        AuditEventKind::RuleCreated,
+        AuditEventKind::RuleApplied,
+        AuditEventKind::RuleRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +92,9 @@ impl AuditEventKind {
             AuditEventKind::KeyRevoked => "key.revoked",
             AuditEventKind::ProjectRenamed => "project.renamed",
             AuditEventKind::AuditCheckpoint => "audit.checkpoint",
+            AuditEventKind::RuleCreated => "rule.created",
+            AuditEventKind::RuleApplied => "rule.applied",
+            AuditEventKind::RuleRevoked => "rule.revoked",
         }
     }
 }

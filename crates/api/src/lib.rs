@@ -9,14 +9,19 @@
 //! - [`webhooks`]: Standard Webhooks events, secrets and signatures.
 //! - [`proof`]: the audit key, signed checkpoints, decision receipts, and the chain walk
 //!   that checks them, online and offline.
+//! - [`claude_code`]: Claude Code's permission hooks: their input, the question asked,
+//!   and the answer.
+//! - [`rules`]: remembered approvals ("Allow for 1 hour").
 //! - [`text`]: what counts as visible, and as the same, in what people read.
 //! - [`time`]: the one spelling of a time on the wire.
 //! - [`error`]: the `{"error": {"code", "message", "field"}}` body every failure uses.
 
 pub mod audit;
+pub mod claude_code;
 pub mod error;
 pub mod pause;
 pub mod proof;
+pub mod rules;
 pub mod text;
 pub mod time;
 pub mod validation;

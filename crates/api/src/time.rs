@@ -44,6 +44,17 @@ pub mod millis_opt {
     }
 }
 
+/// A length of time the way people say it: "45s", "10m", "2h05m", "3d4h".
+pub fn short_duration(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match (s / 86_400, s % 86_400 / 3600, s % 3600 / 60) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h{m:02}m"),
+        (d, h, _) => format!("{d}d{h}h"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -382,6 +382,61 @@ impl Client {
         )
         .await
     }
+
+    /// Posts a Claude Code hook event and returns the answer for Claude Code, once the
+    /// approver has decided (or a rule decided for them). `approver` and `timeout` go in
+    /// the query string; the server's defaults apply where they are None. The request is
+    /// held for as long as the approver has, and `hold` more.
+    pub async fn claude_code_hook(
+        &self,
+        event: &[u8],
+        approver: &HookApprover,
+        hold: Duration,
+    ) -> Result<serde_json::Value, ClientError> {
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(recipient) = &approver.recipient {
+            query.push(("approver", recipient.clone()));
+        }
+        if let Some(channel) = &approver.channel {
+            query.push(("channel", channel.clone()));
+        }
+        if let Some(timeout) = approver.timeout {
+            query.push(("timeout", timeout.as_secs().max(1).to_string()));
+        }
+        let request = self
+            .request(Method::POST, "/v1/hooks/claude-code")
+            .query(&query)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(event.to_vec())
+            .timeout(hold);
+        self.send(request).await
+    }
+
+    /// The project's remembered approvals, newest first.
+    pub async fn rules(
+        &self,
+        limit: Option<u32>,
+    ) -> Result<pausepoint_api::rules::RuleList, ClientError> {
+        let mut request = self.request(Method::GET, "/v1/rules");
+        if let Some(limit) = limit {
+            request = request.query(&[("limit", limit)]);
+        }
+        self.send(request).await
+    }
+
+    /// Ends a remembered approval before its time.
+    pub async fn revoke_rule(&self, id: Uuid) -> Result<pausepoint_api::rules::Rule, ClientError> {
+        self.send(self.request(Method::POST, &format!("/v1/rules/{id}/revoke")))
+            .await
+    }
+}
+
+/// Who a hook's question goes to; None leaves it to the server's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct HookApprover {
+    pub recipient: Option<String>,
+    pub channel: Option<String>,
+    pub timeout: Option<Duration>,
 }
 
 /// The API's error body, as an error.

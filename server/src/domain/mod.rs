@@ -2,6 +2,8 @@
 //! change, API keys, signed response links, webhook events and secrets, and verifying the
 //! audit chain.
 //!
+//! - [`approvals`]: a coding agent's hook event asked of a person, and the rules
+//!   ("Allow for 1 hour") that answer it without asking.
 //! - [`pauses`]: create, wait, and the move from `pending` to a decision.
 //! - [`keys`]: API keys, hashed at rest.
 //! - [`projects`]: the name humans see for who asks, and renaming it.
@@ -11,6 +13,7 @@
 //! - [`proof`]: the audit key, signed checkpoints and decision receipts.
 //! - [`status`]: how far behind the queues are, for operators.
 
+pub mod approvals;
 pub mod audit;
 pub mod keys;
 pub mod links;

@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 
 use super::error::ApiError;
 use super::page::{self, Page};
-use super::BODY_LIMIT;
+use super::{BODY_LIMIT, HOOK_BODY_LIMIT};
 use crate::ids::KeyId;
 use crate::views;
 
@@ -43,11 +43,17 @@ pub async fn bounded_body(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
     let page = parts.uri.path().starts_with("/r/");
-    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+    // A hook event carries the tool's whole input (a Write's file, say).
+    let limit = if parts.uri.path() == super::hooks::CLAUDE_CODE_PATH {
+        HOOK_BODY_LIMIT
+    } else {
+        BODY_LIMIT
+    };
+    if declared.is_some_and(|n| n > limit as u64) {
         if !waits_to_send {
             discard(body.into_data_stream(), 0).await;
         }
-        return too_large(page).await;
+        return too_large(page, limit).await;
     }
     let mut stream = body.into_data_stream();
     let mut bytes: Vec<u8> = Vec::new();
@@ -57,9 +63,9 @@ pub async fn bounded_body(request: Request, next: Next) -> Response {
             return ApiError::invalid_json("the request body ended before it was complete")
                 .into_response();
         };
-        if bytes.len() + chunk.len() > BODY_LIMIT {
+        if bytes.len() + chunk.len() > limit {
             discard(stream, bytes.len() + chunk.len()).await;
-            return too_large(page).await;
+            return too_large(page, limit).await;
         }
         bytes.extend_from_slice(&chunk);
     }
@@ -79,7 +85,7 @@ async fn discard(mut stream: axum::body::BodyDataStream, mut read: usize) {
 }
 
 /// The 413, as JSON or as a page, on a connection that then closes.
-async fn too_large(page: bool) -> Response {
+async fn too_large(page: bool, limit: usize) -> Response {
     let mut response = if page {
         page::with_page_headers(
             Page(
@@ -90,7 +96,7 @@ async fn too_large(page: bool) -> Response {
         )
         .await
     } else {
-        ApiError::payload_too_large(BODY_LIMIT).into_response()
+        ApiError::payload_too_large(limit).into_response()
     };
     response
         .headers_mut()

@@ -4,6 +4,8 @@
 //! - [`pauses`]: create, get (with long-poll), cancel and list pauses.
 //! - [`audit`]: query, export and verify the audit log.
 //! - [`webhooks`]: a pause's webhook events, and resending one.
+//! - [`hooks`]: Claude Code's permission hooks, answered by a person.
+//! - [`rules`]: the approvals people asked to remember, and revoking one.
 //! - [`page`]: the response page humans open from their message.
 //! - [`metrics`]: Prometheus text, on the main listener or its own.
 //! - [`extract`]: the caller's key, JSON bodies and query parameters.
@@ -15,10 +17,12 @@ pub mod audit;
 pub mod connections;
 pub mod error;
 pub mod extract;
+pub mod hooks;
 pub mod limits;
 pub mod metrics;
 pub mod page;
 pub mod pauses;
+pub mod rules;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -38,6 +42,8 @@ use error::ApiError;
 
 /// The largest request body accepted, in bytes.
 pub const BODY_LIMIT: usize = 64 * 1024;
+/// The largest hook event accepted: it holds the tool's whole input.
+pub const HOOK_BODY_LIMIT: usize = 1024 * 1024;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -68,6 +74,8 @@ pub fn router(app: App, stop: CancellationToken) -> Router {
             "/v1/pause/{id}/webhooks/{event_id}/resend",
             post(webhooks::resend),
         )
+        .route("/v1/rules", get(rules::list))
+        .route("/v1/rules/{id}/revoke", post(rules::revoke))
         .route("/v1/audit", get(audit::query))
         .route("/v1/audit/export", get(audit::export))
         .route("/v1/audit/public-key", get(audit::public_key))
@@ -89,6 +97,8 @@ pub fn router(app: App, stop: CancellationToken) -> Router {
         .route("/v1/pause/{id}", get(pauses::get))
         // A full walk takes as long as the log is long: outside the request time limit.
         .route("/v1/audit/verify", get(audit::verify))
+        // Held until the person answers, within the hook's own timeout.
+        .route(hooks::CLAUDE_CODE_PATH, post(hooks::claude_code))
         .merge(bounded)
         .merge(page)
         // Inside the routes, where the matched route is known.
@@ -98,7 +108,7 @@ pub fn router(app: App, stop: CancellationToken) -> Router {
         ))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(HOOK_BODY_LIMIT))
         .layer(middleware::from_fn(limits::bounded_body))
         // The page, JSON and exports, gzipped for clients that accept it (the page goes
         // from about 2.5 KB to 1 KB over a phone's network).

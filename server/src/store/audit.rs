@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use super::db::{args, Arg, Conn, OwnedArg, Query, Row};
 use super::tx::Deferred;
 use super::{Dialect, Store, StoreError};
-use crate::ids::{KeyId, PauseId, ProjectId};
+use crate::ids::{KeyId, PauseId, ProjectId, RuleId};
 
 /// Who did what an audit event records.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +32,8 @@ pub enum Actor {
     Admin(Option<String>),
     /// The service itself: timeouts, deliveries, webhooks.
     System,
+    /// A remembered approval, allowing a call the approver already allowed.
+    Rule(RuleId),
 }
 
 impl Actor {
@@ -53,6 +55,7 @@ impl fmt::Display for Actor {
             Actor::Admin(Some(user)) => write!(f, "admin:{user}"),
             Actor::Admin(None) => f.write_str("admin"),
             Actor::System => f.write_str("system"),
+            Actor::Rule(id) => write!(f, "rule:{id}"),
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod pauses;
 pub mod postgres;
 pub mod projects;
 pub mod proof;
+pub mod rules;
 pub mod settings;
 pub mod sqlite;
 pub mod tx;

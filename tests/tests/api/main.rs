@@ -5,6 +5,7 @@
 mod audit;
 mod delivery;
 mod hardening;
+mod hooks;
 
 mod idempotency_and_tenancy;
 mod keys;

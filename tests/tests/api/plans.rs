@@ -183,3 +183,27 @@ async fn the_cross_check_reads_by_id() {
         found.join("\n")
     );
 }
+
+/// A hook looks for a rule before every question, and `pp rules list` pages them: both
+/// are searches of the project's rules by index.
+#[tokio::test]
+async fn rules_are_found_by_index() {
+    use pausepoint_server::store::rules::{live_rule_query, rules_query};
+    let server = TestServer::start().await;
+    let query = live_rule_query(server.project_id, "ab12", Timestamp::now());
+    let found = plan(&server, query.clone()).await;
+    assert!(
+        served_by_index(&server, &found, "approval_rules", "match_key"),
+        "{}\n{}",
+        query.sql(),
+        found.join("\n")
+    );
+    let query = rules_query(server.project_id, 50);
+    let found = plan(&server, query.clone()).await;
+    assert!(
+        served_by_index(&server, &found, "approval_rules", "project_id"),
+        "{}\n{}",
+        query.sql(),
+        found.join("\n")
+    );
+}
