@@ -22,6 +22,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+pub mod schemas;
+
 /// The longest one `poll_pause_request` call waits.
 pub const MAX_WAIT_SECONDS: u64 = 50;
 /// How often a waiting call reports progress.
@@ -42,26 +44,30 @@ pub struct Approver {
 pub struct PausePointTools {
     client: Client,
     approver: Option<Approver>,
-    #[allow(dead_code)] // read by the tool_handler macro
     tool_router: ToolRouter<Self>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[schemars(crate = "rmcp::schemars")]
+#[schemars(crate = "rmcp::schemars", transform = schemas::strict)]
 pub struct CreatePauseArgs {
     /// Who answers. A phone number in international form for SMS ("+13128471928"; spaces,
     /// dashes and parentheses are fine), an email address, or a Slack incoming-webhook URL.
     pub recipient: String,
     /// "sms", "email" or "slack". Leave out to infer it from the recipient.
+    #[schemars(extend("enum" = schemas::channels()))]
     pub channel: Option<String>,
     /// The question the human sees, 1 to 2000 characters. Say what will happen and why,
     /// with the numbers that matter ("Wire $8,400 to Meridian Supplies for invoice 1042?").
+    #[schemars(length(min = 1, max = 2000))]
     pub message: String,
     /// 2 to 5 short, distinct answers, such as ["Approve", "Reject"].
+    #[schemars(length(min = 2, max = 5))]
     pub options: Vec<String>,
     /// How long the human has, in hours (may be fractional, e.g. 0.5). Default 24, at most 720.
+    #[schemars(range(max = 720.0), extend("exclusiveMinimum" = 0))]
     pub timeout_hours: Option<f64>,
     /// How long the human has, in seconds, instead of timeout_hours.
+    #[schemars(range(min = 1, max = 2_592_000))]
     pub timeout_seconds: Option<u64>,
     /// The option to take if nobody answers in time (must be one of options). Leave out to
     /// get status "timed_out" with no choice.
@@ -71,6 +77,7 @@ pub struct CreatePauseArgs {
     /// Any JSON object; returned unchanged with the pause (use it for your run or task ids).
     pub metadata: Option<Map<String, Value>>,
     /// An https URL to receive a signed event when the pause is decided.
+    #[schemars(url)]
     pub webhook_url: Option<String>,
     /// Any unique string; calling again with the same key returns the first pause instead
     /// of asking the human twice.
@@ -78,48 +85,54 @@ pub struct CreatePauseArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[schemars(crate = "rmcp::schemars")]
+#[schemars(crate = "rmcp::schemars", transform = schemas::strict)]
 pub struct PollArgs {
     /// The pause_id that create_pause_request returned.
     pub pause_id: String,
     /// How long to wait for the decision in this call, 0 to 50 seconds (default 30). 0
     /// answers at once.
+    #[schemars(range(min = 0, max = 50))]
     pub wait_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[schemars(crate = "rmcp::schemars")]
+#[schemars(crate = "rmcp::schemars", transform = schemas::strict)]
 pub struct PauseIdArgs {
     /// The pause_id that create_pause_request returned.
     pub pause_id: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[schemars(crate = "rmcp::schemars")]
+#[schemars(crate = "rmcp::schemars", transform = schemas::strict)]
 pub struct ListArgs {
     /// Only pauses in this state: "pending", "responded", "timed_out" or "cancelled".
+    #[schemars(extend("enum" = schemas::statuses()))]
     pub status: Option<String>,
     /// How many, newest first: 1 to 100 (default 20).
+    #[schemars(range(min = 1, max = 100))]
     pub limit: Option<u32>,
     /// The next_cursor of a previous call, for the next page.
     pub cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[schemars(crate = "rmcp::schemars")]
+#[schemars(crate = "rmcp::schemars", transform = schemas::strict)]
 pub struct AuditArgs {
     /// Only the events of this pause.
     pub pause_id: Option<String>,
     /// Only one kind of event, such as "pause.responded" or "pause.timed_out".
+    #[schemars(extend("enum" = schemas::events()))]
     pub event: Option<String>,
     /// Only events at or after this time, RFC 3339 ("2026-11-22T09:00:00Z").
+    #[schemars(extend("format" = "date-time"))]
     pub since: Option<String>,
     /// How many events, oldest first: 1 to 1000 (default 100).
+    #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[schemars(crate = "rmcp::schemars")]
+#[schemars(crate = "rmcp::schemars", transform = schemas::strict)]
 pub struct PermissionArgs {
     /// The tool that wants to run.
     pub tool_name: String,
@@ -130,9 +143,15 @@ pub struct PermissionArgs {
     pub tool_use_id: Option<String>,
 }
 
-/// A tool's answer: the JSON and a short text.
+/// A tool's answer: a short text, then the JSON as text too (for clients that ignore
+/// `structuredContent`, as the MCP specification asks), and the JSON as structured content.
 fn answer(summary: String, structured: Value) -> CallToolResult {
-    let mut result = CallToolResult::success(vec![ContentBlock::text(summary)]);
+    let json = structured.to_string();
+    let mut content = vec![ContentBlock::text(summary.clone())];
+    if summary != json {
+        content.push(ContentBlock::text(json));
+    }
+    let mut result = CallToolResult::success(content);
     result.structured_content = Some(structured);
     result
 }
@@ -193,10 +212,14 @@ fn pause_value(pause: &Pause) -> Value {
 
 impl PausePointTools {
     pub fn new(client: Client, approver: Option<Approver>) -> PausePointTools {
+        let mut tool_router = Self::tool_router();
+        for route in tool_router.map.values_mut() {
+            route.attr.output_schema = schemas::output(&route.attr.name).map(std::sync::Arc::new);
+        }
         PausePointTools {
             client,
             approver,
-            tool_router: Self::tool_router(),
+            tool_router,
         }
     }
 
@@ -495,7 +518,7 @@ impl PausePointTools {
     }
 }
 
-#[tool_handler]
+#[tool_handler(router = self.tool_router)]
 impl ServerHandler for PausePointTools {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())

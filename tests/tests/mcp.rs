@@ -41,13 +41,26 @@ async fn call(client: &McpClient, tool: &'static str, arguments: Value) -> CallT
         .unwrap()
 }
 
+/// The tool's one-line text: the first text block (a second one, when there is
+/// structured content, holds the same JSON; see [`json_text`]).
 fn text(result: &CallToolResult) -> String {
     result
         .content
         .iter()
+        .find_map(|c| c.as_text().map(|t| t.text.clone()))
+        .unwrap_or_default()
+}
+
+/// The structured content as the text content carries it, for clients that ignore
+/// `structuredContent`: the last text block.
+fn json_text(result: &CallToolResult) -> Value {
+    let last = result
+        .content
+        .iter()
         .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
+        .next_back()
+        .unwrap();
+    serde_json::from_str(&last).unwrap()
 }
 
 fn is_error(result: &CallToolResult) -> bool {
@@ -141,6 +154,146 @@ async fn the_tools_and_their_schemas() {
     assert_eq!(
         schema("request_permission")["required"],
         json!(["tool_name"])
+    );
+}
+
+/// Every `"type"` in a schema, to check none allows `"null"` beside another type.
+fn types(schema: &Value, found: &mut Vec<Value>) {
+    match schema {
+        Value::Object(object) => {
+            for (key, value) in object {
+                if key == "type" {
+                    found.push(value.clone());
+                }
+                types(value, found);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| types(item, found)),
+        _ => {}
+    }
+}
+
+/// A JSON Schema 2020-12 validator that refuses any format it does not know.
+fn strict_validator(schema: &Value) -> jsonschema::Validator {
+    jsonschema::draft202012::meta::validate(schema)
+        .unwrap_or_else(|e| panic!("not a 2020-12 schema: {e}\n{schema:#}"));
+    jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .should_ignore_unknown_formats(false)
+        .build(schema)
+        .unwrap_or_else(|e| panic!("a strict validator refuses it: {e}\n{schema:#}"))
+}
+
+#[tokio::test]
+async fn every_schema_is_strict_json_schema_and_every_answer_matches_its_output_schema() {
+    let server = TestServer::start().await;
+    let client = connect(
+        &server.client.base,
+        &server.client.key,
+        approver(Duration::from_secs(1)),
+    )
+    .await;
+    let tools = client.list_all_tools().await.unwrap();
+    let mut outputs = std::collections::HashMap::new();
+    for tool in &tools {
+        let input = serde_json::to_value(&tool.input_schema).unwrap();
+        strict_validator(&input);
+        let mut found = Vec::new();
+        types(&input, &mut found);
+        assert!(
+            found.iter().all(Value::is_string),
+            "{}: every type is one type: {found:?}",
+            tool.name
+        );
+        let output = serde_json::to_value(
+            tool.output_schema
+                .as_ref()
+                .unwrap_or_else(|| panic!("{} declares an outputSchema", tool.name)),
+        )
+        .unwrap();
+        assert_eq!(output["type"], "object");
+        outputs.insert(tool.name.to_string(), strict_validator(&output));
+    }
+    // Closed sets are enums, numbers have bounds.
+    let schema = |name: &str| {
+        let tool = tools.iter().find(|t| t.name == name).unwrap();
+        serde_json::to_value(&tool.input_schema).unwrap()
+    };
+    let create = schema("create_pause_request");
+    assert_eq!(
+        create["properties"]["channel"]["enum"],
+        json!(["sms", "email", "slack"])
+    );
+    assert_eq!(create["properties"]["options"]["minItems"], 2);
+    assert_eq!(create["properties"]["options"]["maxItems"], 5);
+    assert_eq!(create["properties"]["timeout_hours"]["maximum"], 720.0);
+    let poll = schema("poll_pause_request");
+    assert_eq!(poll["properties"]["wait_seconds"]["maximum"], 50);
+    assert_eq!(poll["properties"]["wait_seconds"]["minimum"], 0);
+    assert_eq!(
+        schema("list_pause_requests")["properties"]["status"]["enum"],
+        json!(["pending", "responded", "timed_out", "cancelled"])
+    );
+    assert!(schema("get_audit_log")["properties"]["event"]["enum"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("pause.responded")));
+
+    // What each tool returns matches what it declares, in structuredContent and as text.
+    let check = |name: &str, result: &CallToolResult| {
+        assert!(!is_error(result), "{name}: {}", text(result));
+        let structured = result.structured_content.clone().unwrap();
+        assert_eq!(
+            json_text(result),
+            structured,
+            "{name}: the text carries the JSON"
+        );
+        let validator = &outputs[name];
+        let problems: Vec<String> = validator
+            .iter_errors(&structured)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(problems.is_empty(), "{name}: {problems:?}\n{structured:#}");
+    };
+    let created = call(
+        &client,
+        "create_pause_request",
+        json!({"recipient": "ops@example.com", "message": "Deploy?", "options": ["Deploy", "Hold"],
+               "timeout_seconds": 600, "metadata": {"run": 7}}),
+    )
+    .await;
+    check("create_pause_request", &created);
+    let id = created.structured_content.as_ref().unwrap()["pause_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let polled = call(
+        &client,
+        "poll_pause_request",
+        json!({"pause_id": id, "wait_seconds": 0}),
+    )
+    .await;
+    check("poll_pause_request", &polled);
+    check(
+        "list_pause_requests",
+        &call(&client, "list_pause_requests", json!({"status": "pending"})).await,
+    );
+    check(
+        "cancel_pause_request",
+        &call(&client, "cancel_pause_request", json!({"pause_id": id})).await,
+    );
+    check(
+        "get_audit_log",
+        &call(&client, "get_audit_log", json!({"pause_id": id})).await,
+    );
+    check(
+        "request_permission",
+        &call(
+            &client,
+            "request_permission",
+            json!({"tool_name": "Bash", "input": {"command": "ls"}}),
+        )
+        .await,
     );
 }
 
