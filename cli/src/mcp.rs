@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use clap::Args;
+use pausepoint_client::ClientError;
 use pausepoint_mcp::Approver;
 
 use crate::connection::ConnectionArgs;
@@ -29,6 +30,16 @@ pub async fn run(args: McpArgs) -> anyhow::Result<()> {
         channel: args.approver_channel,
         timeout: args.approval_timeout,
     });
+    // A refused key is said at once, where the person setting this up looks (Claude
+    // Code shows the server as failed, with this on stderr), not at the first tool call.
+    match client.list(None, Some(1), None).await {
+        Ok(_) => {}
+        Err(ClientError::Unauthorized(message)) => anyhow::bail!(
+            "PausePoint at {} refused the API key ({message}); check PAUSEPOINT_API_KEY",
+            client.base_url()
+        ),
+        Err(e) => tracing::warn!("{e}; the tools will say so until the server answers"),
+    }
     tracing::info!(
         url = client.base_url(),
         "serving PausePoint tools over stdio"

@@ -24,6 +24,14 @@ use uuid::Uuid;
 
 pub mod schemas;
 
+/// How long `request_permission`'s approver has when nothing says.
+pub const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The HTTP request a call came in, when it came over Streamable HTTP.
+fn http_parts(context: &RequestContext<RoleServer>) -> Option<&http::request::Parts> {
+    context.extensions.get::<http::request::Parts>()
+}
+
 /// The longest one `poll_pause_request` call waits.
 pub const MAX_WAIT_SECONDS: u64 = 50;
 /// How often a waiting call reports progress.
@@ -39,10 +47,20 @@ pub struct Approver {
     pub timeout: Duration,
 }
 
+/// Whom the tools act as.
+#[derive(Clone)]
+enum Connection {
+    /// `pp mcp`: one client, from the command line's settings.
+    Fixed(Client),
+    /// `/mcp` on the server: each request's own bearer key (checked before the request
+    /// gets here), against the server's own API at `base`.
+    PerRequest { base: String },
+}
+
 /// The MCP server.
 #[derive(Clone)]
 pub struct PausePointTools {
-    client: Client,
+    connection: Connection,
     approver: Option<Approver>,
     tool_router: ToolRouter<Self>,
 }
@@ -212,28 +230,95 @@ fn pause_value(pause: &Pause) -> Value {
 
 impl PausePointTools {
     pub fn new(client: Client, approver: Option<Approver>) -> PausePointTools {
+        PausePointTools::with(Connection::Fixed(client), approver)
+    }
+
+    /// The tools for `/mcp` on a server whose API is at `base`: each call acts with the
+    /// bearer key of its own HTTP request. `approver` is who `request_permission` asks
+    /// when the URL's `?approver=` does not say.
+    pub fn per_request(base: &str, approver: Option<Approver>) -> PausePointTools {
+        PausePointTools::with(
+            Connection::PerRequest {
+                base: base.trim_end_matches('/').to_owned(),
+            },
+            approver,
+        )
+    }
+
+    fn with(connection: Connection, approver: Option<Approver>) -> PausePointTools {
         let mut tool_router = Self::tool_router();
         for route in tool_router.map.values_mut() {
             route.attr.output_schema = schemas::output(&route.attr.name).map(std::sync::Arc::new);
         }
         PausePointTools {
-            client,
+            connection,
             approver,
             tool_router,
         }
+    }
+
+    /// The client a call acts with.
+    fn client(&self, context: &RequestContext<RoleServer>) -> Result<Client, CallToolResult> {
+        match &self.connection {
+            Connection::Fixed(client) => Ok(client.clone()),
+            Connection::PerRequest { base } => {
+                let key = http_parts(context)
+                    .and_then(|parts| parts.headers.get(http::header::AUTHORIZATION))
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.split_once(' '))
+                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                    .map(|(_, key)| key.trim().to_owned())
+                    .ok_or_else(|| failure("this call carries no API key"))?;
+                Client::new(base, &key).map_err(|e| client_failure(&e))
+            }
+        }
+    }
+
+    /// Who `request_permission` asks: for `/mcp`, the URL's `?approver=&channel=&timeout=`
+    /// (seconds) first.
+    fn approver(&self, context: &RequestContext<RoleServer>) -> Option<Approver> {
+        let query = http_parts(context).and_then(|parts| parts.uri.query().map(str::to_owned));
+        let Some(query) =
+            query.filter(|_| matches!(self.connection, Connection::PerRequest { .. }))
+        else {
+            return self.approver.clone();
+        };
+        let mut approver = self.approver.clone();
+        let mut timeout = None;
+        let mut channel = None;
+        for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            match name.as_ref() {
+                "approver" => {
+                    approver = Some(Approver {
+                        recipient: value.into_owned(),
+                        channel: None,
+                        timeout: DEFAULT_APPROVAL_TIMEOUT,
+                    })
+                }
+                "channel" => channel = Some(value.into_owned()),
+                "timeout" => timeout = value.parse::<u64>().ok().map(Duration::from_secs),
+                _ => {}
+            }
+        }
+        approver.map(|mut approver| {
+            approver.channel = channel.or(approver.channel);
+            approver.timeout = timeout.unwrap_or(approver.timeout);
+            approver
+        })
     }
 
     /// Long-polls until the pause is decided or `wait` passes, reporting progress while it
     /// waits and stopping as soon as the client cancels the call.
     async fn wait_with_progress(
         &self,
+        client: &Client,
         id: Uuid,
         wait: Duration,
         context: &RequestContext<RoleServer>,
     ) -> Result<Pause, ClientError> {
         let started = Instant::now();
         let token = context.meta.get_progress_token();
-        let mut pause = self.client.get(id).await?;
+        let mut pause = client.get(id).await?;
         loop {
             let elapsed = started.elapsed();
             if pause.status.is_final() || elapsed >= wait || context.ct.is_cancelled() {
@@ -254,7 +339,7 @@ impl PausePointTools {
             }
             let slice = (wait - elapsed).min(PROGRESS_EVERY);
             tokio::select! {
-                polled = self.client.poll(id, slice.max(Duration::from_secs(1))) => pause = polled?,
+                polled = client.poll(id, slice.max(Duration::from_secs(1))) => pause = polled?,
                 () = context.ct.cancelled() => return Ok(pause),
             }
         }
@@ -272,7 +357,12 @@ impl PausePointTools {
     async fn create_pause_request(
         &self,
         Parameters(args): Parameters<CreatePauseArgs>,
+        context: RequestContext<RoleServer>,
     ) -> CallToolResult {
+        let client = match self.client(&context) {
+            Ok(client) => client,
+            Err(error) => return error,
+        };
         let timeout_seconds = match (args.timeout_seconds, args.timeout_hours) {
             (Some(seconds), _) => Some(seconds),
             (None, Some(hours)) if hours.is_finite() && hours > 0.0 => {
@@ -297,8 +387,7 @@ impl PausePointTools {
             webhook_url: args.webhook_url,
             ..CreatePause::default()
         };
-        match self
-            .client
+        match client
             .create(&request, args.idempotency_key.as_deref())
             .await
         {
@@ -335,8 +424,12 @@ impl PausePointTools {
             Err(error) => return error,
         };
         let wait = args.wait_seconds.unwrap_or(30).min(MAX_WAIT_SECONDS);
+        let client = match self.client(&context) {
+            Ok(client) => client,
+            Err(error) => return error,
+        };
         match self
-            .wait_with_progress(id, Duration::from_secs(wait), &context)
+            .wait_with_progress(&client, id, Duration::from_secs(wait), &context)
             .await
         {
             Ok(pause) => answer(summary(&pause), pause_value(&pause)),
@@ -350,12 +443,17 @@ impl PausePointTools {
     async fn cancel_pause_request(
         &self,
         Parameters(args): Parameters<PauseIdArgs>,
+        context: RequestContext<RoleServer>,
     ) -> CallToolResult {
+        let client = match self.client(&context) {
+            Ok(client) => client,
+            Err(error) => return error,
+        };
         let id = match parse_id(&args.pause_id) {
             Ok(id) => id,
             Err(error) => return error,
         };
-        match self.client.cancel(id).await {
+        match client.cancel(id).await {
             Ok(pause) => answer(format!("Cancelled pause {id}."), pause_value(&pause)),
             Err(e) => client_failure(&e),
         }
@@ -364,7 +462,15 @@ impl PausePointTools {
     /// List pause requests, newest first, optionally only those in one status. Returns
     /// {data, next_cursor}; pass next_cursor back as cursor for the next page.
     #[tool(name = "list_pause_requests")]
-    async fn list_pause_requests(&self, Parameters(args): Parameters<ListArgs>) -> CallToolResult {
+    async fn list_pause_requests(
+        &self,
+        Parameters(args): Parameters<ListArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let client = match self.client(&context) {
+            Ok(client) => client,
+            Err(error) => return error,
+        };
         let status = match args
             .status
             .as_deref()
@@ -374,8 +480,7 @@ impl PausePointTools {
             Ok(status) => status,
             Err(e) => return failure(e),
         };
-        match self
-            .client
+        match client
             .list(status, args.limit, args.cursor.as_deref())
             .await
         {
@@ -411,7 +516,15 @@ impl PausePointTools {
     /// Read the tamper-evident audit log, oldest first: who asked what, who answered what,
     /// timeouts and cancellations, with times and the exact message and options.
     #[tool(name = "get_audit_log")]
-    async fn get_audit_log(&self, Parameters(args): Parameters<AuditArgs>) -> CallToolResult {
+    async fn get_audit_log(
+        &self,
+        Parameters(args): Parameters<AuditArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let client = match self.client(&context) {
+            Ok(client) => client,
+            Err(error) => return error,
+        };
         let pause_id = match args.pause_id.as_deref().map(parse_id).transpose() {
             Ok(id) => id,
             Err(error) => return error,
@@ -426,7 +539,7 @@ impl PausePointTools {
             cursor: None,
             bundle: false,
         };
-        match self.client.audit(&query).await {
+        match client.audit(&query).await {
             Ok(page) => {
                 let mut lines: Vec<String> = page
                     .data
@@ -466,9 +579,18 @@ impl PausePointTools {
             let decision = json!({ "behavior": "deny", "message": message });
             answer(decision.to_string(), decision)
         };
-        let Some(approver) = &self.approver else {
-            return deny("No approver is configured: set PAUSEPOINT_APPROVER for pp mcp.".into());
+        let Some(approver) = self.approver(&context) else {
+            return deny(
+                "No approver is configured: set PAUSEPOINT_APPROVER for pp mcp, or add \
+                 ?approver=… to the /mcp URL."
+                    .into(),
+            );
         };
+        let client = match self.client(&context) {
+            Ok(client) => client,
+            Err(error) => return error,
+        };
+
         let tool_input = match &args.input {
             Value::Object(map) => map.clone(),
             Value::Null => Map::new(),
@@ -492,17 +614,13 @@ impl PausePointTools {
             metadata: Some(json!({ "tool_name": args.tool_name, "tool_use_id": args.tool_use_id })),
             ..CreatePause::default()
         };
-        let pause = match self
-            .client
-            .create(&request, args.tool_use_id.as_deref())
-            .await
-        {
+        let pause = match client.create(&request, args.tool_use_id.as_deref()).await {
             Ok(pause) => pause,
             Err(e) => return deny(format!("Could not ask the approver: {e}")),
         };
         let wait = Duration::from_secs(approver.timeout.as_secs() + 30);
         let decided = match self
-            .wait_with_progress(pause.pause_id, wait, &context)
+            .wait_with_progress(&client, pause.pause_id, wait, &context)
             .await
         {
             Ok(decided) => decided,
@@ -529,6 +647,33 @@ impl ServerHandler for PausePointTools {
                  longer pending, and act only on the decision.",
             )
     }
+}
+
+/// The tools over Streamable HTTP, for `pp server` to serve at `/mcp`. `base` is the
+/// server's own API, which each call uses with its request's bearer key (the server checks
+/// the key before the request gets here); `allowed_hosts` are the `Host`s accepted (the
+/// public URL's and the listening address's). Stateless, so that any of several servers
+/// can answer any request; a waiting call streams its progress notifications.
+pub fn streamable_http(
+    base: &str,
+    approver: Option<Approver>,
+    allowed_hosts: Vec<String>,
+    stop: tokio_util::sync::CancellationToken,
+) -> rmcp::transport::StreamableHttpService<
+    PausePointTools,
+    rmcp::transport::streamable_http_server::session::local::LocalSessionManager,
+> {
+    let tools = PausePointTools::per_request(base, approver);
+    let config = rmcp::transport::StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_allowed_hosts(allowed_hosts)
+        .with_cancellation_token(stop);
+    rmcp::transport::StreamableHttpService::new(
+        move || Ok(tools.clone()),
+        std::sync::Arc::default(),
+        config,
+    )
 }
 
 /// Serves the tools over stdin/stdout until the client goes away.

@@ -327,7 +327,7 @@ impl App {
             ));
         }
 
-        let router = http::router(self.clone(), stop.clone());
+        let router = http::router(self.clone(), stop.clone(), listener.local_addr()?);
         let signal = stop.clone();
         let served =
             http::connections::serve(listener, router, self.connection_limits(), async move {

@@ -768,3 +768,158 @@ async fn the_real_pp_mcp_over_stdio_with_progress() {
         "pp mcp ends cleanly when its client goes away"
     );
 }
+
+/// An rmcp client of the server's own `/mcp`, over Streamable HTTP with `key` as the bearer.
+async fn connect_http(base: &str, key: &str, query: &str) -> Result<McpClient, String> {
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    use rmcp::transport::StreamableHttpClientTransport;
+    let config = StreamableHttpClientTransportConfig::with_uri(format!("{base}/mcp{query}"))
+        .auth_header(key);
+    ().serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn the_server_serves_the_tools_at_mcp_with_the_key_as_bearer() {
+    let server = TestServer::start().await;
+    let base = server.client.base.clone();
+
+    // A wrong or missing key is refused when the client connects, with a 401.
+    let refused = reqwest::Client::new()
+        .post(format!("{base}/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "curl", "version": "1"}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(refused.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
+    let wrong = connect_http(&base, "pp_live_wrong", "").await;
+    assert!(wrong.is_err(), "a wrong key must not connect");
+
+    // The right key: the same tools, creating, waiting and deciding for real.
+    let client = connect_http(&base, &server.client.key, "").await.unwrap();
+    let tools = client.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), 6);
+    let created = call(
+        &client,
+        "create_pause_request",
+        json!({"recipient": "+13128471928", "message": "Ship release 4.2 to the store?",
+               "options": ["Ship", "Hold"], "timeout_seconds": 600}),
+    )
+    .await;
+    assert!(!is_error(&created), "{}", text(&created));
+    let id: uuid::Uuid = created.structured_content.as_ref().unwrap()["pause_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Created in the key's own project, as the REST API would.
+    assert_eq!(
+        server.client.get(id).await.pause(StatusCode::OK).message,
+        "Ship release 4.2 to the store?"
+    );
+    let waiting = {
+        let client = connect_http(&base, &server.client.key, "").await.unwrap();
+        tokio::spawn(async move {
+            call(
+                &client,
+                "poll_pause_request",
+                json!({"pause_id": id.to_string(), "wait_seconds": 30}),
+            )
+            .await
+        })
+    };
+    until_waiting(&server).await;
+    answer(&server, id, "Ship", None).await;
+    let decided = waiting.await.unwrap();
+    assert_eq!(text(&decided), "Responded: Ship");
+    assert_eq!(
+        decided.structured_content.as_ref().unwrap()["status"],
+        "responded"
+    );
+
+    // request_permission asks the approver the /mcp URL names.
+    let permission_client = connect_http(
+        &base,
+        &server.client.key,
+        "?approver=ops%40example.com&timeout=1",
+    )
+    .await
+    .unwrap();
+    let result = call(
+        &permission_client,
+        "request_permission",
+        json!({"tool_name": "Bash", "input": {"command": "make deploy"}}),
+    )
+    .await;
+    let decision = result.structured_content.clone().unwrap();
+    assert_eq!(decision["behavior"], "deny");
+    assert!(
+        decision["message"]
+            .as_str()
+            .unwrap()
+            .contains("ops@example.com did not answer within 1s"),
+        "{decision}"
+    );
+
+    // A key revoked while a client is connected: the next call is refused.
+    let (other_key, _) = server.key_for_project("remote").await;
+    let other = connect_http(&base, &other_key, "").await.unwrap();
+    let record = server
+        .app
+        .store()
+        .keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.project_name == "remote")
+        .unwrap();
+    pausepoint_server::domain::keys::revoke_key(
+        server.app.store(),
+        record.id,
+        pausepoint_server::store::Actor::System,
+        pausepoint_server::domain::pauses::now(),
+    )
+    .await
+    .unwrap();
+    let after = other
+        .call_tool(CallToolRequestParams::new("list_pause_requests"))
+        .await;
+    assert!(after.is_err(), "a revoked key's call is refused: {after:?}");
+}
+
+#[tokio::test]
+async fn pp_mcp_with_a_refused_key_says_so_at_start() {
+    let server = TestServer::start().await;
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        Command::new(pp_binary())
+            .arg("mcp")
+            .env("PAUSEPOINT_URL", &server.client.base)
+            .env("PAUSEPOINT_API_KEY", "pp_live_wrong")
+            .env("PAUSEPOINT_CONFIG", "/nonexistent/config.json")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("refused the API key"), "{stderr}");
+    assert!(!stderr.contains("pp_live_wrong"), "{stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "nothing but the protocol on stdout"
+    );
+}

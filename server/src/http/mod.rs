@@ -6,6 +6,7 @@
 //! - [`webhooks`]: a pause's webhook events, and resending one.
 //! - [`hooks`]: Claude Code's permission hooks, answered by a person.
 //! - [`rules`]: the approvals people asked to remember, and revoking one.
+//! - [`mcp`]: the MCP tools over Streamable HTTP, with the API key as the bearer.
 //! - [`page`]: the response page humans open from their message.
 //! - [`metrics`]: Prometheus text, on the main listener or its own.
 //! - [`extract`]: the caller's key, JSON bodies and query parameters.
@@ -19,6 +20,7 @@ pub mod error;
 pub mod extract;
 pub mod hooks;
 pub mod limits;
+pub mod mcp;
 pub mod metrics;
 pub mod page;
 pub mod pauses;
@@ -56,7 +58,7 @@ pub struct AppState {
 }
 
 /// Every route of the service. `/metrics` is here unless it has a listener of its own.
-pub fn router(app: App, stop: CancellationToken) -> Router {
+pub fn router(app: App, stop: CancellationToken, local: std::net::SocketAddr) -> Router {
     let config = app.config();
     let state = AppState {
         long_polls: Arc::new(limits::LongPolls::new(config.max_long_polls_per_key)),
@@ -101,6 +103,8 @@ pub fn router(app: App, stop: CancellationToken) -> Router {
         .route(hooks::CLAUDE_CODE_PATH, post(hooks::claude_code))
         .merge(bounded)
         .merge(page)
+        // MCP calls wait as long as their tools do (a poll up to 50 s).
+        .merge(mcp::routes(&state, local))
         // Inside the routes, where the matched route is known.
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
