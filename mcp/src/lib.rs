@@ -17,6 +17,7 @@ use rmcp::model::{
 };
 use rmcp::schemars::JsonSchema;
 use rmcp::service::RequestContext;
+use rmcp::task_manager::{TaskContext, TaskExit, TaskManager, TaskOptions};
 use rmcp::{tool, tool_handler, tool_router, RoleServer, ServerHandler, ServiceExt};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -63,6 +64,8 @@ pub struct PausePointTools {
     connection: Connection,
     approver: Option<Approver>,
     tool_router: ToolRouter<Self>,
+    /// The waits running as MCP tasks (shared by every clone).
+    tasks: TaskManager,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -254,6 +257,7 @@ impl PausePointTools {
             connection,
             approver,
             tool_router,
+            tasks: TaskManager::new(),
         }
     }
 
@@ -308,40 +312,217 @@ impl PausePointTools {
     }
 
     /// Long-polls until the pause is decided or `wait` passes, reporting progress while it
-    /// waits and stopping as soon as the client cancels the call.
+    /// waits and stopping as soon as the call (or task) is cancelled.
     async fn wait_with_progress(
         &self,
         client: &Client,
         id: Uuid,
         wait: Duration,
-        context: &RequestContext<RoleServer>,
+        waiting: &Waiting<'_>,
     ) -> Result<Pause, ClientError> {
         let started = Instant::now();
-        let token = context.meta.get_progress_token();
         let mut pause = client.get(id).await?;
         loop {
             let elapsed = started.elapsed();
-            if pause.status.is_final() || elapsed >= wait || context.ct.is_cancelled() {
+            if pause.status.is_final() || elapsed >= wait || waiting.is_cancelled() {
                 return Ok(pause);
             }
             // Report where things stand now, then again after every slice of waiting.
-            if let Some(token) = &token {
-                let left = pause.expires_at.as_second() - jiff::Timestamp::now().as_second();
-                let progress =
-                    ProgressNotificationParam::new(token.clone(), elapsed.as_secs_f64().round())
-                        .with_total(wait.as_secs_f64())
-                        .with_message(format!(
-                            "waited {}s; the human has {} left",
-                            elapsed.as_secs(),
-                            short(left)
-                        ));
-                let _ = context.peer.notify_progress(progress).await;
-            }
+            let left = pause.expires_at.as_second() - jiff::Timestamp::now().as_second();
+            let message = format!(
+                "waited {}s; the human has {} left",
+                elapsed.as_secs(),
+                short(left)
+            );
+            waiting.report(elapsed, wait, message).await;
             let slice = (wait - elapsed).min(PROGRESS_EVERY);
             tokio::select! {
                 polled = client.poll(id, slice.max(Duration::from_secs(1))) => pause = polled?,
-                () = context.ct.cancelled() => return Ok(pause),
+                () = waiting.cancelled() => return Ok(pause),
             }
+        }
+    }
+
+    /// Asks the approver whether `args.tool_name` may run, and waits for the answer.
+    async fn ask_permission(
+        &self,
+        client: &Client,
+        approver: &Approver,
+        args: &PermissionArgs,
+        waiting: &Waiting<'_>,
+    ) -> CallToolResult {
+        let deny = |message: String| {
+            let decision = json!({ "behavior": "deny", "message": message });
+            answer(decision.to_string(), decision)
+        };
+        let tool_input = match &args.input {
+            Value::Object(map) => map.clone(),
+            Value::Null => Map::new(),
+            other => Map::from_iter([("input".to_owned(), other.clone())]),
+        };
+        let message = claude_code::question(&args.tool_name, &tool_input, None);
+        let request = CreatePause {
+            recipient: Some(approver.recipient.clone()),
+            channel: Some(
+                approver
+                    .channel
+                    .clone()
+                    .unwrap_or_else(|| Channel::infer(&approver.recipient).as_str().to_owned()),
+            ),
+            message: Some(message),
+            options: Some(claude_code::options(false)),
+            // A note lets the approver say why, and the reason goes back to the model.
+            allow_text_response: Some(true),
+            timeout_seconds: Some(approver.timeout.as_secs().max(1)),
+            timeout_default: Some(claude_code::DENY.into()),
+            metadata: Some(json!({ "tool_name": args.tool_name, "tool_use_id": args.tool_use_id })),
+            ..CreatePause::default()
+        };
+        let pause = match client.create(&request, args.tool_use_id.as_deref()).await {
+            Ok(pause) => pause,
+            Err(e) => return deny(format!("Could not ask the approver: {e}")),
+        };
+        let wait = Duration::from_secs(approver.timeout.as_secs() + 30);
+        let decided = match self
+            .wait_with_progress(client, pause.pause_id, wait, waiting)
+            .await
+        {
+            Ok(decided) => decided,
+            Err(e) => return deny(format!("Lost the approver's answer: {e}")),
+        };
+        // Nobody waits for this answer any more: withdraw the question, so the approver's
+        // link says so rather than asking on.
+        if waiting.is_cancelled() && !decided.status.is_final() {
+            if let Err(e) = client.cancel(decided.pause_id).await {
+                tracing::warn!(error = %e, "could not withdraw an abandoned permission question");
+            }
+        }
+        match Verdict::of(&decided) {
+            Verdict::Allow { .. } => {
+                let decision = json!({ "behavior": "allow", "updatedInput": args.input });
+                answer(decision.to_string(), decision)
+            }
+            other => deny(other.reason().to_owned()),
+        }
+    }
+
+    /// Runs a call that waits for a person as an MCP task (for clients that support
+    /// tasks): the call returns a task at once, and the task completes when the person
+    /// decides, with no per-call limit on the wait. None for a call that is not one.
+    fn as_task(
+        &self,
+        request: &rmcp::model::CallToolRequestParams,
+        context: &RequestContext<RoleServer>,
+    ) -> Option<Result<rmcp::model::CallToolResponse, rmcp::ErrorData>> {
+        let arguments = Value::Object(request.arguments.clone().unwrap_or_default());
+        let invalid = |e: serde_json::Error| rmcp::ErrorData::invalid_params(e.to_string(), None);
+        let client = match self.client(context) {
+            Ok(client) => client,
+            Err(error) => return Some(Ok(error.into())),
+        };
+        let this = self.clone();
+        let (ttl, make): (Duration, TaskBody) = match request.name.as_ref() {
+            "poll_pause_request" => {
+                let args: PollArgs = match serde_json::from_value(arguments) {
+                    Ok(args) => args,
+                    Err(e) => return Some(Err(invalid(e))),
+                };
+                let id = match parse_id(&args.pause_id) {
+                    Ok(id) => id,
+                    Err(error) => return Some(Ok(error.into())),
+                };
+                // Pauses last at most 30 days; a task that outlives its pause has failed.
+                (
+                    Duration::from_secs(31 * 86_400),
+                    Box::new(move |task| {
+                        Box::pin(async move {
+                            let waiting = Waiting::Task(&task);
+                            let forever = Duration::from_secs(31 * 86_400);
+                            match this
+                                .wait_with_progress(&client, id, forever, &waiting)
+                                .await
+                            {
+                                _ if task.is_cancel_requested() => Err(TaskExit::Cancelled),
+                                Ok(pause) => Ok(answer(summary(&pause), pause_value(&pause))),
+                                Err(e) => Ok(client_failure(&e)),
+                            }
+                        })
+                    }),
+                )
+            }
+            "request_permission" => {
+                let args: PermissionArgs = match serde_json::from_value(arguments) {
+                    Ok(args) => args,
+                    Err(e) => return Some(Err(invalid(e))),
+                };
+                let approver = self.approver(context)?;
+                (
+                    approver.timeout + Duration::from_secs(300),
+                    Box::new(move |task| {
+                        Box::pin(async move {
+                            let waiting = Waiting::Task(&task);
+                            let answer = this
+                                .ask_permission(&client, &approver, &args, &waiting)
+                                .await;
+                            match task.is_cancel_requested() {
+                                true => Err(TaskExit::Cancelled),
+                                false => Ok(answer),
+                            }
+                        })
+                    }),
+                )
+            }
+            _ => return None,
+        };
+        let options = TaskOptions::new()
+            .with_ttl_ms(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+            .with_poll_interval_ms(2_000)
+            .with_status_message("waiting for the human");
+        let task = self.tasks.spawn(options, make);
+        Some(Ok(rmcp::model::CallToolResponse::Task(
+            rmcp::model::CreateTaskResult::new(task),
+        )))
+    }
+}
+
+/// The body of a task, given its context.
+type TaskBody = Box<dyn FnOnce(TaskContext) -> rmcp::task_manager::TaskFuture + Send>;
+
+/// Where a waiting call reports to and learns it should stop: a plain call sends
+/// progress notifications (when the client asked for them) and stops when the client
+/// cancels it; a task sets its status message and stops on `tasks/cancel`.
+enum Waiting<'a> {
+    Call(&'a RequestContext<RoleServer>),
+    Task(&'a TaskContext),
+}
+
+impl Waiting<'_> {
+    fn is_cancelled(&self) -> bool {
+        match self {
+            Waiting::Call(context) => context.ct.is_cancelled(),
+            Waiting::Task(task) => task.is_cancel_requested(),
+        }
+    }
+
+    async fn cancelled(&self) {
+        match self {
+            Waiting::Call(context) => context.ct.cancelled().await,
+            Waiting::Task(task) => task.cancelled().await,
+        }
+    }
+
+    async fn report(&self, elapsed: Duration, wait: Duration, message: String) {
+        match self {
+            Waiting::Call(context) => {
+                if let Some(token) = context.meta.get_progress_token() {
+                    let progress =
+                        ProgressNotificationParam::new(token, elapsed.as_secs_f64().round())
+                            .with_total(wait.as_secs_f64())
+                            .with_message(message);
+                    let _ = context.peer.notify_progress(progress).await;
+                }
+            }
+            Waiting::Task(task) => task.set_status_message(message),
         }
     }
 }
@@ -429,7 +610,12 @@ impl PausePointTools {
             Err(error) => return error,
         };
         match self
-            .wait_with_progress(&client, id, Duration::from_secs(wait), &context)
+            .wait_with_progress(
+                &client,
+                id,
+                Duration::from_secs(wait),
+                &Waiting::Call(&context),
+            )
             .await
         {
             Ok(pause) => answer(summary(&pause), pause_value(&pause)),
@@ -590,62 +776,61 @@ impl PausePointTools {
             Ok(client) => client,
             Err(error) => return error,
         };
-
-        let tool_input = match &args.input {
-            Value::Object(map) => map.clone(),
-            Value::Null => Map::new(),
-            other => Map::from_iter([("input".to_owned(), other.clone())]),
-        };
-        let message = claude_code::question(&args.tool_name, &tool_input, None);
-        let request = CreatePause {
-            recipient: Some(approver.recipient.clone()),
-            channel: Some(
-                approver
-                    .channel
-                    .clone()
-                    .unwrap_or_else(|| Channel::infer(&approver.recipient).as_str().to_owned()),
-            ),
-            message: Some(message),
-            options: Some(claude_code::options(false)),
-            // A note lets the approver say why, and the reason goes back to the model.
-            allow_text_response: Some(true),
-            timeout_seconds: Some(approver.timeout.as_secs().max(1)),
-            timeout_default: Some(claude_code::DENY.into()),
-            metadata: Some(json!({ "tool_name": args.tool_name, "tool_use_id": args.tool_use_id })),
-            ..CreatePause::default()
-        };
-        let pause = match client.create(&request, args.tool_use_id.as_deref()).await {
-            Ok(pause) => pause,
-            Err(e) => return deny(format!("Could not ask the approver: {e}")),
-        };
-        let wait = Duration::from_secs(approver.timeout.as_secs() + 30);
-        let decided = match self
-            .wait_with_progress(&client, pause.pause_id, wait, &context)
+        self.ask_permission(&client, &approver, &args, &Waiting::Call(&context))
             .await
-        {
-            Ok(decided) => decided,
-            Err(e) => return deny(format!("Lost the approver's answer: {e}")),
-        };
-        match Verdict::of(&decided) {
-            Verdict::Allow { .. } => {
-                let decision = json!({ "behavior": "allow", "updatedInput": args.input });
-                answer(decision.to_string(), decision)
-            }
-            other => deny(other.reason().to_owned()),
-        }
     }
 }
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for PausePointTools {
+    async fn call_tool(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
+        let tasks = context
+            .client_capabilities()
+            .is_some_and(|capabilities| capabilities.supports_tasks());
+        if tasks {
+            if let Some(task) = self.as_task(&request, &context) {
+                return task;
+            }
+        }
+        let call = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+        self.tool_router.call(call).await
+    }
+
+    async fn get_task(
+        &self,
+        request: rmcp::model::GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetTaskResult, rmcp::ErrorData> {
+        Ok(rmcp::model::GetTaskResult::new(
+            self.tasks.get_task(&request.task_id)?,
+        ))
+    }
+
+    async fn cancel_task(
+        &self,
+        request: rmcp::model::CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), rmcp::ErrorData> {
+        self.tasks.cancel_task(&request.task_id)
+    }
+
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("pausepoint", env!("CARGO_PKG_VERSION")))
-            .with_instructions(
-                "PausePoint asks a human before an irreversible action. Call create_pause_request \
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tasks()
+                .build(),
+        )
+        .with_server_info(Implementation::new("pausepoint", env!("CARGO_PKG_VERSION")))
+        .with_instructions(
+            "PausePoint asks a human before an irreversible action. Call create_pause_request \
                  with the question and options, then poll_pause_request until the status is no \
                  longer pending, and act only on the decision.",
-            )
+        )
     }
 }
 

@@ -923,3 +923,131 @@ async fn pp_mcp_with_a_refused_key_says_so_at_start() {
         "nothing but the protocol on stdout"
     );
 }
+
+#[tokio::test]
+async fn a_client_with_tasks_gets_a_task_that_completes_when_the_human_decides() {
+    use rmcp::model::{
+        CallToolResponse, CancelTaskParams, ClientCapabilities, ClientConfig, GetTaskParams,
+        Implementation, TaskPayload, TaskStatus,
+    };
+    let server = TestServer::start().await;
+    let (server_end, client_end) = tokio::io::duplex(64 * 1024);
+    let tools = PausePointTools::new(
+        ApiClient::new(&server.client.base, &server.client.key).unwrap(),
+        approver(Duration::from_secs(600)),
+    );
+    tokio::spawn(async move {
+        let service = tools.serve(server_end).await.unwrap();
+        let _ = service.waiting().await;
+    });
+    let client = ClientConfig::new(
+        ClientCapabilities::builder().enable_tasks().build(),
+        Implementation::new("task-client", "1"),
+    )
+    .serve(client_end)
+    .await
+    .unwrap();
+    let info = client.peer_info().unwrap();
+    assert!(
+        info.capabilities.supports_tasks(),
+        "the server offers tasks"
+    );
+
+    // Creating is quick and stays a plain call.
+    let created = client
+        .call_tool_once(
+            CallToolRequestParams::new("create_pause_request").with_arguments(
+                json!({"recipient": "+13128471928", "message": "Refund order 5521 in full?",
+                       "options": ["Refund", "Decline"]})
+                .as_object()
+                .unwrap()
+                .clone(),
+            ),
+        )
+        .await
+        .unwrap();
+    let CallToolResponse::Complete(created) = created else {
+        panic!("create is not a task: {created:?}")
+    };
+    let id = created.structured_content.unwrap()["pause_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Waiting for the human is a task, with no 50 s limit.
+    let response = client
+        .call_tool_once(
+            CallToolRequestParams::new("poll_pause_request")
+                .with_arguments(json!({"pause_id": id}).as_object().unwrap().clone()),
+        )
+        .await
+        .unwrap();
+    let CallToolResponse::Task(created_task) = response else {
+        panic!("expected a task: {response:?}")
+    };
+    let task_id = created_task.task.task_id.clone();
+    let status = |task_id: String| {
+        let peer = client.peer().clone();
+        async move {
+            peer.get_task(GetTaskParams::new(task_id))
+                .await
+                .unwrap()
+                .task
+        }
+    };
+    assert_eq!(status(task_id.clone()).await.status(), TaskStatus::Working);
+    until_waiting(&server).await;
+    answer(&server, id.parse().unwrap(), "Refund", None).await;
+    let finished = loop {
+        let task = status(task_id.clone()).await;
+        if task.status().is_terminal() {
+            break task;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let TaskPayload::Completed { result } = finished.payload else {
+        panic!("the task completes: {:?}", finished.payload)
+    };
+    let result: CallToolResult = serde_json::from_value(Value::Object(result)).unwrap();
+    assert_eq!(text(&result), "Responded: Refund");
+    assert_eq!(
+        result.structured_content.unwrap()["response_choice"],
+        "Refund"
+    );
+
+    // request_permission too; and tasks/cancel stops a wait.
+    let response = client
+        .call_tool_once(
+            CallToolRequestParams::new("request_permission").with_arguments(
+                json!({"tool_name": "Bash", "input": {"command": "rm -rf /srv/cache"}})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+        )
+        .await
+        .unwrap();
+    let CallToolResponse::Task(permission) = response else {
+        panic!("expected a task: {response:?}")
+    };
+    let permission_id = permission.task.task_id.clone();
+    client
+        .peer()
+        .cancel_task(CancelTaskParams::new(permission_id.clone()))
+        .await
+        .unwrap();
+    let cancelled = loop {
+        let task = status(permission_id.clone()).await;
+        if task.status().is_terminal() {
+            break task;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(cancelled.status(), TaskStatus::Cancelled);
+    // The question is withdrawn, not left for the approver to answer in vain.
+    let asked = server.client.get_path("/v1/pause?status=cancelled").await;
+    assert_eq!(
+        asked.body["data"][0]["message"],
+        "Claude Code wants to run Bash: `rm -rf /srv/cache`. Allow?"
+    );
+}
