@@ -19,8 +19,9 @@ use crate::store::rules::{NewRule, RuleRecord};
 use crate::store::{Actor, Store};
 
 /// How long after a question's deadline an approval still waits for the timeout to be
-/// recorded, before it denies on its own.
-const GRACE: Duration = Duration::from_secs(5);
+/// recorded, before it denies on its own: short, so that the deny reaches Claude Code
+/// before the hook's own timeout would let the call through.
+const GRACE: Duration = Duration::from_secs(2);
 
 /// Who is asked, and how long they have.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +124,12 @@ impl Approvals {
         }
         if Verdict::remembers(&pause) {
             self.remember(project_id, input, &match_key, &pause).await?;
+        }
+        // Past the deadline with the timeout not yet recorded: it is a timeout all the same.
+        if !pause.status.is_final() && Timestamp::now() >= pause.expires_at {
+            let mut timed_out = pause;
+            timed_out.status = pausepoint_api::PauseStatus::TimedOut;
+            return Ok(Some(Verdict::of(&timed_out)));
         }
         Ok(Some(Verdict::of(&pause)))
     }
