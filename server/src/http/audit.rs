@@ -208,7 +208,12 @@ pub async fn export(
             }
         },
     );
-    let batches = stream::iter(header.map(Ok)).chain(batches).chain(pauses);
+    // Fused: a body may be polled again after its end (the gzip layer does, for an empty
+    // export), and an unfold polled after its end panics.
+    let batches = stream::iter(header.map(Ok))
+        .chain(batches)
+        .chain(pauses)
+        .fuse();
     let (content_type, extension) = match format {
         Format::Jsonl => ("application/x-ndjson", "jsonl"),
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
