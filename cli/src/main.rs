@@ -82,6 +82,9 @@ enum Command {
     Hook(hook::HookArgs),
     /// Remembered approvals ("Allow for 1 hour"): list them, revoke one
     Rules(rules::RulesArgs),
+    /// Print the API's OpenAPI 3.1 document (what a server serves at /openapi.json)
+    #[command(after_help = "Example:\n  pp openapi > openapi.json")]
+    Openapi,
     /// Save the server URL and API key for the other commands (mode 0600)
     Login(LoginArgs),
     /// Print a shell completion script: pp completions bash > ~/.local/share/bash-completion/completions/pp
@@ -192,6 +195,9 @@ fn main() -> ExitCode {
             Command::Mcp(args) => mcp::run(args).await.map(|()| Outcome::Done),
             Command::Hook(args) => hook::run(args).await,
             Command::Rules(args) => rules::run(args).await,
+            Command::Openapi => {
+                output::json(&pausepoint_server::http::openapi::document()).map(|()| Outcome::Done)
+            }
             Command::Login(args) => connection::login(&args.url, &args.key)
                 .await
                 .map(|()| Outcome::Done),

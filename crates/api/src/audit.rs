@@ -19,7 +19,7 @@ use uuid::Uuid;
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// What happened. The names are the wire form (`pause.created`, …).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum AuditEventKind {
     #[serde(rename = "pause.created")]
     PauseCreated,
@@ -120,7 +120,7 @@ impl FromStr for AuditEventKind {
 }
 
 /// One entry of a project's audit log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     pub event_id: Uuid,
     /// Position in the project's chain, from 1 with no gaps.
@@ -130,6 +130,7 @@ pub struct AuditEvent {
     /// `api_key:<key id>`, `recipient:<recipient>`, `admin` or `system`.
     pub actor: String,
     #[serde(with = "crate::time::millis")]
+    #[schema(value_type = String, format = DateTime)]
     pub occurred_at: Timestamp,
     /// Full context: for pause events the exact message and options, and what changed.
     pub data: Value,
@@ -220,14 +221,14 @@ fn hash_of(prev_hash: &str, hashed: &Hashed<'_>) -> Result<String, serde_json::E
 }
 
 /// One page of `GET /v1/audit`, oldest first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditPage {
     pub data: Vec<AuditEvent>,
     pub next_cursor: Option<String>,
 }
 
 /// What `GET /v1/audit/verify` (or `pp audit verify --file`) found walking the chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VerifyReport {
     pub ok: bool,
     pub events_checked: u64,

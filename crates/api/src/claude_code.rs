@@ -28,7 +28,7 @@ pub const REMEMBER_SECONDS: i64 = 3600;
 const SHOWN_INPUT: usize = 600;
 
 /// The hook events PausePoint answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum HookEvent {
     PreToolUse,
     PermissionRequest,
@@ -45,7 +45,7 @@ impl HookEvent {
 
 /// What Claude Code sends a permission hook. Fields this service does not use are
 /// accepted and ignored, so a newer Claude Code keeps working.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HookInput {
     pub hook_event_name: HookEvent,
     pub tool_name: String,

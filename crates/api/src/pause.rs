@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 /// Where a pause stands. `Pending` is the only state that can change, and only once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PauseStatus {
     Pending,
@@ -58,7 +58,7 @@ impl FromStr for PauseStatus {
 }
 
 /// How the human is reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     Sms,
@@ -174,7 +174,7 @@ mod tests {
 }
 
 /// Where a notification to a human stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     /// Not sent yet, or waiting to be tried again.
@@ -228,7 +228,7 @@ impl FromStr for DeliveryStatus {
 }
 
 /// How far the notification to the human has got.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Delivery {
     pub status: DeliveryStatus,
     pub attempts: u32,
@@ -236,7 +236,7 @@ pub struct Delivery {
 }
 
 /// A pause request, exactly as `GET /v1/pause/{id}` returns it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Pause {
     pub pause_id: Uuid,
     pub status: PauseStatus,
@@ -251,51 +251,74 @@ pub struct Pause {
     pub response_text: Option<String>,
     /// When the pause left `pending` (responded, timed out or cancelled).
     #[serde(default, with = "crate::time::millis_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub response_at: Option<Timestamp>,
     #[serde(with = "crate::time::millis")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     #[serde(with = "crate::time::millis")]
+    #[schema(value_type = String, format = DateTime)]
     pub expires_at: Timestamp,
     pub metadata: Option<Map<String, Value>>,
     pub webhook_url: Option<String>,
     /// Null until a delivery channel has been asked to reach the human.
     pub delivery: Option<Delivery>,
     /// Once decided: a compact JWS (EdDSA) by the server's audit key over what was decided
-    /// and where the decision sits in the audit chain (see [`crate::proof::ReceiptClaims`]).
+    /// and where the decision sits in the audit chain (its claims: `ReceiptClaims` in the
+    /// README's "Receipts").
     /// Left out of lists and while pending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<String>,
 }
 
-/// The body of `POST /v1/pause`. Every field is optional here so that a missing one is
-/// reported by [`crate::validation::NewPause::parse`] with its name, not as a JSON error.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The body of `POST /v1/pause`.
+// Every field is optional in Rust so that a missing one is reported by
+// `NewPause::parse` with its name, not as a JSON error; the schema says which are required.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatePause {
+    /// Who answers: a phone number in E.164 (`+15550100`; spaces, dashes and parentheses
+    /// are taken out), an email address, or a Slack incoming-webhook URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(required = true, value_type = String, example = "+15550100")]
     pub recipient: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(required = true, value_type = Channel)]
     pub channel: Option<String>,
+    /// The question the human sees.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 2000)]
     pub message: Option<String>,
+    /// The answers the human chooses from: distinct, each up to 100 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(required = true, value_type = Vec<String>, min_items = 2, max_items = 5)]
     pub options: Option<Vec<String>>,
+    /// Show a field for a written note beside the options (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = bool)]
     pub allow_text_response: Option<bool>,
+    /// Hours before the pause times out (default 24; at most the project's cap, 30 days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u64, minimum = 1, maximum = 720)]
     pub timeout_hours: Option<u64>,
     /// A finer alternative to `timeout_hours`; give one or the other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u64, minimum = 1, maximum = 2_592_000)]
     pub timeout_seconds: Option<u64>,
+    /// The option that applies when nobody answers in time; null for none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_default: Option<String>,
+    /// Any JSON object (up to 16 KiB), returned unchanged with the pause and its webhooks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
+    /// An https URL to receive a signed event when the pause is decided.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, format = "uri")]
     pub webhook_url: Option<String>,
 }
 
 /// One page of `GET /v1/pause`, newest first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PauseList {
     pub data: Vec<Pause>,
     /// Pass as `cursor` to get the next page; null on the last page.

@@ -44,7 +44,7 @@ pub enum ProofError {
 }
 
 /// One public key of the audit key set, as a JWK with when it was made and retired.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Jwk {
     pub kty: String,
     pub crv: String,
@@ -61,6 +61,7 @@ pub struct Jwk {
         skip_serializing_if = "Option::is_none",
         with = "crate::time::millis_opt"
     )]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub created_at: Option<Timestamp>,
     /// Set once a newer key signs instead; what this key signed still verifies.
     #[serde(
@@ -68,6 +69,7 @@ pub struct Jwk {
         skip_serializing_if = "Option::is_none",
         with = "crate::time::millis_opt"
     )]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub retired_at: Option<Timestamp>,
 }
 
@@ -120,7 +122,7 @@ pub fn key_id(key: &VerifyingKey) -> String {
 }
 
 /// The audit key set: every key that ever signed, the current one first.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Jwks {
     pub keys: Vec<Jwk>,
 }
@@ -243,12 +245,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// A project's chain up to event `seq`, whose hash is `head_hash`, signed at `at`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Checkpoint {
     pub project_id: Uuid,
     pub seq: i64,
     pub head_hash: String,
     #[serde(with = "crate::time::millis")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// The key that signed it.
     pub key_id: String,
@@ -363,7 +366,7 @@ pub struct BundleHeader {
 }
 
 /// One page of `GET /v1/audit/checkpoints`, oldest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckpointPage {
     pub data: Vec<Checkpoint>,
     pub next_cursor: Option<String>,

@@ -19,7 +19,7 @@ pub const SECRET_PREFIX: &str = "whsec_";
 pub const TOLERANCE_SECONDS: i64 = 5 * 60;
 
 /// What a webhook event announces: the decision a pause came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum WebhookEventType {
     #[serde(rename = "pause.responded")]
     Responded,
@@ -80,17 +80,18 @@ impl std::str::FromStr for WebhookEventType {
 }
 
 /// The body of every webhook: `{"type", "timestamp", "data": <the pause>}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WebhookEvent {
     #[serde(rename = "type")]
     pub kind: WebhookEventType,
     #[serde(with = "crate::time::millis")]
+    #[schema(value_type = String, format = DateTime)]
     pub timestamp: Timestamp,
     pub data: Pause,
 }
 
 /// Where a webhook event stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookStatus {
     /// Not sent yet, or waiting to be tried again.
@@ -136,7 +137,7 @@ impl std::str::FromStr for WebhookStatus {
 }
 
 /// One event of a pause on its way to the pause's `webhook_url`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WebhookDelivery {
     /// The `webhook-id` header: the same on every attempt.
     pub event_id: String,
@@ -146,17 +147,20 @@ pub struct WebhookDelivery {
     pub status: WebhookStatus,
     pub attempts: u32,
     #[serde(default, with = "crate::time::millis_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub next_attempt_at: Option<Timestamp>,
     #[serde(with = "crate::time::millis")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     pub attempt_log: Vec<WebhookAttempt>,
 }
 
 /// One try at sending an event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WebhookAttempt {
     pub attempt: u32,
     #[serde(with = "crate::time::millis")]
+    #[schema(value_type = String, format = DateTime)]
     pub attempted_at: Timestamp,
     /// The receiver's HTTP status; null when no answer came.
     pub status_code: Option<u16>,
@@ -168,7 +172,7 @@ pub struct WebhookAttempt {
 }
 
 /// `GET /v1/pause/{id}/webhooks`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WebhookDeliveryList {
     pub data: Vec<WebhookDelivery>,
 }

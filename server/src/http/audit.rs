@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::{stream, StreamExt};
 use pausepoint_api::proof::{BundleHeader, BundlePause, Checkpoint, CheckpointPage, Jwks, BUNDLE};
+use pausepoint_api::ErrorBody;
 use pausepoint_api::{AuditEvent, AuditEventKind, AuditPage, VerifyReport};
 use serde::Deserialize;
 
@@ -36,42 +37,116 @@ const CSV_COLUMNS: [&str; 9] = [
     "hash",
 ];
 
-#[derive(Deserialize)]
+/// Which events: every field narrows.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// Only the events of this pause.
     pause_id: Option<String>,
+    /// Only events of this kind.
+    #[param(value_type = Option<AuditEventKind>)]
     event: Option<String>,
+    /// Only events by this actor, as events name it (`system`, `recipient:+1…`).
     actor: Option<String>,
+    /// Only events at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     since: Option<String>,
+    /// Only events before this time (RFC 3339).
+    #[param(format = DateTime)]
     until: Option<String>,
+    /// How many, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+}
+
+/// Which events to export, and how.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    /// Only the events of this pause.
+    pause_id: Option<String>,
+    /// Only events of this kind.
+    #[param(value_type = Option<AuditEventKind>)]
+    event: Option<String>,
+    /// Only events by this actor, as events name it (`system`, `recipient:+1…`).
+    actor: Option<String>,
+    /// Only events at or after this time (RFC 3339).
+    #[param(format = DateTime)]
+    since: Option<String>,
+    /// Only events before this time (RFC 3339).
+    #[param(format = DateTime)]
+    until: Option<String>,
+    /// `jsonl` (the default) or `csv`.
+    #[param(pattern = "^(jsonl|csv)$")]
     format: Option<String>,
-    /// Export the whole log as a bundle: the public keys first, the pauses after.
+    /// The whole log as a bundle: the public keys first, the pauses after.
     bundle: Option<bool>,
+}
+
+/// The filter the query's parameters describe.
+fn filter(
+    pause_id: Option<&str>,
+    event: Option<&str>,
+    actor: Option<&str>,
+    since: Option<&str>,
+    until: Option<&str>,
+) -> Result<AuditFilter, ApiError> {
+    Ok(AuditFilter {
+        pause_id: pause_id
+            .map(str::parse::<PauseId>)
+            .transpose()
+            .map_err(|_| ApiError::invalid("pause_id", "pause_id is not a pause id"))?,
+        event: event
+            .map(str::parse::<AuditEventKind>)
+            .transpose()
+            .map_err(|message| ApiError::invalid("event", message))?,
+        actor: actor.map(str::to_owned),
+        since: time("since", since)?,
+        until: time("until", until)?,
+    })
 }
 
 impl AuditQuery {
     fn filter(&self) -> Result<AuditFilter, ApiError> {
-        Ok(AuditFilter {
-            pause_id: self
-                .pause_id
-                .as_deref()
-                .map(str::parse::<PauseId>)
-                .transpose()
-                .map_err(|_| ApiError::invalid("pause_id", "pause_id is not a pause id"))?,
-            event: self
-                .event
-                .as_deref()
-                .map(str::parse::<AuditEventKind>)
-                .transpose()
-                .map_err(|message| ApiError::invalid("event", message))?,
-            actor: self.actor.clone(),
-            since: time("since", self.since.as_deref())?,
-            until: time("until", self.until.as_deref())?,
-        })
+        filter(
+            self.pause_id.as_deref(),
+            self.event.as_deref(),
+            self.actor.as_deref(),
+            self.since.as_deref(),
+            self.until.as_deref(),
+        )
     }
 }
 
+impl ExportQuery {
+    fn filter(&self) -> Result<AuditFilter, ApiError> {
+        filter(
+            self.pause_id.as_deref(),
+            self.event.as_deref(),
+            self.actor.as_deref(),
+            self.since.as_deref(),
+            self.until.as_deref(),
+        )
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "audit",
+    operation_id = "list_audit_events",
+    summary = "Read the audit log, oldest first",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "A page of events, oldest first", body = AuditPage),
+        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
+        (status = 422, description = "A parameter breaks a rule (`validation_failed`, with `field`)", body = ErrorBody),
+        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 /// `GET /v1/audit?pause_id=&event=&since=&until=&limit=&cursor=`, oldest first.
 pub async fn query(
     State(state): State<AppState>,
@@ -106,12 +181,27 @@ enum Format {
     Csv,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit/export",
+    tag = "audit",
+    operation_id = "export_audit_log",
+    summary = "Export the audit log",
+    params(ExportQuery),
+    responses(
+        (status = 200, description = "Every matching event, one JSON object per line (`jsonl`, the default; with `bundle=true`, a header line with the public keys first and each pause after), or CSV with a header row", content((String = "application/x-ndjson"), (String = "text/csv"))),
+        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
+        (status = 422, description = "A parameter breaks a rule (`validation_failed`, with `field`)", body = ErrorBody),
+        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 /// `GET /v1/audit/export?format=jsonl|csv` (plus the query's filters): every matching
 /// event, streamed in batches so an export of any size holds no connection for long.
 pub async fn export(
     State(state): State<AppState>,
     caller: Caller,
-    QueryParams(query): QueryParams<AuditQuery>,
+    QueryParams(query): QueryParams<ExportQuery>,
 ) -> Result<Response, ApiError> {
     let filter = query.filter()?;
     let format = match query.format.as_deref().unwrap_or("jsonl") {
@@ -270,11 +360,28 @@ fn render(format: Format, events: &[AuditEvent], first: bool) -> Result<Bytes, s
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VerifyQuery {
+    /// Walk from the first event, not from the newest valid checkpoint.
     full: Option<bool>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit/verify",
+    tag = "audit",
+    operation_id = "verify_audit_log",
+    summary = "Verify the audit chain",
+    params(VerifyQuery),
+    responses(
+        (status = 200, description = "What the walk found; `ok` is false when the chain, a checkpoint or a pause row does not hold", body = VerifyReport),
+        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
+        (status = 422, description = "A parameter breaks a rule (`validation_failed`, with `field`)", body = ErrorBody),
+        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 /// `GET /v1/audit/verify[?full=true]`: walks the project's hash chain from its newest
 /// valid checkpoint (or, with `full`, from the start), checks every checkpoint's
 /// signature against it, and the rows of the pauses it walks (with `full`, of every
@@ -298,18 +405,47 @@ pub async fn verify(
     Ok(Json(report))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit/public-key",
+    tag = "audit",
+    operation_id = "audit_public_keys",
+    summary = "The audit public keys",
+    responses(
+        (status = 200, description = "Every key that ever signed checkpoints and receipts, as a JWK set, the signing one first", body = Jwks)
+    )
+)]
 /// `GET /v1/audit/public-key`: every public key that ever signed checkpoints and
 /// receipts, as a JWK set, the one that signs now first. Public: no key needed.
 pub async fn public_key(State(state): State<AppState>) -> Json<Jwks> {
     Json(state.app.checkpoints().keys().public())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CheckpointsQuery {
+    /// How many, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit/checkpoints",
+    tag = "audit",
+    operation_id = "list_checkpoints",
+    summary = "List signed checkpoints, oldest first",
+    params(CheckpointsQuery),
+    responses(
+        (status = 200, description = "A page of checkpoints", body = CheckpointPage),
+        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
+        (status = 422, description = "A parameter breaks a rule (`validation_failed`, with `field`)", body = ErrorBody),
+        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 /// `GET /v1/audit/checkpoints?limit=&cursor=`: the project's signed checkpoints, oldest
 /// first, as its `audit.checkpoint` events carry them.
 pub async fn checkpoints(
@@ -344,6 +480,21 @@ pub async fn checkpoints(
     Ok(Json(CheckpointPage { data, next_cursor }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/audit/checkpoints",
+    tag = "audit",
+    operation_id = "create_checkpoint",
+    summary = "Sign the audit log's head now",
+    responses(
+        (status = 201, description = "A new checkpoint of the head", body = Checkpoint),
+        (status = 200, description = "The head already has a checkpoint: that one", body = Checkpoint),
+        (status = 409, description = "The log is empty (`audit_log_empty`), or the chain does not hold (`audit_chain_broken`)", body = ErrorBody),
+        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
+        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 /// `POST /v1/audit/checkpoints`: signs the project's chain head now (201), or gives the
 /// checkpoint that already covers it (200), for an auditor to keep outside the database.
 pub async fn checkpoint_now(

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use pausepoint_api::claude_code::{HookEvent, HookInput, Verdict};
 use pausepoint_api::Channel;
+use pausepoint_api::ErrorBody;
 use serde::Deserialize;
 
 use super::error::ApiError;
@@ -20,16 +21,36 @@ use crate::domain::approvals::{check_approver, Approver};
 
 pub const CLAUDE_CODE_PATH: &str = "/v1/hooks/claude-code";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HookQuery {
     /// Who is asked; the server's `--default-approver` when absent.
     approver: Option<String>,
     channel: Option<String>,
     /// How long they have, in seconds; the server's `--default-approval-timeout` when
     /// absent.
+    #[param(minimum = 1)]
     timeout: Option<u64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/hooks/claude-code",
+    tag = "hooks",
+    operation_id = "claude_code_hook",
+    request_body(content = HookInput, example = json!({"session_id": "abc123", "transcript_path": "/home/ana/.claude/projects/shop/abc123.jsonl", "cwd": "/home/ana/work/shop", "permission_mode": "default", "hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": {"command": "rm -rf build/", "description": "clean the build"}, "tool_use_id": "toolu_01ABC"})),
+    summary = "Answer a Claude Code permission hook by asking a person",
+    description = "Holds the request until the approver answers (or their time is up: a deny). The body is Claude Code's hook event, up to 1 MiB.",
+    params(HookQuery),
+    responses(
+        (status = 200, description = "Claude Code's hook answer: `hookSpecificOutput` with `permissionDecision` (PreToolUse) or `decision.behavior` (PermissionRequest); `{\"systemMessage\"}` leaves the choice to the local prompt", body = Object),
+        (status = 400, description = "The body is not the JSON object the call takes (`invalid_json`)", body = ErrorBody),
+        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
+        (status = 413, description = "The body is too large (`payload_too_large`)", body = ErrorBody),
+        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 /// `POST /v1/hooks/claude-code?approver=&channel=&timeout=`
 pub async fn claude_code(
     State(state): State<AppState>,

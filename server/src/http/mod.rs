@@ -7,6 +7,7 @@
 //! - [`hooks`]: Claude Code's permission hooks, answered by a person.
 //! - [`rules`]: the approvals people asked to remember, and revoking one.
 //! - [`mcp`]: the MCP tools over Streamable HTTP, with the API key as the bearer.
+//! - [`openapi`]: the API described from the code, at `/openapi.json`.
 //! - [`page`]: the response page humans open from their message.
 //! - [`metrics`]: Prometheus text, on the main listener or its own.
 //! - [`extract`]: the caller's key, JSON bodies and query parameters.
@@ -22,6 +23,7 @@ pub mod hooks;
 pub mod limits;
 pub mod mcp;
 pub mod metrics;
+pub mod openapi;
 pub mod page;
 pub mod pauses;
 pub mod rules;
@@ -69,6 +71,7 @@ pub fn router(app: App, stop: CancellationToken, local: std::net::SocketAddr) ->
     // Everything but the long-poll and the audit walk answers within the request time limit.
     let mut bounded = Router::new()
         .route("/healthz", get(healthz))
+        .route(openapi::PATH, get(openapi::serve))
         .route("/v1/pause", post(pauses::create).get(pauses::list))
         .route("/v1/pause/{id}/cancel", post(pauses::cancel))
         .route("/v1/pause/{id}/webhooks", get(webhooks::list))
@@ -134,6 +137,17 @@ pub fn metrics_router(app: App, stop: CancellationToken) -> Router {
 }
 
 /// Liveness: answers 200 while the database answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "service",
+    operation_id = "health",
+    summary = "Is the service up",
+    responses(
+        (status = 200, description = "`{\"status\": \"ok\"}` while the database answers", body = Object),
+        (status = 503, description = "`{\"status\": \"unavailable\"}`: the database does not answer", body = Object)
+    )
+)]
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     match state.app.store().key_count().await {
         Ok(_) => (StatusCode::OK, Json(json!({ "status": "ok" }))),

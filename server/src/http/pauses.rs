@@ -7,6 +7,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use pausepoint_api::validation::{NewPause, Recipient};
+use pausepoint_api::ErrorBody;
 use pausepoint_api::{Channel, CreatePause, Pause, PauseList, PauseStatus};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -26,6 +27,33 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
 
+#[utoipa::path(
+    post,
+    path = "/v1/pause",
+    tag = "pauses",
+    operation_id = "create_pause",
+    summary = "Ask a human",
+    description = "Creates a pending pause and sends the human a message with a link to answer. With `Idempotency-Key`, a retry with the same body returns the first pause (`Idempotent-Replayed: true`); the same key with another body is a 409.",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Any unique string of 1 to 255 visible ASCII characters: makes retries safe")),
+    request_body(content = CreatePause, examples(
+        ("sms" = (summary = "SMS", value = json!({"recipient": "+15550100", "channel": "sms", "message": "Your agent wants to send a $340 wire to Acme Corp. Approve?", "options": ["Approve", "Reject"], "timeout_hours": 4, "timeout_default": "Reject", "metadata": {"amount": 340, "recipient_name": "Acme Corp"}}))),
+        ("email" = (summary = "Email", value = json!({"recipient": "cfo@company.com", "channel": "email", "message": "The sales agent has drafted a campaign email to 200 leads. Send it?", "options": ["Send it", "Edit first", "Cancel"], "timeout_hours": 24, "timeout_default": "Cancel"}))),
+        ("slack" = (summary = "Slack", value = json!({"recipient": "https://hooks.slack.com/services/T000/B000/XXXX", "channel": "slack", "message": "Delete 14,000 stale user records from the test environment?", "options": ["Delete", "Keep", "Ask me tomorrow"], "timeout_hours": 8})))
+    )),
+    responses(
+        (status = 201, description = "The pause, pending", body = Pause, headers(
+            ("Location" = String, description = "`/v1/pause/{pause_id}`"),
+            ("Idempotent-Replayed" = Option<String>, description = "`true` when an earlier request with this Idempotency-Key made the pause")
+        )),
+        (status = 400, description = "The body is not the JSON object the call takes (`invalid_json`)", body = ErrorBody),
+        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
+        (status = 409, description = "The Idempotency-Key was used with another body (`idempotency_key_reused`)", body = ErrorBody),
+        (status = 413, description = "The body is too large (`payload_too_large`)", body = ErrorBody),
+        (status = 422, description = "A field breaks a rule (`validation_failed`, with `field`)", body = ErrorBody),
+        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 /// `POST /v1/pause`
 pub async fn create(
     State(state): State<AppState>,
@@ -86,11 +114,31 @@ fn idempotency(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct GetQuery {
+    /// Hold the request up to this many seconds (0 to 60) until the pause is decided.
+    #[param(maximum = 60)]
     wait: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/pause/{id}",
+    tag = "pauses",
+    operation_id = "get_pause",
+    summary = "Read a pause, or wait for its decision",
+    params(("id" = String, Path, description = "The pause's `pause_id`"), GetQuery),
+    responses(
+        (status = 200, description = "The pause: decided, or as it stands after `wait` seconds", body = Pause),
+        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such thing in this project (`not_found`)", body = ErrorBody),
+        (status = 422, description = "`wait` is over 60 (`validation_failed`)", body = ErrorBody),
+        (status = 429, description = "The key already holds its limit of waiting polls (`too_many_long_polls`)", body = ErrorBody),
+        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 /// `GET /v1/pause/{id}?wait=N`
 pub async fn get(
     State(state): State<AppState>,
@@ -125,6 +173,22 @@ pub async fn get(
     Ok(Json(pause))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/pause/{id}/cancel",
+    tag = "pauses",
+    operation_id = "cancel_pause",
+    summary = "Withdraw a pending pause",
+    params(("id" = String, Path, description = "The pause's `pause_id`")),
+    responses(
+        (status = 200, description = "The pause, cancelled", body = Pause),
+        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such thing in this project (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The pause is already decided (`pause_not_pending`, with its `status`) or expiring (`pause_expired`)", body = ErrorBody),
+        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 /// `POST /v1/pause/{id}/cancel`
 pub async fn cancel(
     State(state): State<AppState>,
@@ -140,16 +204,43 @@ pub async fn cancel(
     Ok(Json(pause))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only pauses in this state.
+    #[param(value_type = Option<PauseStatus>)]
     status: Option<String>,
+    /// Only pauses sent on this channel.
+    #[param(value_type = Option<Channel>)]
     channel: Option<String>,
+    /// Only pauses created at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     since: Option<String>,
+    /// Only pauses created before this time (RFC 3339).
+    #[param(format = DateTime)]
     until: Option<String>,
+    /// How many, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/pause",
+    tag = "pauses",
+    operation_id = "list_pauses",
+    summary = "List pauses, newest first",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of pauses, newest first", body = PauseList),
+        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
+        (status = 422, description = "A field breaks a rule (`validation_failed`, with `field`)", body = ErrorBody),
+        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 /// `GET /v1/pause?status=&channel=&since=&until=&limit=&cursor=`
 pub async fn list(
     State(state): State<AppState>,

@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use pausepoint_api::rules::{Rule, RuleList, RuleStatus};
+use pausepoint_api::ErrorBody;
 use serde::Deserialize;
 
 use super::error::ApiError;
@@ -16,11 +17,29 @@ use crate::domain::pauses::now;
 use crate::ids::RuleId;
 use crate::store::rules::RuleRecord;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// How many, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/rules",
+    tag = "rules",
+    operation_id = "list_rules",
+    summary = "Remembered approvals, newest first",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The project's rules", body = RuleList),
+        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
+        (status = 422, description = "A parameter breaks a rule (`validation_failed`, with `field`)", body = ErrorBody),
+        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 /// `GET /v1/rules?limit=`
 pub async fn list(
     State(state): State<AppState>,
@@ -39,6 +58,22 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/rules/{id}/revoke",
+    tag = "rules",
+    operation_id = "revoke_rule",
+    summary = "End a remembered approval now",
+    params(("id" = String, Path, description = "The rule's `rule_id`")),
+    responses(
+        (status = 200, description = "The rule, revoked", body = Rule),
+        (status = 409, description = "The rule has already expired or been revoked (`rule_not_active`)", body = ErrorBody),
+        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such thing in this project (`not_found`)", body = ErrorBody),
+        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 /// `POST /v1/rules/{id}/revoke`
 pub async fn revoke(
     State(state): State<AppState>,

@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use pausepoint_api::webhooks::{WebhookDelivery, WebhookDeliveryList};
+use pausepoint_api::ErrorBody;
 
 use super::error::ApiError;
 use super::extract::Caller;
@@ -13,6 +14,21 @@ use super::AppState;
 use crate::domain::pauses;
 use crate::domain::webhooks::{self, ResendError};
 
+#[utoipa::path(
+    get,
+    path = "/v1/pause/{id}/webhooks",
+    tag = "webhooks",
+    operation_id = "list_webhook_events",
+    summary = "A pause's webhook events",
+    params(("id" = String, Path, description = "The pause's `pause_id`")),
+    responses(
+        (status = 200, description = "Each event with every attempt", body = WebhookDeliveryList),
+        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such thing in this project (`not_found`)", body = ErrorBody),
+        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 /// `GET /v1/pause/{id}/webhooks`: every event of the pause with its attempts.
 pub async fn list(
     State(state): State<AppState>,
@@ -25,6 +41,22 @@ pub async fn list(
     Ok(Json(WebhookDeliveryList { data }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/pause/{id}/webhooks/{event_id}/resend",
+    tag = "webhooks",
+    operation_id = "resend_webhook_event",
+    summary = "Send a failed webhook event again",
+    params(("id" = String, Path, description = "The pause's `pause_id`"), ("event_id" = String, Path, description = "The event's `event_id` (its `webhook-id`)")),
+    responses(
+        (status = 202, description = "The event, due again now", body = WebhookDelivery),
+        (status = 409, description = "The event has not failed (`webhook_not_failed`)", body = ErrorBody),
+        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such thing in this project (`not_found`)", body = ErrorBody),
+        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 /// `POST /v1/pause/{id}/webhooks/{event_id}/resend`: a failed event goes out again now.
 pub async fn resend(
     State(state): State<AppState>,

@@ -10,6 +10,7 @@ mod hooks;
 mod idempotency_and_tenancy;
 mod keys;
 mod long_poll;
+mod openapi;
 mod page;
 mod plans;
 mod proof;
