@@ -12,6 +12,15 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use crate::metrics::{RequestLabels, RouteLabel};
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "service",
+    operation_id = "metrics",
+    summary = "Prometheus metrics",
+    description = "OpenMetrics text, totals only, no key (see the README's Metrics). With `--metrics-bind` it is served on that address instead.",
+    responses((status = 200, description = "The metrics", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String))
+)]
 /// `GET /metrics`
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let metrics = state.app.store().hub().metrics();

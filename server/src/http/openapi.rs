@@ -36,6 +36,9 @@ pub const PATH: &str = "/openapi.json";
         super::rules::revoke,
         super::hooks::claude_code,
         super::healthz,
+        super::metrics::metrics,
+        super::page::show,
+        super::page::answer,
     ),
     components(schemas(pausepoint_api::webhooks::WebhookEvent)),
     modifiers(&Bearer),
@@ -45,7 +48,8 @@ pub const PATH: &str = "/openapi.json";
         (name = "audit", description = "The hash-chained, signed audit log"),
         (name = "rules", description = "Remembered approvals (\"Allow for 1 hour\")"),
         (name = "hooks", description = "Coding agents' permission hooks"),
-        (name = "service", description = "Health")
+        (name = "page", description = "The page humans answer on, reached by the signed link in their message"),
+        (name = "service", description = "Health and metrics")
     )
 )]
 struct Api;

@@ -93,11 +93,27 @@ fn failure(error: &dyn std::error::Error) -> Page {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ShowQuery {
+    /// Preselects this option (the buttons in an email or a Slack message link here).
     choice: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/r/{token}",
+    tag = "page",
+    operation_id = "show_page",
+    summary = "The page the human answers on",
+    description = "The link in the human's message. Shows the question with a button per option, or what became of it; never decides. The token is signed: it is the only credential.",
+    params(("token" = String, Path, description = "The signed link token"), ShowQuery),
+    responses(
+        (status = 200, description = "The question, or its outcome", content_type = "text/html", body = String),
+        (status = 404, description = "The link is not one this server made", content_type = "text/html", body = String),
+        (status = 410, description = "The link has expired", content_type = "text/html", body = String)
+    )
+)]
 /// `GET /r/{token}`: the question, or what became of it. Never decides.
 pub async fn show(
     State(state): State<AppState>,
@@ -143,12 +159,31 @@ pub async fn show(
     )
 }
 
-#[derive(Deserialize)]
-struct Answer {
+/// The page's form: the option tapped, and the note when the pause allows one.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct Answer {
     choice: String,
     note: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/r/{token}",
+    tag = "page",
+    operation_id = "answer_page",
+    summary = "The human's answer",
+    params(("token" = String, Path, description = "The signed link token")),
+    request_body(content = Answer, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Recorded: the page says so", content_type = "text/html", body = String),
+        (status = 400, description = "The form is not an answer", content_type = "text/html", body = String),
+        (status = 404, description = "The link is not one this server made", content_type = "text/html", body = String),
+        (status = 410, description = "The link has expired", content_type = "text/html", body = String),
+        (status = 409, description = "Already decided: the page shows how", content_type = "text/html", body = String),
+        (status = 413, description = "The note is too long", content_type = "text/html", body = String),
+        (status = 422, description = "Not one of the options, or a note the pause does not allow: the question again, saying why", content_type = "text/html", body = String)
+    )
+)]
 /// `POST /r/{token}`: the human's tap.
 pub async fn answer(State(state): State<AppState>, Path(token): Path<String>, body: Bytes) -> Page {
     let opened = match open(&state, &token).await {

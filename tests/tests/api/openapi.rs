@@ -41,6 +41,9 @@ async fn the_served_document_is_the_committed_one_and_describes_every_operation(
         ("/v1/rules/{id}/revoke", "post"),
         ("/v1/hooks/claude-code", "post"),
         ("/healthz", "get"),
+        ("/metrics", "get"),
+        ("/r/{token}", "get"),
+        ("/r/{token}", "post"),
     ] {
         let operation = &served["paths"][path][method];
         assert!(operation.is_object(), "{method} {path} is described");
