@@ -11,6 +11,7 @@ use pausepoint_api::ErrorBody;
 use pausepoint_api::{AuditEvent, AuditEventKind, AuditPage, VerifyReport};
 use serde::Deserialize;
 
+use super::error::documented::{Invalid, Unauthorized, Unavailable};
 use super::error::ApiError;
 use super::extract::{time, Caller, QueryParams};
 use super::pauses::page_size;
@@ -141,9 +142,9 @@ impl ExportQuery {
     params(AuditQuery),
     responses(
         (status = 200, description = "A page of events, oldest first", body = AuditPage),
-        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
-        (status = 422, description = "A parameter breaks a rule (`validation_failed`, with `field`)", body = ErrorBody),
-        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+        Unauthorized,
+        Invalid,
+        Unavailable
     ),
     security(("bearer" = []))
 )]
@@ -190,9 +191,9 @@ enum Format {
     params(ExportQuery),
     responses(
         (status = 200, description = "Every matching event, one JSON object per line (`jsonl`, the default; with `bundle=true`, a header line with the public keys first and each pause after), or CSV with a header row", content((String = "application/x-ndjson"), (String = "text/csv"))),
-        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
-        (status = 422, description = "A parameter breaks a rule (`validation_failed`, with `field`)", body = ErrorBody),
-        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+        Unauthorized,
+        Invalid,
+        Unavailable
     ),
     security(("bearer" = []))
 )]
@@ -376,9 +377,9 @@ pub struct VerifyQuery {
     params(VerifyQuery),
     responses(
         (status = 200, description = "What the walk found; `ok` is false when the chain, a checkpoint or a pause row does not hold", body = VerifyReport),
-        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
-        (status = 422, description = "A parameter breaks a rule (`validation_failed`, with `field`)", body = ErrorBody),
-        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+        Unauthorized,
+        Invalid,
+        Unavailable
     ),
     security(("bearer" = []))
 )]
@@ -440,9 +441,9 @@ pub struct CheckpointsQuery {
     params(CheckpointsQuery),
     responses(
         (status = 200, description = "A page of checkpoints", body = CheckpointPage),
-        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
-        (status = 422, description = "A parameter breaks a rule (`validation_failed`, with `field`)", body = ErrorBody),
-        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+        Unauthorized,
+        Invalid,
+        Unavailable
     ),
     security(("bearer" = []))
 )]
@@ -490,8 +491,8 @@ pub async fn checkpoints(
         (status = 201, description = "A new checkpoint of the head", body = Checkpoint),
         (status = 200, description = "The head already has a checkpoint: that one", body = Checkpoint),
         (status = 409, description = "The log is empty (`audit_log_empty`), or the chain does not hold (`audit_chain_broken`)", body = ErrorBody),
-        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
-        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+        Unauthorized,
+        Unavailable
     ),
     security(("bearer" = []))
 )]

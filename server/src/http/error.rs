@@ -182,3 +182,46 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// The error answers operations share, as the OpenAPI document describes them (each is
+/// the one error body; its doc comment is the response's description).
+// Types that only describe answers: never built.
+#[allow(dead_code)]
+pub mod documented {
+    use pausepoint_api::ErrorBody;
+
+    /// The body is not the JSON object the call takes (`invalid_json`).
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 400)]
+    pub struct InvalidJson(ErrorBody);
+
+    /// No API key, or an unknown or revoked one (`unauthorized`).
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 401)]
+    pub struct Unauthorized(ErrorBody);
+
+    /// No such thing in this project (`not_found`).
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 404)]
+    pub struct NotFound(ErrorBody);
+
+    /// The body is too large (`payload_too_large`).
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 413)]
+    pub struct TooLarge(ErrorBody);
+
+    /// A field or parameter breaks a rule (`validation_failed`, with `field`).
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 422)]
+    pub struct Invalid(ErrorBody);
+
+    /// The key already holds its limit of waiting polls (`too_many_long_polls`).
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 429)]
+    pub struct TooManyLongPolls(ErrorBody);
+
+    /// The request took longer than the time limit (`timeout`), or the server is stopping.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 503)]
+    pub struct Unavailable(ErrorBody);
+}

@@ -11,9 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use pausepoint_api::claude_code::{HookEvent, HookInput, Verdict};
 use pausepoint_api::Channel;
-use pausepoint_api::ErrorBody;
 use serde::Deserialize;
 
+use super::error::documented::{InvalidJson, TooLarge, Unauthorized, Unavailable};
 use super::error::ApiError;
 use super::extract::{Caller, QueryParams};
 use super::AppState;
@@ -44,10 +44,10 @@ pub struct HookQuery {
     params(HookQuery),
     responses(
         (status = 200, description = "Claude Code's hook answer: `hookSpecificOutput` with `permissionDecision` (PreToolUse) or `decision.behavior` (PermissionRequest); `{\"systemMessage\"}` leaves the choice to the local prompt", body = Object),
-        (status = 400, description = "The body is not the JSON object the call takes (`invalid_json`)", body = ErrorBody),
-        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
-        (status = 413, description = "The body is too large (`payload_too_large`)", body = ErrorBody),
-        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+        InvalidJson,
+        Unauthorized,
+        TooLarge,
+        Unavailable
     ),
     security(("bearer" = []))
 )]

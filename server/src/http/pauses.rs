@@ -12,6 +12,9 @@ use pausepoint_api::{Channel, CreatePause, Pause, PauseList, PauseStatus};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::error::documented::{
+    Invalid, InvalidJson, NotFound, TooLarge, TooManyLongPolls, Unauthorized, Unavailable,
+};
 use super::error::ApiError;
 use super::extract::{time, Caller, JsonBody, QueryParams};
 use super::AppState;
@@ -45,12 +48,12 @@ const MAX_PAGE: u32 = 100;
             ("Location" = String, description = "`/v1/pause/{pause_id}`"),
             ("Idempotent-Replayed" = Option<String>, description = "`true` when an earlier request with this Idempotency-Key made the pause")
         )),
-        (status = 400, description = "The body is not the JSON object the call takes (`invalid_json`)", body = ErrorBody),
-        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
+        InvalidJson,
+        Unauthorized,
         (status = 409, description = "The Idempotency-Key was used with another body (`idempotency_key_reused`)", body = ErrorBody),
-        (status = 413, description = "The body is too large (`payload_too_large`)", body = ErrorBody),
-        (status = 422, description = "A field breaks a rule (`validation_failed`, with `field`)", body = ErrorBody),
-        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+        TooLarge,
+        Invalid,
+        Unavailable
     ),
     security(("bearer" = []))
 )]
@@ -131,11 +134,11 @@ pub struct GetQuery {
     params(("id" = String, Path, description = "The pause's `pause_id`"), GetQuery),
     responses(
         (status = 200, description = "The pause: decided, or as it stands after `wait` seconds", body = Pause),
-        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "No such thing in this project (`not_found`)", body = ErrorBody),
+        Unauthorized,
+        NotFound,
         (status = 422, description = "`wait` is over 60 (`validation_failed`)", body = ErrorBody),
-        (status = 429, description = "The key already holds its limit of waiting polls (`too_many_long_polls`)", body = ErrorBody),
-        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+        TooManyLongPolls,
+        Unavailable
     ),
     security(("bearer" = []))
 )]
@@ -182,10 +185,10 @@ pub async fn get(
     params(("id" = String, Path, description = "The pause's `pause_id`")),
     responses(
         (status = 200, description = "The pause, cancelled", body = Pause),
-        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "No such thing in this project (`not_found`)", body = ErrorBody),
+        Unauthorized,
+        NotFound,
         (status = 409, description = "The pause is already decided (`pause_not_pending`, with its `status`) or expiring (`pause_expired`)", body = ErrorBody),
-        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+        Unavailable
     ),
     security(("bearer" = []))
 )]
@@ -235,9 +238,9 @@ pub struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "A page of pauses, newest first", body = PauseList),
-        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
-        (status = 422, description = "A field breaks a rule (`validation_failed`, with `field`)", body = ErrorBody),
-        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+        Unauthorized,
+        Invalid,
+        Unavailable
     ),
     security(("bearer" = []))
 )]

@@ -8,6 +8,7 @@ use pausepoint_api::rules::{Rule, RuleList, RuleStatus};
 use pausepoint_api::ErrorBody;
 use serde::Deserialize;
 
+use super::error::documented::{Invalid, NotFound, Unauthorized, Unavailable};
 use super::error::ApiError;
 use super::extract::{Caller, QueryParams};
 use super::pauses::page_size;
@@ -34,9 +35,9 @@ pub struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "The project's rules", body = RuleList),
-        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
-        (status = 422, description = "A parameter breaks a rule (`validation_failed`, with `field`)", body = ErrorBody),
-        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+        Unauthorized,
+        Invalid,
+        Unavailable
     ),
     security(("bearer" = []))
 )]
@@ -68,9 +69,9 @@ pub async fn list(
     responses(
         (status = 200, description = "The rule, revoked", body = Rule),
         (status = 409, description = "The rule has already expired or been revoked (`rule_not_active`)", body = ErrorBody),
-        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "No such thing in this project (`not_found`)", body = ErrorBody),
-        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+        Unauthorized,
+        NotFound,
+        Unavailable
     ),
     security(("bearer" = []))
 )]

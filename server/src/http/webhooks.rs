@@ -7,6 +7,7 @@ use axum::Json;
 use pausepoint_api::webhooks::{WebhookDelivery, WebhookDeliveryList};
 use pausepoint_api::ErrorBody;
 
+use super::error::documented::{NotFound, Unauthorized, Unavailable};
 use super::error::ApiError;
 use super::extract::Caller;
 use super::pauses::pause_id;
@@ -23,9 +24,9 @@ use crate::domain::webhooks::{self, ResendError};
     params(("id" = String, Path, description = "The pause's `pause_id`")),
     responses(
         (status = 200, description = "Each event with every attempt", body = WebhookDeliveryList),
-        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "No such thing in this project (`not_found`)", body = ErrorBody),
-        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+        Unauthorized,
+        NotFound,
+        Unavailable
     ),
     security(("bearer" = []))
 )]
@@ -51,9 +52,9 @@ pub async fn list(
     responses(
         (status = 202, description = "The event, due again now", body = WebhookDelivery),
         (status = 409, description = "The event has not failed (`webhook_not_failed`)", body = ErrorBody),
-        (status = 401, description = "No API key, or an unknown or revoked one (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "No such thing in this project (`not_found`)", body = ErrorBody),
-        (status = 503, description = "The request took longer than the server's limit (`timeout`), or the server is stopping", body = ErrorBody)
+        Unauthorized,
+        NotFound,
+        Unavailable
     ),
     security(("bearer" = []))
 )]
