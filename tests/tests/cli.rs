@@ -1121,3 +1121,43 @@ async fn the_claude_code_hook_blocks_input_it_cannot_read() {
     let pauses = server.client.get_path("/v1/pause").await;
     assert_eq!(pauses.body["data"], serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn the_claude_code_hook_rides_out_a_kill_9_and_restart_and_finds_the_same_question() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("pp.db");
+    let key = admin_create_key(&database, "claude", "default").await;
+    let server = ServerProcess::start(&database, 0).await;
+    let port = server.port;
+    let base = server.base.clone();
+    let event = hook_event("rm -rf build/", "toolu_restart").to_string();
+    let asking = {
+        let (base, key, event) = (base.clone(), key.clone(), event.clone());
+        tokio::spawn(async move { hook(&base, &key, &[], &[], event.as_bytes()).await })
+    };
+    let client = Client::new(&base, &key);
+    let pause = pause_asked(&client, QUESTION).await;
+    client.delivered(pause.pause_id).await;
+    let printed = server.printed();
+    server.kill().await;
+
+    // Back within the hook's 10 s of asking again: the same question, not a second one.
+    let server = ServerProcess::start(&database, port).await;
+    let link = printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Answer at "))
+        .unwrap()
+        .to_owned();
+    let page = reqwest::Client::new()
+        .post(&link)
+        .form(&[("choice", "Allow")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let ran = asking.await.unwrap();
+    assert_eq!(pre_tool_use(&ran).0, "allow", "{}", ran.stderr);
+    let pauses = client.get_path("/v1/pause").await;
+    assert_eq!(pauses.body["data"].as_array().unwrap().len(), 1);
+    server.terminate().await;
+}
