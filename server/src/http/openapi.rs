@@ -143,10 +143,10 @@ fn add_links(document: &mut Value) {
     }
 }
 
-/// `GET /openapi.json`, no key needed.
+/// `GET /openapi.json`, no key needed. Built on the first request, then kept.
 pub async fn serve() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        serde_json::to_string_pretty(&document()).unwrap_or_default(),
-    )
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text =
+        DOCUMENT.get_or_init(|| serde_json::to_string_pretty(&document()).unwrap_or_default());
+    ([(header::CONTENT_TYPE, "application/json")], text.as_str())
 }
