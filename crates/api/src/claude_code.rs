@@ -13,7 +13,6 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::{Pause, PauseStatus};
 
@@ -136,7 +135,7 @@ impl HookInput {
             "cwd": self.cwd,
         });
         let canonical = serde_jcs::to_vec(&seen).unwrap_or_default();
-        hex::encode(Sha256::digest(canonical))
+        crate::proof::sha256_hex(&canonical)
     }
 
     /// The answer Claude Code reads for this event.

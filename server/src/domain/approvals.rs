@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use pausepoint_api::claude_code::{self, HookInput, Verdict, REMEMBER_SECONDS};
+use pausepoint_api::proof::sha256_hex;
 use pausepoint_api::validation::{NewPause, Recipient};
 use pausepoint_api::{AuditEventKind, Channel, CreatePause};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::pauses::{now, Idempotency, PauseError, Pauses};
@@ -278,12 +278,9 @@ fn idempotency(input: &HookInput, approver: &Approver) -> Option<Idempotency> {
         key: if key.len() <= 255 {
             key
         } else {
-            format!(
-                "claude-code:{}",
-                hex::encode(Sha256::digest(key.as_bytes()))
-            )
+            format!("claude-code:{}", sha256_hex(key.as_bytes()))
         },
-        request_hash: hex::encode(Sha256::digest(canonical)),
+        request_hash: sha256_hex(&canonical),
     })
 }
 
