@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use pausepoint_api::{Channel, CreatePause, Pause, PauseStatus};
+use pausepoint_api::{
+    Channel, CreatePause, EscalationTier, Pause, PauseStatus, Quorum, RecipientSpec,
+};
 use pausepoint_client::{Client, ClientError};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -28,12 +30,23 @@ pub enum ChannelArg {
 pub struct AskArgs {
     /// The question the human sees
     message: String,
-    /// Who answers: a phone number (sms), an email address (email) or a Slack webhook URL (slack)
-    #[arg(long, value_name = "RECIPIENT")]
-    to: String,
-    /// How to reach them [default: inferred from --to]
+    /// Who answers: a phone number (sms), an email address (email) or a Slack webhook URL
+    /// (slack); give it again to ask several people, each with their own link and vote
+    #[arg(long, value_name = "RECIPIENT", required = true)]
+    to: Vec<String>,
+    /// How to reach them [default: inferred from each --to]
     #[arg(long, value_enum)]
     channel: Option<ChannelArg>,
+    /// An option that needs several votes, such as Approve=2; any other answer decides at once
+    #[arg(long, value_name = "OPTION=COUNT", value_parser = parse_quorum)]
+    quorum: Option<Quorum>,
+    /// Also ask RECIPIENT when nobody has decided after DURATION, such as 30m:boss@example.com;
+    /// give it again for more people or later tiers
+    #[arg(long = "escalate", value_name = "DURATION:RECIPIENT", value_parser = parse_escalation)]
+    escalate: Vec<(Duration, String)>,
+    /// Ask again those who have not answered this often (at least 1m; at most 5 times)
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    remind: Option<Duration>,
     /// An answer the human can tap; give 2 to 5
     #[arg(short = 'o', long = "option", value_name = "OPTION", required = true)]
     options: Vec<String>,
@@ -97,6 +110,55 @@ fn parse_timeout(raw: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// "Approve=2".
+fn parse_quorum(raw: &str) -> Result<Quorum, String> {
+    let (option, count) = raw
+        .rsplit_once('=')
+        .ok_or("expected OPTION=COUNT, such as Approve=2")?;
+    let count = count
+        .trim()
+        .parse()
+        .map_err(|_| format!("{count:?} is not a number of votes"))?;
+    Ok(Quorum {
+        option: option.trim().to_owned(),
+        count,
+    })
+}
+
+/// "30m:boss@example.com" -> (30 minutes, "boss@example.com").
+fn parse_escalation(raw: &str) -> Result<(Duration, String), String> {
+    let (after, recipient) = raw
+        .split_once(':')
+        .ok_or("expected DURATION:RECIPIENT, such as 30m:boss@example.com")?;
+    let after = parse_timeout(after.trim())?;
+    if recipient.trim().is_empty() {
+        return Err("the recipient after : is empty".into());
+    }
+    Ok((after, recipient.trim().to_owned()))
+}
+
+/// The `--escalate` flags as tiers: one per distinct delay, in order.
+/// Their channels are inferred from each recipient.
+fn tiers(escalate: Vec<(Duration, String)>) -> Vec<EscalationTier> {
+    let mut tiers: Vec<EscalationTier> = Vec::new();
+    let mut escalate = escalate;
+    escalate.sort_by_key(|(after, _)| *after);
+    for (after, recipient) in escalate {
+        let spec = RecipientSpec {
+            recipient,
+            channel: None,
+        };
+        match tiers.last_mut() {
+            Some(tier) if tier.after_seconds == after.as_secs() => tier.recipients.push(spec),
+            _ => tiers.push(EscalationTier {
+                after_seconds: after.as_secs(),
+                recipients: vec![spec],
+            }),
+        }
+    }
+    tiers
+}
+
 /// "amount=340" -> ("amount", 340); "name=Acme" -> ("name", "Acme").
 fn parse_meta(raw: &str) -> Result<(String, Value), String> {
     let (key, value) = raw.split_once('=').ok_or("expected KEY=VALUE")?;
@@ -109,17 +171,42 @@ fn parse_meta(raw: &str) -> Result<(String, Value), String> {
 
 pub async fn ask(args: AskArgs) -> anyhow::Result<Outcome> {
     let client = args.connection.client()?;
-    let channel = match args.channel {
-        Some(ChannelArg::Sms) => "sms",
-        Some(ChannelArg::Email) => "email",
-        Some(ChannelArg::Slack) => "slack",
-        None => Channel::infer(&args.to).as_str(),
-    };
+    let channel = args.channel.map(|channel| match channel {
+        ChannelArg::Sms => "sms",
+        ChannelArg::Email => "email",
+        ChannelArg::Slack => "slack",
+    });
     let metadata = (!args.meta.is_empty())
         .then(|| Value::Object(args.meta.into_iter().collect::<Map<_, _>>()));
+    // One person: the original form, `recipient` and `channel`. Several: `recipients`.
+    let (recipient, recipient_channel, recipients) = match args.to.as_slice() {
+        [one] => (
+            Some(one.clone()),
+            Some(channel.unwrap_or(Channel::infer(one).as_str()).to_owned()),
+            None,
+        ),
+        several => (
+            None,
+            None,
+            Some(
+                several
+                    .iter()
+                    .map(|recipient| RecipientSpec {
+                        recipient: recipient.clone(),
+                        channel: channel.map(str::to_owned),
+                    })
+                    .collect(),
+            ),
+        ),
+    };
+    let escalation = (!args.escalate.is_empty()).then(|| tiers(args.escalate));
     let request = CreatePause {
-        recipient: Some(args.to),
-        channel: Some(channel.to_owned()),
+        recipient,
+        channel: recipient_channel,
+        recipients,
+        quorum: args.quorum,
+        escalation,
+        remind_every_seconds: args.remind.map(|every| every.as_secs()),
         message: Some(args.message),
         options: Some(args.options),
         allow_text_response: args.allow_text.then_some(true),

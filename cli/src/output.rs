@@ -120,11 +120,62 @@ pub fn pause_details(pause: &Pause) {
         }
         row("delivery", line);
     }
+    if let Some(quorum) = &pause.quorum {
+        row(
+            "quorum",
+            format!(
+                "{} needs {} votes; any other answer decides at once",
+                quorum.option, quorum.count
+            ),
+        );
+    }
+    if let Some(every) = pause.remind_every_seconds {
+        row("reminders", format!("every {}", short_duration(every)));
+    }
     if let Some(metadata) = &pause.metadata {
         row(
             "metadata",
             serde_json::Value::Object(metadata.clone()).to_string(),
         );
+    }
+    println!("{table}");
+    if pause.approvers.len() > 1 {
+        println!();
+        approver_rows(pause);
+    }
+}
+
+/// The approvers of a pause, one per row: who, when asked, how far their notice got,
+/// and their vote.
+pub fn approver_rows(pause: &Pause) {
+    let mut table = table(&["APPROVER", "TIER", "ASKED", "DELIVERY", "VIEWED", "VOTE"]);
+    for approver in &pause.approvers {
+        let delivery = approver
+            .delivery
+            .as_ref()
+            .map_or("-".to_owned(), |d| match &d.last_error {
+                Some(error) => format!("{} ({})", d.status, cut(error, 30)),
+                None => d.status.to_string(),
+            });
+        let vote = approver.vote.as_ref().map_or("-".to_owned(), |vote| {
+            let mut shown = format!("{} {}", vote.choice, when(vote.at));
+            if let Some(text) = &vote.text {
+                shown.push_str(&format!(" — {}", cut(text, 30)));
+            }
+            shown
+        });
+        table.add_row(vec![
+            format!(
+                "{} ({})",
+                shown_recipient(approver.channel, &approver.recipient),
+                approver.channel
+            ),
+            approver.tier.to_string(),
+            when(approver.notify_at),
+            delivery,
+            approver.viewed_at.map_or("-".to_owned(), when),
+            vote,
+        ]);
     }
     println!("{table}");
 }

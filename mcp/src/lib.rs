@@ -7,7 +7,9 @@
 use std::time::{Duration, Instant};
 
 use pausepoint_api::claude_code::{self, Verdict};
-use pausepoint_api::{Channel, CreatePause, Pause, PauseStatus};
+use pausepoint_api::{
+    Channel, CreatePause, EscalationTier, Pause, PauseStatus, Quorum, RecipientSpec,
+};
 use pausepoint_client::{AuditQuery, Client, ClientError};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -73,7 +75,8 @@ pub struct PausePointTools {
 pub struct CreatePauseArgs {
     /// Who answers. A phone number in international form for SMS ("+13128471928"; spaces,
     /// dashes and parentheses are fine), an email address, or a Slack incoming-webhook URL.
-    pub recipient: String,
+    /// Give recipient, or recipients to ask several people; not both.
+    pub recipient: Option<String>,
     /// "sms", "email" or "slack". Leave out to infer it from the recipient.
     #[schemars(extend("enum" = schemas::channels()))]
     pub channel: Option<String>,
@@ -103,6 +106,64 @@ pub struct CreatePauseArgs {
     /// Any unique string; calling again with the same key returns the first pause instead
     /// of asking the human twice.
     pub idempotency_key: Option<String>,
+    /// Several people to ask instead of recipient (1 to 20), each with their own link and
+    /// vote. Without quorum the first answer decides.
+    #[schemars(length(min = 1, max = 20))]
+    pub recipients: Option<Vec<RecipientArg>>,
+    /// An option that needs several votes, such as {"option": "Approve", "count": 2}; any
+    /// approver choosing another option decides at once (a veto).
+    pub quorum: Option<QuorumArg>,
+    /// Up to 5 tiers of people also asked when nobody has decided some seconds after the
+    /// question was created, such as [{"after_seconds": 1800, "recipients":
+    /// [{"recipient": "boss@example.com"}]}].
+    #[schemars(length(max = 5))]
+    pub escalation: Option<Vec<EscalationArg>>,
+    /// Ask those who have not answered again this often, in seconds (at least 60; at most
+    /// 5 times, never after the deadline).
+    #[schemars(range(min = 60, max = 2_592_000))]
+    pub remind_every_seconds: Option<u64>,
+}
+
+/// One person to ask.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars", transform = schemas::strict)]
+pub struct RecipientArg {
+    /// A phone number, an email address, or a Slack incoming-webhook URL.
+    pub recipient: String,
+    /// "sms", "email" or "slack". Leave out to infer it from the recipient.
+    #[schemars(extend("enum" = schemas::channels()))]
+    pub channel: Option<String>,
+}
+
+/// How many votes an option needs.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars", transform = schemas::strict)]
+pub struct QuorumArg {
+    /// One of the options.
+    pub option: String,
+    /// Votes it needs, at most the number of people asked.
+    #[schemars(range(min = 1, max = 20))]
+    pub count: u32,
+}
+
+/// People also asked when the question is still open after a while.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars", transform = schemas::strict)]
+pub struct EscalationArg {
+    /// Seconds after creation, before the deadline; tiers in increasing order.
+    #[schemars(range(min = 1, max = 2_592_000))]
+    pub after_seconds: u64,
+    #[schemars(length(min = 1, max = 20))]
+    pub recipients: Vec<RecipientArg>,
+}
+
+impl RecipientArg {
+    fn spec(self) -> RecipientSpec {
+        RecipientSpec {
+            recipient: self.recipient,
+            channel: self.channel,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -552,13 +613,37 @@ impl PausePointTools {
             (None, Some(_)) => return failure("timeout_hours must be a positive number of hours"),
             (None, None) => None,
         };
-        let channel = args
-            .channel
-            .clone()
-            .unwrap_or_else(|| Channel::infer(&args.recipient).as_str().to_owned());
+        // The channel of a lone recipient is inferred here, as the API needs it with
+        // `recipient`; the server infers those of `recipients`.
+        let channel = match (&args.recipient, &args.channel) {
+            (_, Some(channel)) => Some(channel.clone()),
+            (Some(recipient), None) => Some(Channel::infer(recipient).as_str().to_owned()),
+            (None, None) => None,
+        };
         let request = CreatePause {
-            recipient: Some(args.recipient),
-            channel: Some(channel),
+            recipient: args.recipient,
+            channel,
+            recipients: args
+                .recipients
+                .map(|list| list.into_iter().map(RecipientArg::spec).collect()),
+            quorum: args.quorum.map(|quorum| Quorum {
+                option: quorum.option,
+                count: quorum.count,
+            }),
+            escalation: args.escalation.map(|tiers| {
+                tiers
+                    .into_iter()
+                    .map(|tier| EscalationTier {
+                        after_seconds: tier.after_seconds,
+                        recipients: tier
+                            .recipients
+                            .into_iter()
+                            .map(RecipientArg::spec)
+                            .collect(),
+                    })
+                    .collect()
+            }),
+            remind_every_seconds: args.remind_every_seconds,
             message: Some(args.message),
             options: Some(args.options),
             allow_text_response: args.allow_text_response,

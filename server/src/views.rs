@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use jiff::{SignedDuration, Timestamp};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
-use pausepoint_api::{Pause, PauseStatus};
+use pausepoint_api::{shown_recipient, Approver, Pause, PauseStatus, Vote};
 use sha2::{Digest, Sha256};
 
 use crate::domain::projects;
@@ -90,6 +90,8 @@ pub struct Question<'a> {
     pub preselected: Option<&'a str>,
     /// Why the last answer was not taken.
     pub error: Option<&'a str>,
+    /// Which of the pause's approvers the link is for.
+    pub approver: u32,
 }
 
 /// The page with the question and one button per option.
@@ -105,6 +107,7 @@ pub fn question(q: &Question<'_>) -> Markup {
                 strong { (human_duration(left)) " left" } " · answer by " (deadline(pause.expires_at))
             }
             p.meta.last { (if_nobody_answers(pause)) }
+            (votes(pause, Some(q.approver), q.now))
             @if let Some(error) = q.error { p.error role="alert" { (error) } }
             @if let Some(choice) = q.preselected {
                 p.hint { "You picked “" (choice) "”. Tap it again to confirm." }
@@ -123,31 +126,144 @@ pub fn question(q: &Question<'_>) -> Markup {
     )
 }
 
-/// After a tap that decided the pause.
-pub fn recorded(pause: &Pause, project: &str) -> Markup {
+/// After a tap: the vote recorded, and the pause decided by it or still waiting for more.
+pub fn recorded(pause: &Pause, project: &str, approver: u32, now: Timestamp) -> Markup {
+    let vote = pause
+        .approvers
+        .get(approver as usize)
+        .and_then(|a| a.vote.as_ref());
+    let choice = vote
+        .map(|v| v.choice.as_str())
+        .or(pause.response_choice.as_deref())
+        .unwrap_or("");
+    let note = vote.and_then(|v| v.text.as_ref());
     layout(
         "Answer recorded",
         html! {
             (asked_by(project))
-            p.state.done { "✓ Your answer was recorded: " (pause.response_choice.as_deref().unwrap_or("")) }
+            p.state.done { "✓ Your answer was recorded: " (choice) }
             p.quote { (pause.message) }
-            @if let Some(text) = &pause.response_text {
+            @if let Some(text) = note {
                 p.meta { "Your note:" }
                 p.quote { (text) }
             }
-
+            @if pause.status == PauseStatus::Pending {
+                (votes(pause, Some(approver), now))
+            } @else if pause.approvers.len() > 1 {
+                p.meta { "Decided: " strong { (pause.response_choice.as_deref().unwrap_or("")) } "." }
+                (votes(pause, Some(approver), now))
+            }
             p.meta { "You can close this page." }
         },
     )
 }
 
+/// An approver's second tap: one vote each.
+pub fn already_voted(pause: &Pause, project: &str, approver: u32, now: Timestamp) -> Markup {
+    let vote = pause
+        .approvers
+        .get(approver as usize)
+        .and_then(|a| a.vote.as_ref());
+    layout(
+        "Already answered",
+        html! {
+            (asked_by(project))
+            p.state {
+                "You already answered"
+                @if let Some(vote) = vote { ": " strong { (vote.choice) } " (" (deadline(vote.at)) ")" }
+                ". Each approver answers once."
+            }
+            p.quote { (pause.message) }
+            (votes(pause, Some(approver), now))
+        },
+    )
+}
+
+/// The votes so far and who else was asked, for a pause with several approvers: "1 of 2
+/// approvals", then each vote with who gave it and when.
+fn votes(pause: &Pause, viewer: Option<u32>, now: Timestamp) -> Markup {
+    if pause.approvers.len() < 2 {
+        return html! {};
+    }
+    let mut given: Vec<(usize, &Approver, &Vote)> = pause
+        .approvers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| a.vote.as_ref().map(|v| (i, a, v)))
+        .collect();
+    given.sort_by_key(|(_, _, v)| v.at);
+    let others: Vec<String> = pause
+        .approvers
+        .iter()
+        .enumerate()
+        .filter(|(i, a)| Some(*i as u32) != viewer && a.vote.is_none() && a.notify_at <= now)
+        .map(|(_, a)| shown(a))
+        .collect();
+    let progress = match &pause.quorum {
+        Some(quorum) => {
+            let approvals = given
+                .iter()
+                .filter(|(_, _, v)| v.choice == quorum.option)
+                .count();
+            (
+                format!("{approvals} of {} approvals", quorum.count),
+                format!(
+                    "“{}” needs {} votes; any other answer decides at once.",
+                    quorum.option, quorum.count
+                ),
+            )
+        }
+        None => (
+            format!("{} of {} answered", given.len(), pause.approvers.len()),
+            "The first answer decides.".to_owned(),
+        ),
+    };
+    html! {
+        section.votes aria-label="Votes" {
+            p.meta { strong { (progress.0) } " · " (progress.1) }
+            @if !given.is_empty() {
+                ul.meta {
+                    @for (i, approver, vote) in &given {
+                        li {
+                            @if Some(*i as u32) == viewer { "You" } @else { (shown(approver)) }
+                            " chose " strong { (vote.choice) } " at " (deadline(vote.at))
+                        }
+                    }
+                }
+            }
+            @if !others.is_empty() {
+                p.meta { "Also asked: " (others.join(", ")) }
+            }
+        }
+    }
+}
+
+fn shown(approver: &Approver) -> String {
+    shown_recipient(approver.channel, &approver.recipient)
+}
+
+/// Who decided a pause that was answered: the approver whose vote decided it.
+fn decided_by(pause: &Pause) -> Option<&Approver> {
+    let choice = pause.response_choice.as_deref()?;
+    pause
+        .approvers
+        .iter()
+        .filter(|a| a.vote.as_ref().is_some_and(|v| v.choice == choice))
+        .max_by_key(|a| a.vote.as_ref().map(|v| v.at))
+}
+
 /// A pause that has left pending, seen through any of its links.
 pub fn decided(pause: &Pause, project: &str) -> Markup {
     let at = html! { @if let Some(at) = pause.response_at { " (" (deadline(at)) ")" } };
+    let by = html! {
+        @if pause.approvers.len() > 1 {
+            @if let Some(approver) = decided_by(pause) { " by " (shown(approver)) }
+        }
+    };
     let (title, state) = match pause.status {
         PauseStatus::Responded => (
             "Already answered",
-            html! { "This question was already answered: " strong { (pause.response_choice.as_deref().unwrap_or("")) } (at) "." },
+            html! { "This question was already answered: " strong { (pause.response_choice.as_deref().unwrap_or("")) } (by) (at) "." },
         ),
         PauseStatus::TimedOut | PauseStatus::Pending => (
             "Time is up",
@@ -170,6 +286,7 @@ pub fn decided(pause: &Pause, project: &str) -> Markup {
             (asked_by(project))
             p.state { (state) }
             p.quote { (pause.message) }
+            (votes(pause, None, pause.response_at.unwrap_or(pause.expires_at)))
         },
     )
 }

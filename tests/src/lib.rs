@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use pausepoint_api::{AuditEvent, DeliveryStatus, Pause};
 use pausepoint_server::domain::keys::{self, DEFAULT_PROJECT};
+use pausepoint_server::domain::links::LinkTarget;
 use pausepoint_server::domain::pauses;
 use pausepoint_server::ids::{PauseId, ProjectId};
 use pausepoint_server::store::Actor;
@@ -396,10 +397,25 @@ impl TestServer {
 
     /// The link the pause's human receives.
     pub fn link(&self, pause: &Pause) -> String {
-        let token = self
-            .app
-            .links()
-            .token_for(PauseId::from(pause.pause_id), pause.expires_at);
+        let token = self.app.links().token_for(
+            LinkTarget {
+                pause_id: PauseId::from(pause.pause_id),
+                approver: 0,
+            },
+            pause.expires_at,
+        );
+        pausepoint_server::domain::links::link(&self.client.base, &token)
+    }
+
+    /// The link approver `approver` of the pause received.
+    pub fn approver_link(&self, pause: &Pause, approver: u32) -> String {
+        let token = self.app.links().token_for(
+            LinkTarget {
+                pause_id: PauseId::from(pause.pause_id),
+                approver,
+            },
+            pause.expires_at,
+        );
         pausepoint_server::domain::links::link(&self.client.base, &token)
     }
 
@@ -407,13 +423,7 @@ impl TestServer {
     pub async fn respond(&self, id: Uuid, choice: &str) -> Pause {
         self.app
             .pauses()
-            .respond(
-                self.project_id,
-                PauseId::from(id),
-                choice,
-                None,
-                Actor::Recipient("+13128471928".into()),
-            )
+            .respond(self.project_id, PauseId::from(id), choice, None)
             .await
             .unwrap()
     }

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "api/approvers.rs"]
+mod approvers;
 #[path = "api/audit.rs"]
 mod audit;
 #[path = "api/delivery.rs"]

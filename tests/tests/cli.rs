@@ -966,7 +966,6 @@ async fn answer_pause(server: &TestServer, pause: &Pause, choice: &str, note: Op
             pausepoint_server::ids::PauseId::from(pause.pause_id),
             choice,
             note,
-            pausepoint_server::store::Actor::Recipient("+13128471928".into()),
         )
         .await
         .unwrap();
@@ -1160,4 +1159,110 @@ async fn the_claude_code_hook_rides_out_a_kill_9_and_restart_and_finds_the_same_
     let pauses = client.get_path("/v1/pause").await;
     assert_eq!(pauses.body["data"].as_array().unwrap().len(), 1);
     server.terminate().await;
+}
+
+#[tokio::test]
+async fn ask_puts_a_question_to_several_approvers_and_status_shows_their_votes() {
+    let server = TestServer::start().await;
+    let (base, key) = (server.client.base.clone(), server.client.key.clone());
+    let asked = run(pp(
+        &base,
+        &key,
+        &[
+            "ask",
+            "Wire $84,000 to Meridian Freight?",
+            "-o",
+            "Approve",
+            "-o",
+            "Reject",
+            "--to",
+            "dana@example.com",
+            "--to",
+            "+1 (312) 555-0123",
+            "--quorum",
+            "Approve=2",
+            "--escalate",
+            "30m:cfo@example.com",
+            "--remind",
+            "15m",
+            "--timeout",
+            "4h",
+            "--json",
+        ],
+    ))
+    .await;
+    assert_eq!(asked.code, 0, "{}", asked.stderr);
+    let pause: Pause = serde_json::from_str(&asked.stdout).unwrap();
+    let approvers: Vec<(&str, &str, u32)> = pause
+        .approvers
+        .iter()
+        .map(|a| (a.recipient.as_str(), a.channel.as_str(), a.tier))
+        .collect();
+    assert_eq!(
+        approvers,
+        [
+            ("dana@example.com", "email", 0),
+            ("+13125550123", "sms", 0),
+            ("cfo@example.com", "email", 1)
+        ]
+    );
+    assert_eq!(pause.quorum.as_ref().unwrap().count, 2);
+    assert_eq!(pause.remind_every_seconds, Some(900));
+
+    let link = server.approver_link(&pause, 1);
+    let tapped = reqwest::Client::new()
+        .post(&link)
+        .form(&[("choice", "Approve")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tapped.status(), StatusCode::OK);
+
+    let status = run(pp(&base, &key, &["status", &pause.pause_id.to_string()])).await;
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    for expected in [
+        "APPROVER",
+        "dana@example.com (email)",
+        "+13125550123 (sms)",
+        "cfo@example.com (email)",
+        "Approve needs 2 votes",
+        "every 15m",
+    ] {
+        assert!(
+            status.stdout.contains(expected),
+            "{expected:?} in {}",
+            status.stdout
+        );
+    }
+    let sms_row = status
+        .stdout
+        .lines()
+        .find(|line| line.contains("+13125550123"))
+        .unwrap();
+    assert!(sms_row.contains("Approve"), "{sms_row}");
+
+    // A quorum the approvers can never reach is refused before anything is asked.
+    let refused = run(pp(
+        &base,
+        &key,
+        &[
+            "ask",
+            "Deploy?",
+            "-o",
+            "Yes",
+            "-o",
+            "No",
+            "--to",
+            "a@example.com",
+            "--quorum",
+            "Yes=2",
+        ],
+    ))
+    .await;
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("quorum.count"),
+        "{}",
+        refused.stderr
+    );
 }

@@ -123,8 +123,14 @@ async fn the_tools_and_their_schemas() {
         .map(|v| v.as_str().unwrap())
         .collect();
     required.sort_unstable();
-    assert_eq!(required, ["message", "options", "recipient"]);
+    // `recipient`, or `recipients` to ask several people: neither alone is required.
+    assert_eq!(required, ["message", "options"]);
     for field in [
+        "recipient",
+        "recipients",
+        "quorum",
+        "escalation",
+        "remind_every_seconds",
         "channel",
         "timeout_hours",
         "timeout_seconds",

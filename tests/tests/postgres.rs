@@ -388,3 +388,86 @@ async fn pp_admin_migrate_and_keys_work_on_postgres() {
     let refused = sqlx::query("TRUNCATE audit_events").execute(&db).await;
     assert!(refused.unwrap_err().to_string().contains("append-only"));
 }
+
+#[tokio::test]
+async fn votes_through_two_servers_are_all_counted_and_decide_once() {
+    let Some(database) = fresh_postgres().await else {
+        return;
+    };
+    let key = admin_create_key(&database, "agents", "default").await;
+    let a = ServerProcess::start_with(&database, 0, FLAGS).await;
+    let b = ServerProcess::start_with(&database, 0, FLAGS).await;
+    let on_a = Client::new(&a.base, &key);
+    for round in 0..3 {
+        let recipients: Vec<String> = (0..6)
+            .map(|i| format!("lead{i}.r{round}@example.com"))
+            .collect();
+        let pause = on_a
+            .create(json!({
+                "recipients": recipients.iter().map(|r| json!({"recipient": r})).collect::<Vec<_>>(),
+                "message": format!("Release {round}?"),
+                "options": ["Approve", "Reject"],
+                "quorum": {"option": "Approve", "count": 3},
+            }))
+            .await
+            .pause(StatusCode::CREATED);
+        // No mail provider: each server prints the links it delivers. Gather every
+        // approver's token from either server's console.
+        let started = Instant::now();
+        let tokens: Vec<String> = loop {
+            let printed = format!("{}\n{}", a.printed(), b.printed());
+            let found: Vec<Option<String>> = recipients
+                .iter()
+                .map(|r| {
+                    let at = printed.find(&format!("email to {r},"))?;
+                    let rest = &printed[at..];
+                    let link = rest[rest.find("Answer at ")? + 10..].lines().next()?;
+                    Some(link.rsplit('/').next()?.trim().to_owned())
+                })
+                .collect();
+            if found.iter().all(Option::is_some) {
+                break found.into_iter().flatten().collect();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "links within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        // Every approver approves at once, half through each server.
+        let http = reqwest::Client::new();
+        let taps = tokens.iter().enumerate().map(|(i, token)| {
+            let base = if i % 2 == 0 { &a.base } else { &b.base };
+            let request = http
+                .post(format!("{base}/r/{token}"))
+                .form(&[("choice", "Approve")]);
+            async move { request.send().await.unwrap().status() }
+        });
+        let statuses = futures_util::future::join_all(taps).await;
+        assert!(
+            statuses
+                .iter()
+                .all(|s| *s == StatusCode::OK || *s == StatusCode::CONFLICT),
+            "{statuses:?}"
+        );
+        let recorded = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+        let decided = on_a.get(pause.pause_id).await.pause(StatusCode::OK);
+        assert_eq!(decided.status, PauseStatus::Responded);
+        let votes = decided
+            .approvers
+            .iter()
+            .filter(|a| a.vote.is_some())
+            .count();
+        assert_eq!((votes, recorded), (3, 3), "{statuses:?}");
+        let events: Vec<AuditEvent> = all_events(&on_a)
+            .await
+            .into_iter()
+            .filter(|e| e.pause_id == Some(pause.pause_id))
+            .collect();
+        let count = |kind| events.iter().filter(|e| e.event == kind).count();
+        assert_eq!(count(AuditEventKind::PauseVoteRecorded), 3);
+        assert_eq!(count(AuditEventKind::PauseResponded), 1);
+    }
+    a.terminate().await;
+    b.terminate().await;
+}

@@ -31,6 +31,15 @@ pub enum AuditEventKind {
     PauseViewed,
     #[serde(rename = "pause.responded")]
     PauseResponded,
+    /// One approver's vote; the vote that decides is followed by `pause.responded`.
+    #[serde(rename = "pause.vote_recorded")]
+    PauseVoteRecorded,
+    /// An escalation tier was sent the question: the pause was still pending.
+    #[serde(rename = "pause.escalated")]
+    PauseEscalated,
+    /// An approver who had not answered was sent the question again.
+    #[serde(rename = "pause.reminded")]
+    PauseReminded,
     #[serde(rename = "pause.timed_out")]
     PauseTimedOut,
     #[serde(rename = "pause.cancelled")]
@@ -58,12 +67,15 @@ pub enum AuditEventKind {
 }
 
 impl AuditEventKind {
-    pub const ALL: [AuditEventKind; 16] = [
+    pub const ALL: [AuditEventKind; 19] = [
         AuditEventKind::PauseCreated,
         AuditEventKind::PauseNotified,
         AuditEventKind::PauseNotificationFailed,
         AuditEventKind::PauseViewed,
         AuditEventKind::PauseResponded,
+        AuditEventKind::PauseVoteRecorded,
+        AuditEventKind::PauseEscalated,
+        AuditEventKind::PauseReminded,
         AuditEventKind::PauseTimedOut,
         AuditEventKind::PauseCancelled,
         AuditEventKind::WebhookDelivered,
@@ -84,6 +96,9 @@ impl AuditEventKind {
             AuditEventKind::PauseNotificationFailed => "pause.notification_failed",
             AuditEventKind::PauseViewed => "pause.viewed",
             AuditEventKind::PauseResponded => "pause.responded",
+            AuditEventKind::PauseVoteRecorded => "pause.vote_recorded",
+            AuditEventKind::PauseEscalated => "pause.escalated",
+            AuditEventKind::PauseReminded => "pause.reminded",
             AuditEventKind::PauseTimedOut => "pause.timed_out",
             AuditEventKind::PauseCancelled => "pause.cancelled",
             AuditEventKind::WebhookDelivered => "webhook.delivered",

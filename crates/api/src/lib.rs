@@ -30,6 +30,7 @@ pub mod webhooks;
 pub use audit::{AuditEvent, AuditEventKind, AuditPage, VerifyReport};
 pub use error::{ErrorBody, ErrorDetail};
 pub use pause::{
-    shown_recipient, Channel, CreatePause, Delivery, DeliveryStatus, Pause, PauseList, PauseStatus,
+    shown_recipient, Approver, Channel, CreatePause, Delivery, DeliveryStatus, EscalationTier,
+    Pause, PauseList, PauseStatus, Quorum, RecipientSpec, Vote,
 };
 pub use validation::{Decision, NewPause, ValidationError};

@@ -269,6 +269,79 @@ pub struct Pause {
     /// Left out of lists and while pending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<String>,
+    /// Everyone asked: the first is `recipient`; escalation tiers follow in order. Each
+    /// has their own link, delivery and vote.
+    #[serde(default)]
+    pub approvers: Vec<Approver>,
+    /// With a quorum, `quorum.option` wins at `count` votes and any other option decides
+    /// at once (a veto). Without one, the first answer decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<Quorum>,
+    /// Approvers who have not answered are asked again this often (at most 5 times).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remind_every_seconds: Option<u64>,
+}
+
+/// One person asked to decide, and what they did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Approver {
+    pub recipient: String,
+    pub channel: Channel,
+    /// 0 for those asked at once; 1 and up for escalation tiers.
+    pub tier: u32,
+    /// When they are (or were) first sent the question.
+    #[serde(with = "crate::time::millis")]
+    #[schema(value_type = String, format = DateTime)]
+    pub notify_at: Timestamp,
+    /// Their first notice; null until it is due.
+    pub delivery: Option<Delivery>,
+    /// When they first opened their link.
+    #[serde(default, with = "crate::time::millis_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub viewed_at: Option<Timestamp>,
+    /// Their answer; null until they give one.
+    pub vote: Option<Vote>,
+}
+
+/// An approver's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Vote {
+    pub choice: String,
+    pub text: Option<String>,
+    #[serde(with = "crate::time::millis")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+}
+
+/// How many votes an option needs to win.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Quorum {
+    /// One of the options.
+    pub option: String,
+    /// Votes it needs; at most the number of approvers.
+    #[schema(minimum = 1, maximum = 20)]
+    pub count: u32,
+}
+
+/// One approver in a create request; the channel is inferred from the recipient when left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RecipientSpec {
+    /// A phone number in E.164, an email address, or a Slack incoming-webhook URL.
+    #[schema(example = "+15550100")]
+    pub recipient: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Channel>)]
+    pub channel: Option<String>,
+}
+
+/// Who else to ask when the pause is still pending some time after its creation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EscalationTier {
+    /// Seconds after creation; tiers in increasing order, each before the deadline.
+    #[schema(minimum = 1, maximum = 2_592_000)]
+    pub after_seconds: u64,
+    #[schema(min_items = 1, max_items = 20)]
+    pub recipients: Vec<RecipientSpec>,
 }
 
 /// The body of `POST /v1/pause`.
@@ -277,12 +350,14 @@ pub struct Pause {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatePause {
     /// Who answers: a phone number in E.164 (`+15550100`; spaces, dashes and parentheses
-    /// are taken out), an email address, or a Slack incoming-webhook URL.
+    /// are taken out), an email address, or a Slack incoming-webhook URL. Required, with
+    /// `channel`, unless `recipients` is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(required = true, value_type = String, example = "+15550100")]
+    #[schema(value_type = String, example = "+15550100")]
     pub recipient: Option<String>,
+    /// How `recipient` is reached. Required with `recipient`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(required = true, value_type = Channel)]
+    #[schema(value_type = Channel)]
     pub channel: Option<String>,
     /// The question the human sees.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -315,6 +390,24 @@ pub struct CreatePause {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String, format = "uri")]
     pub webhook_url: Option<String>,
+    /// Several approvers instead of `recipient` and `channel` (not both): 1 to 20, each
+    /// with their own link and vote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<RecipientSpec>, min_items = 1, max_items = 20)]
+    pub recipients: Option<Vec<RecipientSpec>>,
+    /// An option that needs several votes; any other option is a veto.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Quorum)]
+    pub quorum: Option<Quorum>,
+    /// Up to 5 tiers asked when the pause is still pending after their `after_seconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<EscalationTier>, max_items = 5)]
+    pub escalation: Option<Vec<EscalationTier>>,
+    /// Ask approvers who have not answered again this often (at least 60; at most 5 times,
+    /// never after the deadline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u64, minimum = 60, maximum = 2_592_000)]
+    pub remind_every_seconds: Option<u64>,
 }
 
 /// One page of `GET /v1/pause`, newest first.

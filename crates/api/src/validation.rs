@@ -10,7 +10,7 @@ use email_address::EmailAddress;
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::pause::{Channel, CreatePause};
+use crate::pause::{Channel, CreatePause, EscalationTier, Quorum, RecipientSpec};
 use crate::text;
 
 /// Longest question shown to the human, in characters.
@@ -28,6 +28,14 @@ pub const MAX_METADATA_BYTES: usize = 16 * 1024;
 pub const MAX_URL_CHARS: usize = 2048;
 /// Timeout when the request names none (the spec's 24 hours).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// Most approvers of one pause, every escalation tier included.
+pub const MAX_APPROVERS: usize = 20;
+/// Most escalation tiers.
+pub const MAX_ESCALATION_TIERS: usize = 5;
+/// Shortest interval between reminders: more often is nagging.
+pub const MIN_REMIND_EVERY: Duration = Duration::from_secs(60);
+/// Most reminders sent to one approver.
+pub const MAX_REMINDERS: u32 = 5;
 
 /// A request field that breaks a rule, and the rule in words a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -166,10 +174,21 @@ impl Options {
     }
 }
 
+/// Someone asked to decide: who, in which tier, and how long after creation they are
+/// first asked (zero for tier 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApprover {
+    pub recipient: Recipient,
+    pub tier: u32,
+    pub after: Duration,
+}
+
 /// A create request that passed every rule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewPause {
-    pub recipient: Recipient,
+    /// Never empty, distinct, at most [`MAX_APPROVERS`]; tier 0 first, then each escalation
+    /// tier in order. The first is the pause's `recipient`.
+    pub approvers: Vec<NewApprover>,
     pub message: String,
     pub options: Options,
     pub allow_text_response: bool,
@@ -178,17 +197,17 @@ pub struct NewPause {
     pub timeout_default: Option<String>,
     pub metadata: Option<Map<String, Value>>,
     pub webhook_url: Option<Url>,
+    /// The option that needs several votes, naming one of `options`, with a count no
+    /// higher than the number of approvers.
+    pub quorum: Option<Quorum>,
+    /// At least [`MIN_REMIND_EVERY`], shorter than the timeout.
+    pub remind_every: Option<Duration>,
 }
 
 impl NewPause {
     /// Applies every rule of the API to `request`; `max_timeout` is the project's cap.
     pub fn parse(request: CreatePause, max_timeout: Duration) -> Result<NewPause, ValidationError> {
-        let channel: Channel = required(request.channel, "channel")?
-            .trim()
-            .parse()
-            .map_err(|message: String| ValidationError::new("channel", message))?;
-        let recipient = Recipient::parse(channel, &required(request.recipient, "recipient")?)?;
-
+        let mut approvers = first_tier(request.recipient, request.channel, request.recipients)?;
         let message = text::without_controls("message", &required(request.message, "message")?)?;
         let length = message.chars().count();
         if !text::has_visible(&message) {
@@ -266,8 +285,44 @@ impl NewPause {
             .map(|url| parse_http_url("webhook_url", url.trim()))
             .transpose()?;
 
+        if let Some(tiers) = request.escalation {
+            approvers.extend(escalation(&tiers, timeout, approvers.len())?);
+        }
+        distinct(&approvers)?;
+
+        let quorum = request
+            .quorum
+            .map(|quorum| parse_quorum(quorum, &options, approvers.len()))
+            .transpose()?;
+
+        let remind_every = match request.remind_every_seconds {
+            None => None,
+            Some(seconds) => {
+                let every = Duration::from_secs(seconds);
+                if every < MIN_REMIND_EVERY {
+                    return Err(ValidationError::new(
+                        "remind_every_seconds",
+                        format!(
+                            "remind_every_seconds must be at least {}, not {seconds}",
+                            MIN_REMIND_EVERY.as_secs()
+                        ),
+                    ));
+                }
+                if every >= timeout {
+                    return Err(ValidationError::new(
+                        "remind_every_seconds",
+                        format!(
+                            "a reminder every {seconds} seconds would never be sent: the pause times out after {} seconds",
+                            timeout.as_secs()
+                        ),
+                    ));
+                }
+                Some(every)
+            }
+        };
+
         Ok(NewPause {
-            recipient,
+            approvers,
             message,
             options,
             allow_text_response: request.allow_text_response.unwrap_or(false),
@@ -275,12 +330,222 @@ impl NewPause {
             timeout_default,
             metadata,
             webhook_url,
+            quorum,
+            remind_every,
         })
     }
 
-    pub fn channel(&self) -> Channel {
-        self.recipient.channel()
+    /// The first approver: the pause's `recipient`.
+    pub fn recipient(&self) -> &Recipient {
+        &self.approvers[0].recipient
     }
+
+    /// How the first approver is reached: the pause's `channel`.
+    pub fn channel(&self) -> Channel {
+        self.recipient().channel()
+    }
+}
+
+/// Tier 0: `recipient` with `channel` (the original form), or `recipients`; not both.
+fn first_tier(
+    recipient: Option<String>,
+    channel: Option<String>,
+    recipients: Option<Vec<RecipientSpec>>,
+) -> Result<Vec<NewApprover>, ValidationError> {
+    let Some(recipients) = recipients else {
+        let channel: Channel = required(channel, "channel")?
+            .trim()
+            .parse()
+            .map_err(|message: String| ValidationError::new("channel", message))?;
+        let recipient = Recipient::parse(channel, &required(recipient, "recipient")?)?;
+        return Ok(vec![NewApprover {
+            recipient,
+            tier: 0,
+            after: Duration::ZERO,
+        }]);
+    };
+    if recipient.is_some() || channel.is_some() {
+        return Err(ValidationError::new(
+            "recipients",
+            "give recipient and channel, or recipients (each with its own channel), not both",
+        ));
+    }
+    if recipients.is_empty() || recipients.len() > MAX_APPROVERS {
+        return Err(ValidationError::new(
+            "recipients",
+            format!(
+                "give 1 to {MAX_APPROVERS} recipients, not {}",
+                recipients.len()
+            ),
+        ));
+    }
+    recipients
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            Ok(NewApprover {
+                recipient: parse_spec(&format!("recipients[{i}]"), spec)?,
+                tier: 0,
+                after: Duration::ZERO,
+            })
+        })
+        .collect()
+}
+
+/// The approvers of the escalation tiers, after the `already` of tier 0.
+fn escalation(
+    tiers: &[EscalationTier],
+    timeout: Duration,
+    already: usize,
+) -> Result<Vec<NewApprover>, ValidationError> {
+    if tiers.len() > MAX_ESCALATION_TIERS {
+        return Err(ValidationError::new(
+            "escalation",
+            format!(
+                "give at most {MAX_ESCALATION_TIERS} escalation tiers, not {}",
+                tiers.len()
+            ),
+        ));
+    }
+    let total = already + tiers.iter().map(|t| t.recipients.len()).sum::<usize>();
+    if total > MAX_APPROVERS {
+        return Err(ValidationError::new(
+            "escalation",
+            format!("{total} approvers in all; the limit is {MAX_APPROVERS}, every tier together"),
+        ));
+    }
+    let mut approvers = Vec::new();
+    let mut previous = 0;
+    for (t, tier) in tiers.iter().enumerate() {
+        let field = format!("escalation[{t}].after_seconds");
+        let after = tier.after_seconds;
+        if after == 0 {
+            return Err(ValidationError::new(
+                field,
+                "after_seconds must be at least 1",
+            ));
+        }
+        if after <= previous {
+            return Err(ValidationError::new(
+                field,
+                format!(
+                    "escalation tiers go in increasing order of after_seconds: {after} does not come after {previous}"
+                ),
+            ));
+        }
+        if Duration::from_secs(after) >= timeout {
+            return Err(ValidationError::new(
+                field,
+                format!(
+                    "after {after} seconds the pause has already timed out (after {} seconds)",
+                    timeout.as_secs()
+                ),
+            ));
+        }
+        previous = after;
+        if tier.recipients.is_empty() {
+            return Err(ValidationError::new(
+                format!("escalation[{t}].recipients"),
+                "an escalation tier needs at least one recipient",
+            ));
+        }
+        for (i, spec) in tier.recipients.iter().enumerate() {
+            approvers.push(NewApprover {
+                recipient: parse_spec(&format!("escalation[{t}].recipients[{i}]"), spec)?,
+                tier: u32::try_from(t + 1).unwrap_or(u32::MAX),
+                after: Duration::from_secs(after),
+            });
+        }
+    }
+    Ok(approvers)
+}
+
+/// One entry of a `recipients` list; its channel is inferred when not given.
+fn parse_spec(field: &str, spec: &RecipientSpec) -> Result<Recipient, ValidationError> {
+    let channel = match &spec.channel {
+        Some(channel) => channel
+            .trim()
+            .parse()
+            .map_err(|message: String| ValidationError::new(format!("{field}.channel"), message))?,
+        None => Channel::infer(&spec.recipient),
+    };
+    Recipient::parse(channel, &spec.recipient)
+        .map_err(|e| ValidationError::new(format!("{field}.recipient"), e.message))
+}
+
+/// Nobody is asked twice, however they were spelled.
+fn distinct(approvers: &[NewApprover]) -> Result<(), ValidationError> {
+    let mut seen = HashSet::new();
+    for (i, approver) in approvers.iter().enumerate() {
+        let key = (
+            approver.recipient.channel(),
+            approver.recipient.as_str().to_lowercase(),
+        );
+        if !seen.insert(key) {
+            let tier_start = approvers
+                .iter()
+                .position(|a| a.tier == approver.tier)
+                .unwrap_or(0);
+            let field = if approver.tier == 0 {
+                format!("recipients[{i}].recipient")
+            } else {
+                format!(
+                    "escalation[{}].recipients[{}].recipient",
+                    approver.tier - 1,
+                    i - tier_start
+                )
+            };
+            return Err(ValidationError::new(
+                field,
+                format!(
+                    "{} is listed twice: each approver has one vote",
+                    crate::pause::shown_recipient(
+                        approver.recipient.channel(),
+                        approver.recipient.as_str()
+                    )
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn parse_quorum(
+    quorum: Quorum,
+    options: &Options,
+    approvers: usize,
+) -> Result<Quorum, ValidationError> {
+    let wanted = text::normalize(&quorum.option);
+    let Some(option) = options.as_slice().iter().find(|o| **o == wanted) else {
+        return Err(ValidationError::new(
+            "quorum.option",
+            format!(
+                "{:?} is not one of the options {:?}",
+                quorum.option,
+                options.as_slice()
+            ),
+        ));
+    };
+    if quorum.count == 0 {
+        return Err(ValidationError::new(
+            "quorum.count",
+            "quorum.count must be at least 1",
+        ));
+    }
+    if quorum.count as usize > approvers {
+        return Err(ValidationError::new(
+            "quorum.count",
+            format!(
+                "{} votes can never be reached: {approvers} approver{} asked, every tier together",
+                quorum.count,
+                if approvers == 1 { " is" } else { "s are" }
+            ),
+        ));
+    }
+    Ok(Quorum {
+        option: option.clone(),
+        count: quorum.count,
+    })
 }
 
 /// A human's answer to a pause, checked against what the pause offered.
@@ -408,7 +673,7 @@ mod tests {
     #[test]
     fn phone_numbers_are_normalised_to_e164() {
         let pause = NewPause::parse(request(), CAP).unwrap();
-        assert_eq!(pause.recipient.as_str(), "+13128471928");
+        assert_eq!(pause.recipient().as_str(), "+13128471928");
         assert_eq!(pause.timeout, DEFAULT_TIMEOUT);
         for bad in [
             "3128471928",
@@ -558,5 +823,152 @@ mod tests {
             NewPause::parse(r, CAP).unwrap().message,
             "Line one\nLine two\twith a tab"
         );
+    }
+
+    fn spec(recipient: &str) -> RecipientSpec {
+        RecipientSpec {
+            recipient: recipient.into(),
+            channel: None,
+        }
+    }
+
+    fn several() -> CreatePause {
+        CreatePause {
+            recipient: None,
+            channel: None,
+            recipients: Some(vec![spec("a@example.com"), spec("+1 312 847 1928")]),
+            timeout_seconds: Some(3600),
+            ..request()
+        }
+    }
+
+    fn field_of(request: CreatePause) -> String {
+        NewPause::parse(request, CAP).unwrap_err().field
+    }
+
+    #[test]
+    fn several_approvers_with_a_quorum_escalation_and_reminders() {
+        let mut r = several();
+        r.quorum = Some(Quorum {
+            option: "Approve".into(),
+            count: 3,
+        });
+        r.escalation = Some(vec![EscalationTier {
+            after_seconds: 1800,
+            recipients: vec![spec("boss@example.com")],
+        }]);
+        r.remind_every_seconds = Some(900);
+        let pause = NewPause::parse(r, CAP).unwrap();
+        let shown: Vec<(&str, u32, u64)> = pause
+            .approvers
+            .iter()
+            .map(|a| (a.recipient.as_str(), a.tier, a.after.as_secs()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("a@example.com", 0, 0),
+                ("+13128471928", 0, 0),
+                ("boss@example.com", 1, 1800)
+            ]
+        );
+        assert_eq!(pause.channel(), Channel::Email);
+        assert_eq!(pause.quorum.unwrap().count, 3);
+        assert_eq!(pause.remind_every, Some(Duration::from_secs(900)));
+    }
+
+    #[test]
+    fn each_rule_of_several_approvers_names_its_field() {
+        let mut r = several();
+        r.recipient = Some("+13128471928".into());
+        assert_eq!(field_of(r), "recipients");
+
+        let mut r = several();
+        r.recipients = Some(vec![]);
+        assert_eq!(field_of(r), "recipients");
+
+        let mut r = several();
+        r.recipients = Some(
+            (0..21)
+                .map(|i| spec(&format!("p{i}@example.com")))
+                .collect(),
+        );
+        assert_eq!(field_of(r), "recipients");
+
+        let mut r = several();
+        r.escalation = Some(vec![EscalationTier {
+            after_seconds: 60,
+            recipients: (0..19)
+                .map(|i| spec(&format!("e{i}@example.com")))
+                .collect(),
+        }]);
+        assert_eq!(field_of(r), "escalation");
+
+        let mut r = several();
+        r.recipients = Some(vec![spec("A@Example.com"), spec("a@example.com")]);
+        assert_eq!(field_of(r), "recipients[1].recipient");
+
+        let mut r = several();
+        r.escalation = Some(vec![EscalationTier {
+            after_seconds: 60,
+            recipients: vec![spec("b@example.com"), spec("+1 (312) 847-1928")],
+        }]);
+        assert_eq!(field_of(r), "escalation[0].recipients[1].recipient");
+
+        let mut r = several();
+        r.recipients = Some(vec![RecipientSpec {
+            recipient: "a@example.com".into(),
+            channel: Some("sms".into()),
+        }]);
+        assert_eq!(field_of(r), "recipients[0].recipient");
+
+        let mut r = several();
+        r.quorum = Some(Quorum {
+            option: "Maybe".into(),
+            count: 1,
+        });
+        assert_eq!(field_of(r), "quorum.option");
+
+        let mut r = several();
+        r.quorum = Some(Quorum {
+            option: "Approve".into(),
+            count: 3,
+        });
+        assert_eq!(field_of(r), "quorum.count");
+
+        let mut r = several();
+        r.quorum = Some(Quorum {
+            option: "Approve".into(),
+            count: 0,
+        });
+        assert_eq!(field_of(r), "quorum.count");
+
+        let tier = |after| EscalationTier {
+            after_seconds: after,
+            recipients: vec![spec(&format!("t{after}@example.com"))],
+        };
+        let mut r = several();
+        r.escalation = Some(vec![tier(600), tier(300)]);
+        assert_eq!(field_of(r), "escalation[1].after_seconds");
+
+        let mut r = several();
+        r.escalation = Some(vec![tier(3600)]);
+        assert_eq!(
+            field_of(r),
+            "escalation[0].after_seconds",
+            "past the deadline"
+        );
+
+        let mut r = several();
+        r.escalation = Some((1..=6).map(|i| tier(i * 60)).collect());
+        assert_eq!(field_of(r), "escalation");
+
+        let mut r = several();
+        r.remind_every_seconds = Some(59);
+        assert_eq!(field_of(r), "remind_every_seconds");
+
+        let mut r = several();
+        r.remind_every_seconds = Some(3600);
+        assert_eq!(field_of(r), "remind_every_seconds", "never sent");
     }
 }

@@ -16,14 +16,18 @@ use jiff::{SignedDuration, Timestamp};
 use pausepoint_api::{Channel, Pause};
 
 use crate::config::Config;
-use crate::ids::PauseId;
 use crate::outbound;
+use crate::store::deliveries::DeliveryKey;
 use crate::work::outcome::SendOutcome;
 use pace::{Pacer, Rate};
 
 /// What a channel is given to send.
 pub struct Notice<'a> {
+    /// The pause as this approver is asked it: their recipient and channel, and the
+    /// message with why it comes when it is an escalation or a reminder.
     pub pause: &'a Pause,
+    /// Which delivery this is.
+    pub key: DeliveryKey,
     pub project: &'a str,
     /// The response link; it appears nowhere but in the message to the human.
     pub link: String,
@@ -78,20 +82,16 @@ impl Channels {
     /// so. The start is reserved for it.
     pub fn start(&self, notice: &Notice<'_>) -> Timestamp {
         match self.lane(notice) {
-            Some(lane) => self.pacer.start(
-                &lane.name,
-                lane.rate,
-                lane.units,
-                PauseId::from(notice.pause.pause_id),
-                notice.now,
-            ),
+            Some(lane) => self
+                .pacer
+                .start(&lane.name, lane.rate, lane.units, notice.key, notice.now),
             None => notice.now,
         }
     }
 
     /// Keeps the start of a send that goes back to the outbox until then.
-    pub fn hold(&self, pause: PauseId, start: Timestamp) {
-        self.pacer.hold(pause, start);
+    pub fn hold(&self, delivery: DeliveryKey, start: Timestamp) {
+        self.pacer.hold(delivery, start);
     }
 
     /// The lane `notice` is paced on, if its provider documents a rate.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::ids::PauseId;
+use crate::store::deliveries::DeliveryKey;
 
 /// A provider's rate: `per_second` units (messages, segments) on average, with up to
 /// `burst` units at once.
@@ -52,22 +52,22 @@ struct State {
     /// Per lane, the theoretical time its next unit would go at the average rate.
     lanes: HashMap<String, Timestamp>,
     /// Sends sent back to the outbox, and the start each holds.
-    held: HashMap<PauseId, Timestamp>,
+    held: HashMap<DeliveryKey, Timestamp>,
 }
 
 impl Pacer {
-    /// When the send of `pause` may start on `lane`, costing `units`: `now` or later. The
+    /// When the send of `delivery` may start on `lane`, costing `units`: `now` or later. The
     /// time is reserved; a send that holds a reservation (see [`Pacer::hold`]) gets it back.
     pub fn start(
         &self,
         lane: &str,
         rate: Rate,
         units: u32,
-        pause: PauseId,
+        delivery: DeliveryKey,
         now: Timestamp,
     ) -> Timestamp {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(held) = state.held.remove(&pause) {
+        if let Some(held) = state.held.remove(&delivery) {
             return held.max(now);
         }
         state.sweep(now);
@@ -86,10 +86,10 @@ impl Pacer {
         start
     }
 
-    /// Keeps the start of `pause`, which goes back to the outbox until then.
-    pub fn hold(&self, pause: PauseId, start: Timestamp) {
+    /// Keeps the start of `delivery`, which goes back to the outbox until then.
+    pub fn hold(&self, delivery: DeliveryKey, start: Timestamp) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.held.insert(pause, start);
+        state.held.insert(delivery, start);
     }
 
     /// Starts nothing on `lane` before `until`: the provider said so (`429`, `Retry-After`).
@@ -161,8 +161,12 @@ mod tests {
         Timestamp::from_millisecond(1_800_000_000_000 + millis).unwrap()
     }
 
-    fn pause() -> PauseId {
-        PauseId::new()
+    fn pause() -> DeliveryKey {
+        DeliveryKey {
+            pause_id: crate::ids::PauseId::new(),
+            approver: 0,
+            reminder: 0,
+        }
     }
 
     const SLACK: Rate = Rate {

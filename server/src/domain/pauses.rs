@@ -30,6 +30,12 @@ pub enum PauseError {
     NotPending(PauseStatus),
     #[error("the pause expired and is being timed out")]
     Expired,
+    /// This approver answered before; one vote each.
+    #[error("this approver has already answered")]
+    AlreadyVoted,
+    /// The link names an approver the pause does not have.
+    #[error("no such approver")]
+    NoSuchApprover,
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     #[error("this Idempotency-Key was already used for a different request")]
@@ -150,6 +156,9 @@ impl Pauses {
                             "expires_at": pausepoint_api::time::format(&created.expires_at),
                             "metadata": created.metadata,
                             "webhook_url": created.webhook_url,
+                            "approvers": shown_approvers(&created),
+                            "quorum": created.quorum,
+                            "remind_every_seconds": created.remind_every_seconds,
                         }),
                         now,
                     );
@@ -223,23 +232,103 @@ impl Pauses {
             .await
     }
 
-    /// The human answers: pending -> responded, with a choice among the options and a
-    /// note only where the pause allows one.
+    /// The pause's first approver answers (see [`Pauses::vote`]).
     pub async fn respond(
         &self,
         project_id: ProjectId,
         id: PauseId,
         choice: &str,
         text: Option<&str>,
-        actor: Actor,
+    ) -> Result<Pause, PauseError> {
+        self.vote(project_id, id, 0, choice, text).await
+    }
+
+    /// An approver answers, with a choice among the options and a note only where the
+    /// pause allows one. Without a quorum the vote decides the pause; with one, the
+    /// quorum's option decides at its count and any other option at once (a veto). The
+    /// count, the vote, its audit event and a decision it makes are one write, so racing
+    /// votes are counted one after the other and decide once.
+    pub async fn vote(
+        &self,
+        project_id: ProjectId,
+        id: PauseId,
+        approver: u32,
+        choice: &str,
+        text: Option<&str>,
     ) -> Result<Pause, PauseError> {
         let pause = self.get(project_id, id).await?;
+        let voter = pause
+            .approvers
+            .get(approver as usize)
+            .cloned()
+            .ok_or(PauseError::NoSuchApprover)?;
         if pause.status.is_final() {
             return Err(PauseError::NotPending(pause.status));
         }
+        if voter.vote.is_some() {
+            return Err(PauseError::AlreadyVoted);
+        }
         let decision = Decision::parse(&pause.options, pause.allow_text_response, choice, text)?;
-        self.finish(project_id, id, Outcome::Responded(decision), actor, now())
-            .await
+        let several = pause.approvers.len() > 1;
+        let now = now();
+        let pause = self
+            .store
+            .write(move |tx| {
+                Box::pin(async move {
+                    let Some(tally) = tx.count_vote(project_id, id, &decision.choice, now).await?
+                    else {
+                        return Err(not_pending(tx, project_id, id).await);
+                    };
+                    if !tx.record_vote(id, approver, &decision, now).await? {
+                        return Err(PauseError::AlreadyVoted);
+                    }
+                    tx.skip_deliveries_of(id, Some(approver), now);
+                    let actor = Actor::approver(&voter);
+                    // One approver's vote is the decision itself: `pause.responded` says
+                    // it all, as it always has.
+                    if several || tally.quorum.is_some() {
+                        tx.append_audit(
+                            project_id,
+                            AuditEventKind::PauseVoteRecorded,
+                            Some(id),
+                            &actor,
+                            json!({
+                                "approver": approver,
+                                "tier": voter.tier,
+                                "channel": voter.channel,
+                                "recipient": shown_recipient(voter.channel, &voter.recipient),
+                                "choice": decision.choice,
+                                "text": decision.text,
+                                "approvals": tally.approvals,
+                                "quorum": tally.quorum.as_ref().map(|(option, count)| {
+                                    json!({ "option": option, "count": count })
+                                }),
+                            }),
+                            now,
+                        );
+                    }
+                    if tally.decides(&decision.choice) {
+                        decide(
+                            tx,
+                            project_id,
+                            id,
+                            &Outcome::Responded(decision),
+                            &actor,
+                            now,
+                        )
+                        .await
+                    } else {
+                        tx.announce(Change::PauseChanged { pause_id: id });
+                        tx.pause(project_id, id).await?.ok_or(PauseError::NotFound)
+                    }
+                })
+            })
+            .await?;
+        if pause.status.is_final() {
+            self.with_receipt(project_id, pause).await
+        } else {
+            Ok(pause)
+        }
     }
 
     /// Nobody answered: pending -> timed_out, allowed once `now` reaches `expires_at`.
@@ -301,20 +390,26 @@ impl Pauses {
         }
     }
 
-    /// Records `pause.viewed` the first time the human opens the pause's link.
+    /// Records `pause.viewed` the first time an approver opens their link.
     pub async fn record_view(
         &self,
         project_id: ProjectId,
         pause: &Pause,
+        approver: u32,
         user_agent: &str,
     ) -> Result<(), PauseError> {
         let now = now();
         let user_agent: String = user_agent.chars().take(200).collect();
         let id = PauseId::from(pause.pause_id);
-        let actor = Actor::recipient(pause);
+        let viewer = pause
+            .approvers
+            .get(approver as usize)
+            .ok_or(PauseError::NoSuchApprover)?;
+        let actor = Actor::approver(viewer);
         let data = json!({
-            "channel": pause.channel,
-            "recipient": shown_recipient(pause.channel, &pause.recipient),
+            "approver": approver,
+            "channel": viewer.channel,
+            "recipient": shown_recipient(viewer.channel, &viewer.recipient),
             "message": pause.message,
             "options": pause.options,
             "user_agent": user_agent,
@@ -322,7 +417,7 @@ impl Pauses {
         self.store
             .write(move |tx| {
                 Box::pin(async move {
-                    if tx.mark_viewed(id, now).await? {
+                    if tx.mark_viewed(id, approver, now).await? {
                         tx.append_audit(
                             project_id,
                             AuditEventKind::PauseViewed,
@@ -377,16 +472,9 @@ async fn decide(
     now: Timestamp,
 ) -> Result<Pause, PauseError> {
     let Some(pause) = tx.finish_pause(project_id, id, outcome, now).await? else {
-        let current = tx
-            .pause(project_id, id)
-            .await?
-            .ok_or(PauseError::NotFound)?;
-        return Err(if current.status.is_final() {
-            PauseError::NotPending(current.status)
-        } else {
-            PauseError::Expired
-        });
+        return Err(not_pending(tx, project_id, id).await);
     };
+    tx.skip_deliveries_of(id, None, now);
     let event = match outcome {
         Outcome::Responded(_) => AuditEventKind::PauseResponded,
         Outcome::TimedOut => AuditEventKind::PauseTimedOut,
@@ -410,9 +498,57 @@ async fn decide(
     Ok(pause)
 }
 
+/// Why a change that needed a pending pause found none: decided, or past its deadline.
+async fn not_pending(tx: &mut Tx, project_id: ProjectId, id: PauseId) -> PauseError {
+    match tx.pause(project_id, id).await {
+        Ok(Some(current)) if current.status.is_final() => PauseError::NotPending(current.status),
+        Ok(Some(_)) => PauseError::Expired,
+        Ok(None) => PauseError::NotFound,
+        Err(e) => e.into(),
+    }
+}
+
+/// The approvers as an auditor may see them (a Slack URL only by its start).
+fn shown_approvers(pause: &Pause) -> Value {
+    pause
+        .approvers
+        .iter()
+        .map(|a| {
+            json!({
+                "recipient": shown_recipient(a.channel, &a.recipient),
+                "channel": a.channel,
+                "tier": a.tier,
+                "notify_at": pausepoint_api::time::format(&a.notify_at),
+            })
+        })
+        .collect()
+}
+
+/// Every vote given, in the order given.
+fn shown_votes(pause: &Pause) -> Value {
+    let mut votes: Vec<(&pausepoint_api::Approver, &pausepoint_api::Vote)> = pause
+        .approvers
+        .iter()
+        .filter_map(|a| a.vote.as_ref().map(|v| (a, v)))
+        .collect();
+    votes.sort_by_key(|(_, v)| v.at);
+    votes
+        .into_iter()
+        .map(|(a, v)| {
+            json!({
+                "recipient": shown_recipient(a.channel, &a.recipient),
+                "choice": v.choice,
+                "text": v.text,
+                "at": pausepoint_api::time::format(&v.at),
+            })
+        })
+        .collect()
+}
+
 /// What an auditor needs to see about a decision: the outcome and what was asked.
 fn decision_context(pause: &Pause) -> Value {
     json!({
+        "votes": shown_votes(pause),
         "status": pause.status,
         "response_choice": pause.response_choice,
         "response_text": pause.response_text,

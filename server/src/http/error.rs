@@ -158,6 +158,12 @@ impl From<PauseError> for ApiError {
                 error.field = Some("Idempotency-Key".into());
                 error
             }
+            PauseError::AlreadyVoted => ApiError::new(
+                StatusCode::CONFLICT,
+                "already_voted",
+                "this approver has already answered; each approver answers once",
+            ),
+            PauseError::NoSuchApprover => ApiError::not_found("no such approver of this pause"),
             PauseError::Store(e) => e.into(),
         }
     }

@@ -14,7 +14,6 @@ use super::AppState;
 use crate::domain::links::LinkError;
 use crate::domain::pauses::{self, PauseError};
 use crate::ids::{PauseId, ProjectId};
-use crate::store::Actor;
 use crate::views;
 
 /// An HTML page with the response page's headers.
@@ -51,25 +50,33 @@ pub async fn with_page_headers(mut response: Response) -> Response {
     response
 }
 
-/// A pause opened by a valid link, with the name of the project that asks.
+/// A pause opened by a valid link, with the name of the project that asks and the
+/// approver the link is for.
 struct Opened {
     project_id: ProjectId,
     project: String,
     pause: Pause,
+    approver: u32,
 }
 
 /// Follows a token to its pause, or to the page that says why not.
 async fn open(state: &AppState, token: &str) -> Result<Opened, Page> {
-    let id = match state.app.links().verify(token, pauses::now()) {
-        Ok(id) => id,
+    let target = match state.app.links().verify(token, pauses::now()) {
+        Ok(target) => target,
         Err(LinkError::Invalid) => return Err(Page(StatusCode::NOT_FOUND, views::invalid_link())),
         Err(LinkError::Expired) => return Err(Page(StatusCode::GONE, views::expired_link())),
     };
     let store = state.app.store();
-    let found = store.pause_anywhere(id).await.map_err(|e| failure(&e))?;
+    let found = store
+        .pause_anywhere(target.pause_id)
+        .await
+        .map_err(|e| failure(&e))?;
     let Some((project_id, pause)) = found else {
         return Err(Page(StatusCode::NOT_FOUND, views::invalid_link()));
     };
+    if pause.approvers.len() <= target.approver as usize {
+        return Err(Page(StatusCode::NOT_FOUND, views::invalid_link()));
+    }
     let project = store
         .project(project_id)
         .await
@@ -80,6 +87,7 @@ async fn open(state: &AppState, token: &str) -> Result<Opened, Page> {
         project_id,
         project,
         pause,
+        approver: target.approver,
     })
 }
 
@@ -137,7 +145,7 @@ pub async fn show(
     if let Err(e) = state
         .app
         .pauses()
-        .record_view(opened.project_id, pause, user_agent)
+        .record_view(opened.project_id, pause, opened.approver, user_agent)
         .await
     {
         tracing::error!(error = %e, "could not record that a pause was viewed");
@@ -155,6 +163,7 @@ pub async fn show(
             now,
             preselected,
             error: None,
+            approver: opened.approver,
         }),
     )
 }
@@ -197,20 +206,40 @@ pub async fn answer(State(state): State<AppState>, Path(token): Path<String>, bo
         );
     };
     let pause = &opened.pause;
-    let actor = Actor::recipient(pause);
     let result = state
         .app
         .pauses()
-        .respond(
+        .vote(
             opened.project_id,
             PauseId::from(pause.pause_id),
+            opened.approver,
             &answer.choice,
             answer.note.as_deref(),
-            actor,
         )
         .await;
     match result {
-        Ok(decided) => Page(StatusCode::OK, views::recorded(&decided, &opened.project)),
+        Ok(after) => Page(
+            StatusCode::OK,
+            views::recorded(&after, &opened.project, opened.approver, pauses::now()),
+        ),
+        Err(PauseError::AlreadyVoted) => {
+            let current = match state
+                .app
+                .store()
+                .pause_anywhere(PauseId::from(pause.pause_id))
+                .await
+            {
+                Ok(Some((_, current))) => current,
+                Ok(None) => return Page(StatusCode::NOT_FOUND, views::invalid_link()),
+                Err(e) => return failure(&e),
+            };
+            let page = if current.status.is_final() {
+                views::decided(&current, &opened.project)
+            } else {
+                views::already_voted(&current, &opened.project, opened.approver, pauses::now())
+            };
+            Page(StatusCode::CONFLICT, page)
+        }
         Err(PauseError::NotPending(_) | PauseError::Expired) => {
             // Show the state that won, read afresh.
             let current = match state
@@ -240,6 +269,7 @@ pub async fn answer(State(state): State<AppState>, Path(token): Path<String>, bo
                 now: pauses::now(),
                 preselected: None,
                 error: Some(&e.message),
+                approver: opened.approver,
             }),
         ),
         Err(e) => failure(&e),

@@ -41,7 +41,8 @@ const MAX_PAGE: u32 = 100;
     request_body(content = CreatePause, examples(
         ("sms" = (summary = "SMS", value = json!({"recipient": "+15550100", "channel": "sms", "message": "Your agent wants to send a $340 wire to Acme Corp. Approve?", "options": ["Approve", "Reject"], "timeout_hours": 4, "timeout_default": "Reject", "metadata": {"amount": 340, "recipient_name": "Acme Corp"}}))),
         ("email" = (summary = "Email", value = json!({"recipient": "cfo@company.com", "channel": "email", "message": "The sales agent has drafted a campaign email to 200 leads. Send it?", "options": ["Send it", "Edit first", "Cancel"], "timeout_hours": 24, "timeout_default": "Cancel"}))),
-        ("slack" = (summary = "Slack", value = json!({"recipient": "https://hooks.slack.com/services/T000/B000/XXXX", "channel": "slack", "message": "Delete 14,000 stale user records from the test environment?", "options": ["Delete", "Keep", "Ask me tomorrow"], "timeout_hours": 8})))
+        ("slack" = (summary = "Slack", value = json!({"recipient": "https://hooks.slack.com/services/T000/B000/XXXX", "channel": "slack", "message": "Delete 14,000 stale user records from the test environment?", "options": ["Delete", "Keep", "Ask me tomorrow"], "timeout_hours": 8}))),
+        ("several" = (summary = "Two of three finance leads, escalating to the CFO", value = json!({"recipients": [{"recipient": "dana@company.com"}, {"recipient": "lee@company.com"}, {"recipient": "+15550100", "channel": "sms"}], "message": "Wire $84,000 to Meridian Freight?", "options": ["Approve", "Reject"], "quorum": {"option": "Approve", "count": 2}, "escalation": [{"after_seconds": 1800, "recipients": [{"recipient": "cfo@company.com"}]}], "remind_every_seconds": 900, "timeout_hours": 4, "timeout_default": "Reject"})))
     )),
     responses(
         (status = 201, description = "The pause, pending", body = Pause, headers(
@@ -66,8 +67,15 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let pause = NewPause::parse(body.value, caller.key.project_max_timeout)?;
     let allow_private = state.app.config().allow_private_network;
-    if let Recipient::Slack(url) = &pause.recipient {
-        outbound::check_url(url, allow_private).map_err(|e| ApiError::invalid("recipient", e))?;
+    for approver in &pause.approvers {
+        if let Recipient::Slack(url) = &approver.recipient {
+            let field = if pause.approvers.len() == 1 {
+                "recipient"
+            } else {
+                "recipients"
+            };
+            outbound::check_url(url, allow_private).map_err(|e| ApiError::invalid(field, e))?;
+        }
     }
     if let Some(url) = &pause.webhook_url {
         outbound::check_url(url, allow_private).map_err(|e| ApiError::invalid("webhook_url", e))?;

@@ -45,6 +45,14 @@ impl Actor {
             &pause.recipient,
         ))
     }
+
+    /// One of a pause's approvers, shown the same way.
+    pub fn approver(approver: &pausepoint_api::Approver) -> Actor {
+        Actor::Recipient(pausepoint_api::shown_recipient(
+            approver.channel,
+            &approver.recipient,
+        ))
+    }
 }
 
 impl fmt::Display for Actor {

@@ -1,8 +1,14 @@
-//! Delivery rows: one per pause, written with it, so a notification survives a crash.
+//! Delivery rows: one per approver and notice (the first, then each reminder), written
+//! with the pause, so a notification survives a crash and an escalation or a reminder is
+//! a row due at its time.
 //! Workers take them through the [`super::outbox`] like any other pending work.
 
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
 use jiff::Timestamp;
-use pausepoint_api::{Channel, DeliveryStatus, Pause};
+use pausepoint_api::{Approver, Channel, DeliveryStatus, Pause};
 
 use super::db::{args, Arg, Conn};
 use super::{StoreError, Tx};
@@ -30,32 +36,80 @@ impl DeliveryState {
     }
 }
 
+/// A delivery's key: the pause, the approver, and which notice (0 the first, then the
+/// reminders). Written `{pause_id}:{approver}:{reminder}`, the outbox's one key column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeliveryKey {
+    pub pause_id: PauseId,
+    pub approver: u32,
+    pub reminder: u32,
+}
+
+impl fmt::Display for DeliveryKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.pause_id, self.approver, self.reminder)
+    }
+}
+
+impl FromStr for DeliveryKey {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut parts = s.split(':');
+        let (Some(pause_id), Some(approver), Some(reminder), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(format!("{s:?} is not a delivery key"));
+        };
+        Ok(DeliveryKey {
+            pause_id: pause_id.parse().map_err(|e| format!("{s:?}: {e}"))?,
+            approver: approver.parse().map_err(|e| format!("{s:?}: {e}"))?,
+            reminder: reminder.parse().map_err(|e| format!("{s:?}: {e}"))?,
+        })
+    }
+}
+
 /// A claimed delivery, with what sending it needs.
 #[derive(Debug, Clone)]
 pub struct DueDelivery {
+    pub key: DeliveryKey,
     pub project_id: ProjectId,
     pub project_name: String,
     pub pause: Pause,
+    /// Attempts made so far at this delivery.
+    pub attempts: u32,
+}
+
+impl DueDelivery {
+    /// The approver this delivery reaches.
+    pub fn approver(&self) -> Option<&Approver> {
+        self.pause.approvers.get(self.key.approver as usize)
+    }
 }
 
 impl Tx {
-    /// Writes the pending delivery of a new pause.
+    /// Writes a pending delivery, due at `due`.
     pub(crate) fn insert_delivery(
         &mut self,
         project_id: ProjectId,
-        pause_id: PauseId,
+        key: DeliveryKey,
         channel: Channel,
+        due: Timestamp,
         now: Timestamp,
     ) {
         self.defer(
-            "INSERT INTO deliveries (pause_id, project_id, channel, status, next_attempt_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO deliveries (id, pause_id, approver, reminder, project_id, channel, \
+                 status, next_attempt_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             args![
-                &pause_id.to_string(),
+                &key.to_string(),
+                &key.pause_id.to_string(),
+                key.approver,
+                key.reminder,
                 &project_id.to_string(),
                 channel.as_str(),
                 DeliveryStatus::Pending.as_str(),
-                now,
+                due,
                 now
             ],
         );
@@ -64,7 +118,7 @@ impl Tx {
     /// Records attempt number `attempt` and releases the lease.
     pub fn record_delivery_attempt(
         &mut self,
-        pause_id: PauseId,
+        key: DeliveryKey,
         attempt: u32,
         state: DeliveryState,
         error: Option<&str>,
@@ -75,46 +129,81 @@ impl Tx {
             "UPDATE deliveries \
              SET status = $2, attempts = $3, last_error = $4, next_attempt_at = $5, \
                  lease_until = NULL, updated_at = $6 \
-             WHERE pause_id = $1",
-            args![
-                &pause_id.to_string(),
-                status.as_str(),
-                attempt,
-                error,
-                next,
-                now
-            ],
+             WHERE id = $1",
+            args![&key.to_string(), status.as_str(), attempt, error, next, now],
         );
     }
 
     /// Puts a delivery back unsent and unattempted, due at `start`: its provider's rate
     /// gives it that turn.
-    pub fn pace_delivery(&mut self, pause_id: PauseId, start: Timestamp) {
+    pub fn pace_delivery(&mut self, key: DeliveryKey, start: Timestamp) {
         self.defer(
             "UPDATE deliveries SET next_attempt_at = $2, lease_until = NULL \
-             WHERE pause_id = $1 AND status = 'pending'",
-            args![&pause_id.to_string(), start],
+             WHERE id = $1 AND status = 'pending'",
+            args![&key.to_string(), start],
         );
     }
 
-    /// Gives up on a delivery whose pause was decided before it could be sent.
-    pub fn skip_delivery(&mut self, pause_id: PauseId, now: Timestamp) {
+    /// Gives up on a delivery that is no longer wanted (its pause was decided, or its
+    /// approver answered, before it could be sent).
+    pub fn skip_delivery(&mut self, key: DeliveryKey, now: Timestamp) {
         self.defer(
             "UPDATE deliveries SET status = 'skipped', lease_until = NULL, updated_at = $2 \
-             WHERE pause_id = $1 AND status = 'pending'",
-            args![&pause_id.to_string(), now],
+             WHERE id = $1 AND status = 'pending'",
+            args![&key.to_string(), now],
         );
+    }
+
+    /// Gives up on every notice of the pause not sent yet (of one approver, if named): a
+    /// decided pause, or an approver who answered, is not asked again.
+    pub fn skip_deliveries_of(&mut self, pause_id: PauseId, approver: Option<u32>, now: Timestamp) {
+        match approver {
+            None => self.defer(
+                "UPDATE deliveries SET status = 'skipped', updated_at = $2 \
+                 WHERE pause_id = $1 AND status = 'pending' AND lease_until IS NULL",
+                args![&pause_id.to_string(), now],
+            ),
+            Some(approver) => self.defer(
+                "UPDATE deliveries SET status = 'skipped', updated_at = $3 \
+                 WHERE pause_id = $1 AND approver = $2 AND status = 'pending' \
+                   AND lease_until IS NULL",
+                args![&pause_id.to_string(), approver, now],
+            ),
+        }
     }
 }
 
 impl Conn {
-    /// The pauses of claimed deliveries, with their projects' names.
+    /// The claimed deliveries with these keys, each with its pause (approvers included)
+    /// and its project's name.
     pub async fn due_deliveries(
         &mut self,
-        pause_ids: &[String],
+        keys: &[String],
     ) -> Result<Vec<DueDelivery>, StoreError> {
-        let mut due = Vec::with_capacity(pause_ids.len());
-        for chunk in pause_ids.chunks(100) {
+        let mut rows: Vec<(DeliveryKey, u32)> = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT id, attempts FROM deliveries WHERE id IN ({})",
+                placeholders.join(", ")
+            );
+            let args: Vec<Arg<'_>> = chunk.iter().map(Arg::from).collect();
+            rows.extend(
+                self.fetch_all("deliveries", &sql, &args, |row| {
+                    let key = row
+                        .text("id")?
+                        .parse()
+                        .map_err(|e: String| StoreError::corrupt("deliveries", e))?;
+                    Ok((key, row.count("attempts")?))
+                })
+                .await?,
+            );
+        }
+        let mut ids: Vec<String> = rows.iter().map(|(k, _)| k.pause_id.to_string()).collect();
+        ids.sort();
+        ids.dedup();
+        let mut pauses = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(100) {
             let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "{} WHERE p.id IN ({})",
@@ -122,18 +211,35 @@ impl Conn {
                 placeholders.join(", ")
             );
             let args: Vec<Arg<'_>> = chunk.iter().map(Arg::from).collect();
-            due.extend(
+            pauses.extend(
                 self.fetch_all("pauses", &sql, &args, |row| {
                     let (project_id, pause) = super::pauses::with_project(row)?;
-                    Ok(DueDelivery {
-                        project_id,
-                        project_name: row.text("project_name")?,
-                        pause,
-                    })
+                    Ok((project_id, row.text("project_name")?, pause))
                 })
                 .await?,
             );
         }
-        Ok(due)
+        let mut found: Vec<Pause> = pauses.iter().map(|(_, _, p)| p.clone()).collect();
+        self.attach_approvers(&mut found).await?;
+        let pauses: HashMap<PauseId, (ProjectId, String, Pause)> = pauses
+            .into_iter()
+            .zip(found)
+            .map(|((project_id, name, _), pause)| {
+                (PauseId::from(pause.pause_id), (project_id, name, pause))
+            })
+            .collect();
+        Ok(rows
+            .into_iter()
+            .filter_map(|(key, attempts)| {
+                let (project_id, project_name, pause) = pauses.get(&key.pause_id)?.clone();
+                Some(DueDelivery {
+                    key,
+                    project_id,
+                    project_name,
+                    pause,
+                    attempts,
+                })
+            })
+            .collect())
     }
 }

@@ -14,12 +14,14 @@
 //! - [`keys`]: API keys, stored as SHA-256 hashes only.
 //! - [`pauses`]: pause rows and their one-way status change.
 //! - [`audit`]: the append-only, hash-chained audit log.
-//! - [`deliveries`]: the durable notification of each pause's human.
+//! - [`approvers`]: who is asked to decide a pause, and their votes.
+//! - [`deliveries`]: the durable notifications of each approver.
 //! - [`outbox`]: how workers claim rows of work (deliveries, webhook events).
 //! - [`webhooks`]: webhook events, their attempts, and each project's signing secrets.
 //! - [`proof`]: the keys that sign checkpoints and receipts, and the reads proofs need.
 //! - [`settings`]: server-wide values such as the link-signing key.
 
+pub mod approvers;
 pub mod audit;
 pub mod db;
 pub mod deliveries;

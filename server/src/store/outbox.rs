@@ -22,10 +22,10 @@ impl Outbox {
     }
 }
 
-/// One delivery per pause and approver, to its human.
+/// One delivery per approver and notice, to its human.
 pub const DELIVERIES: Outbox = Outbox {
     table: "deliveries",
-    key: "pause_id",
+    key: "id",
 };
 /// Webhook events, to the pause's `webhook_url`.
 pub const WEBHOOK_EVENTS: Outbox = Outbox {

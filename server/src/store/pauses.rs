@@ -3,7 +3,7 @@
 
 use jiff::Timestamp;
 use pausepoint_api::validation::NewPause;
-use pausepoint_api::{Channel, Decision, Delivery, DeliveryStatus, Pause, PauseStatus};
+use pausepoint_api::{Channel, Decision, Delivery, DeliveryStatus, Pause, PauseStatus, Quorum};
 use serde_json::{Map, Value};
 
 use super::db::{args, Arg, Conn, OwnedArg, Query, Row};
@@ -51,6 +51,7 @@ macro_rules! pause_columns {
         "SELECT p.id, p.project_id, p.status, p.channel, p.recipient, p.message, \
          p.options, p.allow_text_response, p.timeout_default, p.response_choice, p.response_text, \
          p.response_at, p.created_at, p.expires_at, p.metadata, p.webhook_url, p.request_hash, \
+         p.quorum_option, p.quorum_count, p.remind_every_seconds, \
          d.status AS delivery_status, d.attempts AS delivery_attempts, \
          d.last_error AS delivery_last_error"
     };
@@ -130,16 +131,19 @@ pub fn pauses_with_ids_query(project_id: ProjectId, ids: &[PauseId]) -> Query {
     query
 }
 
-/// Every read of a pause goes through this, so a pause always carries its delivery.
+/// Every read of a pause goes through this, so a pause always carries its delivery (the
+/// first approver's first notice); its approvers come from [`Conn::attach_approvers`].
 const SELECT: &str = concat!(
     pause_columns!(),
-    " FROM pauses p LEFT JOIN deliveries d ON d.pause_id = p.id"
+    " FROM pauses p LEFT JOIN deliveries d \
+       ON d.pause_id = p.id AND d.approver = 0 AND d.reminder = 0"
 );
 /// The same, with the name of the pause's project.
 pub(super) const SELECT_WITH_PROJECT: &str = concat!(
     pause_columns!(),
     ", pr.name AS project_name \
-     FROM pauses p LEFT JOIN deliveries d ON d.pause_id = p.id \
+     FROM pauses p LEFT JOIN deliveries d \
+       ON d.pause_id = p.id AND d.approver = 0 AND d.reminder = 0 \
      JOIN projects pr ON pr.id = p.project_id"
 );
 
@@ -168,6 +172,18 @@ fn from_row(row: &dyn Row) -> Result<Pause, StoreError> {
         webhook_url: row.opt_text("webhook_url")?,
         delivery: delivery_from_row(row)?,
         receipt: None,
+        approvers: Vec::new(),
+        quorum: match row.opt_text("quorum_option")? {
+            Some(option) => Some(Quorum {
+                option,
+                count: row.count("quorum_count")?,
+            }),
+            None => None,
+        },
+        remind_every_seconds: row
+            .opt_int("remind_every_seconds")?
+            .map(|s| u64::try_from(s).map_err(|e| corrupt(format!("remind_every_seconds: {e}"))))
+            .transpose()?,
     })
 }
 
@@ -196,13 +212,26 @@ impl Conn {
         id: PauseId,
     ) -> Result<Option<Pause>, StoreError> {
         let sql = format!("{SELECT} WHERE p.id = $1 AND p.project_id = $2");
-        self.fetch_optional(
-            TABLE,
-            &sql,
-            args![&id.to_string(), &project_id.to_string()],
-            from_row,
-        )
-        .await
+        let pause = self
+            .fetch_optional(
+                TABLE,
+                &sql,
+                args![&id.to_string(), &project_id.to_string()],
+                from_row,
+            )
+            .await?;
+        self.with_approvers(pause).await
+    }
+
+    /// `pause` with its approvers.
+    async fn with_approvers(&mut self, pause: Option<Pause>) -> Result<Option<Pause>, StoreError> {
+        let Some(pause) = pause else {
+            return Ok(None);
+        };
+        let mut pauses = [pause];
+        self.attach_approvers(&mut pauses).await?;
+        let [pause] = pauses;
+        Ok(Some(pause))
     }
 
     /// The pause with this id and the project it belongs to. Only for callers that proved
@@ -212,8 +241,16 @@ impl Conn {
         id: PauseId,
     ) -> Result<Option<(ProjectId, Pause)>, StoreError> {
         let sql = format!("{SELECT} WHERE p.id = $1");
-        self.fetch_optional(TABLE, &sql, args![&id.to_string()], with_project)
-            .await
+        let Some((project_id, pause)) = self
+            .fetch_optional(TABLE, &sql, args![&id.to_string()], with_project)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(self
+            .with_approvers(Some(pause))
+            .await?
+            .map(|pause| (project_id, pause)))
     }
 
     /// The project's pause created with this `Idempotency-Key`.
@@ -223,13 +260,24 @@ impl Conn {
         key: &str,
     ) -> Result<Option<IdempotentPause>, StoreError> {
         let sql = format!("{SELECT} WHERE p.project_id = $1 AND p.idempotency_key = $2");
-        self.fetch_optional(TABLE, &sql, args![&project_id.to_string(), key], |row| {
-            Ok(IdempotentPause {
-                pause: from_row(row)?,
-                request_hash: row.opt_text("request_hash")?,
+        let Some(found) = self
+            .fetch_optional(TABLE, &sql, args![&project_id.to_string(), key], |row| {
+                Ok(IdempotentPause {
+                    pause: from_row(row)?,
+                    request_hash: row.opt_text("request_hash")?,
+                })
             })
-        })
-        .await
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(self
+            .with_approvers(Some(found.pause))
+            .await?
+            .map(|pause| IdempotentPause {
+                pause,
+                request_hash: found.request_hash,
+            }))
     }
 
     /// A page of the project's pauses matching `filter`, newest first, strictly older
@@ -242,8 +290,11 @@ impl Conn {
         limit: u32,
     ) -> Result<Vec<Pause>, StoreError> {
         let query = list_query(project_id, filter, before, limit);
-        self.fetch_all(TABLE, query.sql(), &query.args(), from_row)
-            .await
+        let mut pauses = self
+            .fetch_all(TABLE, query.sql(), &query.args(), from_row)
+            .await?;
+        self.attach_approvers(&mut pauses).await?;
+        Ok(pauses)
     }
 
     /// The project's pauses with these ids (those that exist).
@@ -256,8 +307,11 @@ impl Conn {
             return Ok(Vec::new());
         }
         let query = pauses_with_ids_query(project_id, ids);
-        self.fetch_all(TABLE, query.sql(), &query.args(), from_row)
-            .await
+        let mut pauses = self
+            .fetch_all(TABLE, query.sql(), &query.args(), from_row)
+            .await?;
+        self.attach_approvers(&mut pauses).await?;
+        Ok(pauses)
     }
 
     /// Pending pauses whose deadline has passed at `now`, earliest first.
@@ -311,14 +365,19 @@ impl Tx {
         let sql =
             "INSERT INTO pauses (id, project_id, status, channel, recipient, message, options, \
                  allow_text_response, timeout_default, created_at, expires_at, metadata, \
-                 webhook_url, idempotency_key, request_hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+                 webhook_url, idempotency_key, request_hash, quorum_option, quorum_count, \
+                 remind_every_seconds) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                 $17, $18)";
+        let remind_every = pause
+            .remind_every
+            .map(|every| i64::try_from(every.as_secs()).unwrap_or(i64::MAX));
         let args: &[Arg<'_>] = args![
             &id_text,
             &project_text,
             PauseStatus::Pending.as_str(),
             pause.channel().as_str(),
-            pause.recipient.as_str(),
+            pause.recipient().as_str(),
             &pause.message,
             &options,
             pause.allow_text_response,
@@ -329,6 +388,9 @@ impl Tx {
             webhook_url.as_deref(),
             idempotency.map(|i| i.key.as_str()),
             idempotency.map(|i| i.request_hash.as_str()),
+            pause.quorum.as_ref().map(|q| q.option.as_str()),
+            pause.quorum.as_ref().map(|q| i64::from(q.count)),
+            remind_every,
         ];
         if idempotency.is_some() {
             // Two requests with one key may race: the loser's insert must fail within its
@@ -337,12 +399,12 @@ impl Tx {
         } else {
             self.defer(sql, args);
         }
-        self.insert_delivery(project_id, id, pause.channel(), created_at);
+        let approvers = self.insert_approvers(project_id, id, pause, created_at, expires_at);
         Ok(Pause {
             pause_id: id.into(),
             status: PauseStatus::Pending,
             channel: pause.channel(),
-            recipient: pause.recipient.as_str().to_owned(),
+            recipient: pause.recipient().as_str().to_owned(),
             message: pause.message.clone(),
             options: pause.options.as_slice().to_vec(),
             allow_text_response: pause.allow_text_response,
@@ -360,18 +422,10 @@ impl Tx {
                 last_error: None,
             }),
             receipt: None,
+            approvers,
+            quorum: pause.quorum.clone(),
+            remind_every_seconds: pause.remind_every.map(|every| every.as_secs()),
         })
-    }
-
-    /// Marks the pause as opened by its human; true only the first time.
-    pub async fn mark_viewed(&mut self, id: PauseId, now: Timestamp) -> Result<bool, StoreError> {
-        let updated = self
-            .execute(
-                "UPDATE pauses SET viewed_at = $2 WHERE id = $1 AND viewed_at IS NULL",
-                args![&id.to_string(), now],
-            )
-            .await?;
-        Ok(updated == 1)
     }
 
     /// Moves the pause from `pending` to the outcome's status. None when it was not

@@ -1,5 +1,8 @@
-//! The delivery worker. Each pause has a delivery row, written with it; this worker sends
-//! it right after the create is acknowledged (a create never waits for a provider),
+//! The delivery worker. Each approver of a pause has delivery rows, written with it: the
+//! first notice (due at once, or when an escalation tier's time comes) and any
+//! reminders. This worker sends each when it is due (a create never waits for a provider),
+//! skips those no longer wanted (the pause decided or past its deadline, the approver
+//! answered),
 //! retries with backoff when a provider is down or slow (never when it refuses), and
 //! records every attempt as an audit event and in the pause's `delivery` field. It runs
 //! as an [`super::outbox`] pipeline: many sends at once, results recorded in batches.
@@ -15,13 +18,13 @@ use super::outbox::OutboxWork;
 use super::outcome::{self, SendOutcome};
 use crate::channels::pace::WAIT_IN_FLIGHT;
 use crate::channels::{Channels, Notice};
-use crate::domain::links::{self, Links};
+use crate::domain::links::{self, LinkTarget, Links};
 use crate::domain::pauses::now;
 use crate::hub::Change;
-use crate::ids::{PauseId, ProjectId};
-use crate::store::deliveries::{DeliveryState, DueDelivery};
+use crate::store::deliveries::{DeliveryKey, DeliveryState, DueDelivery};
 use crate::store::outbox::{Outbox, DELIVERIES};
 use crate::store::{Actor, Store, StoreError};
+use crate::views;
 
 /// The delivery worker's state.
 pub struct Deliveries {
@@ -32,23 +35,22 @@ pub struct Deliveries {
     retry: Vec<Duration>,
 }
 
-/// A claimed delivery: to send, or to skip (its pause was decided first).
+/// A claimed delivery: to send, or to skip (no longer wanted).
 pub enum Due {
     Send(Box<DueDelivery>),
-    Skip(PauseId),
+    Skip(DeliveryKey),
 }
 
 /// One finished delivery.
 pub enum Done {
     Attempted {
-        project_id: ProjectId,
-        pause: Box<pausepoint_api::Pause>,
+        due: Box<DueDelivery>,
         outcome: SendOutcome,
         at: Timestamp,
     },
-    Skipped(PauseId, Timestamp),
+    Skipped(DeliveryKey, Timestamp),
     /// Not sent yet: its provider's rate gives it a later start, when it is due again.
-    Paced(PauseId, Timestamp),
+    Paced(DeliveryKey, Timestamp),
 }
 
 impl Deliveries {
@@ -86,8 +88,9 @@ impl OutboxWork for Deliveries {
         let mut due: Vec<Due> = found
             .into_iter()
             .map(|d| {
-                if d.pause.status.is_final() || d.pause.expires_at <= now {
-                    Due::Skip(PauseId::from(d.pause.pause_id))
+                let answered = d.approver().is_none_or(|a| a.vote.is_some());
+                if d.pause.status.is_final() || d.pause.expires_at <= now || answered {
+                    Due::Skip(d.key)
                 } else {
                     Due::Send(Box::new(d))
                 }
@@ -96,8 +99,8 @@ impl OutboxWork for Deliveries {
         // A claimed row whose pause cannot be read is given up rather than left leased.
         for key in keys {
             if !due.iter().any(|d| Self::key(d) == key) {
-                if let Ok(id) = key.parse() {
-                    due.push(Due::Skip(id));
+                if let Ok(key) = key.parse() {
+                    due.push(Due::Skip(key));
                 }
             }
         }
@@ -106,8 +109,8 @@ impl OutboxWork for Deliveries {
 
     fn key(item: &Due) -> String {
         match item {
-            Due::Send(d) => d.pause.pause_id.to_string(),
-            Due::Skip(id) => id.to_string(),
+            Due::Send(d) => d.key.to_string(),
+            Due::Skip(key) => key.to_string(),
         }
     }
 
@@ -118,13 +121,19 @@ impl OutboxWork for Deliveries {
         let this = Arc::clone(self);
         async move {
             match item {
-                Due::Skip(id) => Done::Skipped(id, now()),
+                Due::Skip(key) => Done::Skipped(key, now()),
                 Due::Send(due) => {
-                    let due = *due;
-                    let pause_id = PauseId::from(due.pause.pause_id);
-                    let token = this.links.token_for(pause_id, due.pause.expires_at);
+                    let Some(asked) = as_asked(&due) else {
+                        return Done::Skipped(due.key, now());
+                    };
+                    let target = LinkTarget {
+                        pause_id: due.key.pause_id,
+                        approver: due.key.approver,
+                    };
+                    let token = this.links.token_for(target, due.pause.expires_at);
                     let mut notice = Notice {
-                        pause: &due.pause,
+                        pause: &asked,
+                        key: due.key,
                         project: &due.project_name,
                         link: links::link(&this.public_url, &token),
                         now: now(),
@@ -132,8 +141,8 @@ impl OutboxWork for Deliveries {
                     let start = this.channels.start(&notice);
                     let wait = super::until(notice.now, Some(start));
                     if wait > WAIT_IN_FLIGHT {
-                        this.channels.hold(pause_id, start);
-                        return Done::Paced(pause_id, start);
+                        this.channels.hold(due.key, start);
+                        return Done::Paced(due.key, start);
                     }
                     if !wait.is_zero() {
                         tokio::time::sleep(wait).await;
@@ -151,12 +160,7 @@ impl OutboxWork for Deliveries {
                         },
                         other => other,
                     };
-                    Done::Attempted {
-                        project_id: due.project_id,
-                        pause: Box::new(due.pause),
-                        outcome,
-                        at,
-                    }
+                    Done::Attempted { due, outcome, at }
                 }
             }
         }
@@ -167,9 +171,9 @@ impl OutboxWork for Deliveries {
         let counted: Vec<(String, SendOutcome)> = done
             .iter()
             .filter_map(|d| match d {
-                Done::Attempted { pause, outcome, .. } => {
-                    Some((pause.channel.to_string(), outcome.clone()))
-                }
+                Done::Attempted { due, outcome, .. } => due
+                    .approver()
+                    .map(|a| (a.channel.to_string(), outcome.clone())),
                 Done::Skipped(..) | Done::Paced(..) => None,
             })
             .collect();
@@ -178,17 +182,16 @@ impl OutboxWork for Deliveries {
                 Box::pin(async move {
                     for done in done {
                         match done {
-                            Done::Skipped(id, at) => {
-                                tx.skip_delivery(id, at);
-                                tx.announce(Change::PauseChanged { pause_id: id });
+                            Done::Skipped(key, at) => {
+                                tx.skip_delivery(key, at);
+                                tx.announce(Change::PauseChanged {
+                                    pause_id: key.pause_id,
+                                });
                             }
-                            Done::Paced(id, start) => tx.pace_delivery(id, start),
-                            Done::Attempted {
-                                project_id,
-                                pause,
-                                outcome,
-                                at,
-                            } => record_attempt(tx, &retry, project_id, &pause, &outcome, at),
+                            Done::Paced(key, start) => tx.pace_delivery(key, start),
+                            Done::Attempted { due, outcome, at } => {
+                                record_attempt(tx, &retry, &due, &outcome, at)
+                            }
                         }
                     }
                     Ok::<_, StoreError>(())
@@ -204,23 +207,65 @@ impl OutboxWork for Deliveries {
 
     fn done_key(done: &Done) -> String {
         match done {
-            Done::Attempted { pause, .. } => pause.pause_id.to_string(),
-            Done::Skipped(id, _) | Done::Paced(id, _) => id.to_string(),
+            Done::Attempted { due, .. } => due.key.to_string(),
+            Done::Skipped(key, _) | Done::Paced(key, _) => key.to_string(),
         }
     }
 }
 
-/// Records one attempt: the delivery's new state and its audit event.
+/// Why this notice comes, when it is not the first asking of tier 0.
+fn reason(due: &DueDelivery) -> Option<String> {
+    let approver = due.approver()?;
+    if due.key.reminder > 0 {
+        return Some("Reminder: this question is still waiting for your answer.".into());
+    }
+    if approver.tier == 0 {
+        return None;
+    }
+    let earlier: Vec<String> = due
+        .pause
+        .approvers
+        .iter()
+        .filter(|a| a.tier < approver.tier)
+        .map(|a| pausepoint_api::shown_recipient(a.channel, &a.recipient))
+        .collect();
+    let waited = approver.notify_at.duration_since(due.pause.created_at);
+    Some(format!(
+        "No answer from {} in {}.",
+        earlier.join(", "),
+        views::human_duration(waited)
+    ))
+}
+
+/// The pause as this delivery's approver is asked it: to them, on their channel, and
+/// with why it comes before the question when it is an escalation or a reminder.
+fn as_asked(due: &DueDelivery) -> Option<pausepoint_api::Pause> {
+    let approver = due.approver()?;
+    let mut asked = due.pause.clone();
+    asked.channel = approver.channel;
+    asked.recipient = approver.recipient.clone();
+    if let Some(reason) = reason(due) {
+        asked.message = format!("{reason}\n\n{}", asked.message);
+    }
+    Some(asked)
+}
+
+/// Records one attempt: the delivery's new state and its audit event (`pause.notified`,
+/// `pause.escalated` for an escalation tier's first notice, `pause.reminded` for a
+/// reminder; `pause.notification_failed` for any that failed).
 fn record_attempt(
     tx: &mut crate::store::Tx,
     retry: &[Duration],
-    project_id: ProjectId,
-    pause: &pausepoint_api::Pause,
+    due: &DueDelivery,
     outcome: &SendOutcome,
     at: Timestamp,
 ) {
-    let pause_id = PauseId::from(pause.pause_id);
-    let attempt = pause.delivery.as_ref().map_or(0, |d| d.attempts) + 1;
+    let pause = &due.pause;
+    let pause_id = due.key.pause_id;
+    let Some(approver) = due.approver() else {
+        return;
+    };
+    let attempt = due.attempts + 1;
     let state = match outcome {
         SendOutcome::Delivered { .. } => DeliveryState::Sent,
         SendOutcome::Logged => DeliveryState::Logged,
@@ -232,21 +277,39 @@ fn record_attempt(
     };
     let error = outcome.error();
     let mut data = json!({
-        "channel": pause.channel,
-        "recipient": pausepoint_api::shown_recipient(pause.channel, &pause.recipient),
+        "channel": approver.channel,
+        "recipient": pausepoint_api::shown_recipient(approver.channel, &approver.recipient),
         "attempt": attempt,
         "message": pause.message,
         "options": pause.options,
     });
+    if pause.approvers.len() > 1 {
+        data["approver"] = json!(due.key.approver);
+        data["tier"] = json!(approver.tier);
+    }
+    if due.key.reminder > 0 {
+        data["reminder"] = json!(due.key.reminder);
+    }
+    let reason = reason(due);
+    if let Some(reason) = &reason {
+        data["reason"] = json!(reason);
+    }
+    let sent = if due.key.reminder > 0 {
+        AuditEventKind::PauseReminded
+    } else if approver.tier > 0 {
+        AuditEventKind::PauseEscalated
+    } else {
+        AuditEventKind::PauseNotified
+    };
     let event = match outcome {
         SendOutcome::Delivered { via, reference } => {
             data["via"] = json!(via);
             data["reference"] = json!(reference);
-            AuditEventKind::PauseNotified
+            sent
         }
         SendOutcome::Logged => {
             data["via"] = json!("console");
-            AuditEventKind::PauseNotified
+            sent
         }
         SendOutcome::RetryLater { .. } | SendOutcome::Refused { .. } => {
             data["error"] = json!(error);
@@ -259,11 +322,18 @@ fn record_attempt(
     };
     match error {
         Some(e) => {
-            tracing::warn!(pause_id = %pause_id, channel = %pause.channel, attempt, error = %e, "delivery failed")
+            tracing::warn!(pause_id = %pause_id, channel = %approver.channel, attempt, error = %e, "delivery failed")
         }
-        None => tracing::debug!(pause_id = %pause_id, channel = %pause.channel, "delivered"),
+        None => tracing::debug!(pause_id = %pause_id, channel = %approver.channel, "delivered"),
     }
-    tx.record_delivery_attempt(pause_id, attempt, state, error, at);
-    tx.append_audit(project_id, event, Some(pause_id), &Actor::System, data, at);
+    tx.record_delivery_attempt(due.key, attempt, state, error, at);
+    tx.append_audit(
+        due.project_id,
+        event,
+        Some(pause_id),
+        &Actor::System,
+        data,
+        at,
+    );
     tx.announce(Change::PauseChanged { pause_id });
 }

@@ -293,8 +293,7 @@ mod tests {
     use super::*;
     use crate::domain::keys;
     use crate::domain::pauses::Pauses;
-    use crate::ids::PauseId;
-    use crate::store::deliveries::DeliveryState;
+    use crate::store::deliveries::{DeliveryKey, DeliveryState};
     use crate::store::outbox::{Backlog, DELIVERIES};
     use crate::store::Actor;
 
@@ -340,8 +339,8 @@ mod tests {
                 .write(move |tx| {
                     Box::pin(async move {
                         for key in done {
-                            let id: PauseId = key.parse().unwrap();
-                            tx.record_delivery_attempt(id, 1, DeliveryState::Sent, None, now);
+                            let key: DeliveryKey = key.parse().unwrap();
+                            tx.record_delivery_attempt(key, 1, DeliveryState::Sent, None, now);
                         }
                         Ok::<_, StoreError>(())
                     })
@@ -366,11 +365,11 @@ mod tests {
             .read(|conn| {
                 Box::pin(conn.fetch_all(
                     "deliveries",
-                    "SELECT pause_id, status, lease_until FROM deliveries ORDER BY pause_id",
+                    "SELECT id, status, lease_until FROM deliveries ORDER BY id",
                     &[],
                     |row| {
                         Ok((
-                            row.text("pause_id")?,
+                            row.text("id")?,
                             row.text("status")?,
                             row.opt_int("lease_until")?,
                         ))
@@ -404,7 +403,8 @@ mod tests {
                 .create(key.record.project_id, Actor::System, pause, None)
                 .await
                 .unwrap();
-            ids.push(created.pause.pause_id.to_string());
+            // The first approver's first notice.
+            ids.push(format!("{}:0:0", created.pause.pause_id));
         }
         // The clock stands still a minute after the creates: every row is due.
         let clock_now = now_plus(60);

@@ -5,7 +5,6 @@ use pausepoint_api::audit::GENESIS_HASH;
 use pausepoint_api::DeliveryStatus;
 use pausepoint_api::{AuditEvent, AuditEventKind};
 use pausepoint_server::ids::PauseId;
-use pausepoint_server::store::Actor;
 use pausepoint_tests::{is_delivery_event, sms_pause, TestServer};
 use reqwest::StatusCode;
 use sqlx::{AnyPool, Executor};
@@ -36,7 +35,6 @@ async fn a_decided_history(server: &TestServer) -> Vec<uuid::Uuid> {
                     PauseId::from(pause.pause_id),
                     "Approve",
                     None,
-                    Actor::Recipient("+13128471928".into()),
                 )
                 .await
                 .unwrap();

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use pausepoint_api::{AuditEvent, Pause};
 use pausepoint_server::ids::PauseId;
-use pausepoint_server::store::Actor;
 use pausepoint_tests::{Reply, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -70,7 +69,6 @@ async fn respond(server: &TestServer, pause: &Pause, choice: &str, note: Option<
             PauseId::from(pause.pause_id),
             choice,
             note,
-            Actor::Recipient(APPROVER.into()),
         )
         .await
         .unwrap();
@@ -255,7 +253,6 @@ async fn the_servers_default_approver_is_asked_when_the_url_names_nobody() {
             PauseId::from(question.pause_id),
             "Deny",
             None,
-            Actor::Recipient("oncall@example.com".into()),
         )
         .await
         .unwrap();

@@ -124,7 +124,6 @@ async fn health_and_metrics_need_no_key_and_count_what_happened() {
             PauseId::from(answered.pause_id),
             "Approve",
             None,
-            Actor::Recipient("+13128471928".into()),
         )
         .await
         .unwrap();

@@ -4,7 +4,6 @@ use std::time::{Duration, Instant};
 
 use pausepoint_api::PauseStatus;
 use pausepoint_server::ids::PauseId;
-use pausepoint_server::store::Actor;
 use pausepoint_tests::{sms_pause, TestServer};
 use reqwest::StatusCode;
 
@@ -31,7 +30,6 @@ async fn a_long_poll_returns_when_the_human_decides() {
             PauseId::from(pause.pause_id),
             "Approve",
             None,
-            Actor::Recipient("+13128471928".into()),
         )
         .await
         .unwrap();

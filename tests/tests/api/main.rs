@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod approvers;
 mod audit;
 mod delivery;
 mod hardening;

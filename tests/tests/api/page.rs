@@ -334,7 +334,7 @@ async fn one_pauses_link_cannot_answer_another() {
     );
     // A link of another server (another key) opens nothing here either.
     let foreign = pausepoint_server::Links::from_key([9; 32])
-        .token_for(PauseId::from(mine.pause_id), mine.expires_at);
+        .token_for(PauseId::from(mine.pause_id).into(), mine.expires_at);
     assert_eq!(
         open(&format!("{base}/{foreign}")).await.status,
         StatusCode::NOT_FOUND
@@ -350,7 +350,7 @@ async fn an_expired_link_says_so_and_decides_nothing() {
         .await
         .pause(StatusCode::CREATED);
     let token = server.app.links().token(
-        PauseId::from(pause.pause_id),
+        PauseId::from(pause.pause_id).into(),
         jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1),
     );
     let link = pausepoint_server::domain::links::link(&server.client.base, &token);

@@ -182,6 +182,16 @@ async fn the_cross_check_reads_by_id() {
         query.sql(),
         found.join("\n")
     );
+    // Every read of pauses reads their approvers, each with its first notice, by key.
+    let query = pausepoint_server::store::approvers::approvers_query(&ids[..100]);
+    let found = plan(&server, query.clone()).await;
+    assert!(
+        served_by_index(&server, &found, "a", "pause_id")
+            && served_by_index(&server, &found, "d", "pause_id"),
+        "{}\n{}",
+        query.sql(),
+        found.join("\n")
+    );
 }
 
 /// A hook looks for a rule before every question, and `pp rules list` pages them: both

@@ -5,7 +5,6 @@ use std::time::Duration;
 use pausepoint_api::{AuditEventKind, PauseStatus};
 use pausepoint_server::domain::pauses::PauseError;
 use pausepoint_server::ids::PauseId;
-use pausepoint_server::store::Actor;
 use pausepoint_tests::{sms_pause, TestServer};
 use reqwest::StatusCode;
 
@@ -38,13 +37,7 @@ async fn fifty_racing_cancels_responses_and_timeouts_make_one_decision() {
                     1 => {
                         let choice = if i % 2 == 0 { "Approve" } else { "Reject" };
                         match pauses
-                            .respond(
-                                project,
-                                PauseId::from(id),
-                                choice,
-                                None,
-                                Actor::Recipient("+13128471928".into()),
-                            )
+                            .respond(project, PauseId::from(id), choice, None)
                             .await
                         {
                             Ok(_) => Ok(PauseStatus::Responded),

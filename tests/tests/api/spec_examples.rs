@@ -3,7 +3,6 @@
 use jiff::SignedDuration;
 use pausepoint_api::PauseStatus;
 use pausepoint_server::ids::PauseId;
-use pausepoint_server::store::Actor;
 use pausepoint_tests::{without_delivery, TestServer};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -132,13 +131,7 @@ async fn the_spec_polling_loop_ends_with_the_humans_decision() {
     tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         pauses
-            .respond(
-                project,
-                PauseId::from(pause.pause_id),
-                "Approve",
-                None,
-                Actor::Recipient("+15550100".into()),
-            )
+            .respond(project, PauseId::from(pause.pause_id), "Approve", None)
             .await
             .unwrap();
     });

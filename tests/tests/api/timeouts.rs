@@ -2,7 +2,6 @@
 
 use pausepoint_api::{AuditEventKind, PauseStatus};
 use pausepoint_server::ids::PauseId;
-use pausepoint_server::store::Actor;
 use pausepoint_tests::{sms_pause, TestServer};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -113,7 +112,6 @@ async fn a_human_cannot_answer_after_the_deadline() {
             PauseId::from(pause.pause_id),
             "Approve",
             None,
-            Actor::Recipient("x".into()),
         )
         .await
         .unwrap_err();

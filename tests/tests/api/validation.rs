@@ -1,7 +1,6 @@
 //! Every validation rule and error status, with the error body a client gets.
 
 use pausepoint_server::ids::PauseId;
-use pausepoint_server::store::Actor;
 use pausepoint_tests::{sms_pause, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -231,7 +230,6 @@ async fn respond_checks_the_choice_and_the_note() {
             PauseId::from(plain.pause_id),
             "Maybe",
             None,
-            Actor::Recipient("x".into()),
         )
         .await
         .unwrap_err();
@@ -242,7 +240,6 @@ async fn respond_checks_the_choice_and_the_note() {
             PauseId::from(plain.pause_id),
             "Approve",
             Some("ok"),
-            Actor::Recipient("x".into()),
         )
         .await
         .unwrap_err();
@@ -257,7 +254,6 @@ async fn respond_checks_the_choice_and_the_note() {
             PauseId::from(noted.pause_id),
             "Reject",
             Some("Wrong account number"),
-            Actor::Recipient("x".into()),
         )
         .await
         .unwrap();
@@ -276,7 +272,6 @@ async fn respond_checks_the_choice_and_the_note() {
             PauseId::from(noted.pause_id),
             "Approve",
             None,
-            Actor::Recipient("x".into()),
         )
         .await
         .unwrap_err();

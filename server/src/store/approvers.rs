@@ -1,0 +1,266 @@
+//! Approvers: one row per person asked to decide a pause, with their own view and vote.
+//! A vote is counted by one conditional UPDATE of the pause row (which locks it, so racing
+//! votes are counted one after the other, on every server) and recorded by one conditional
+//! UPDATE of the approver's row (so each approver votes once).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use pausepoint_api::validation::{NewPause, MAX_REMINDERS};
+use pausepoint_api::{Approver, Decision, Delivery, DeliveryStatus, Pause, Vote};
+
+use super::db::{args, Conn, OwnedArg, Query, Row};
+use super::deliveries::DeliveryKey;
+use super::{StoreError, Tx};
+use crate::ids::{PauseId, ProjectId};
+
+const TABLE: &str = "approvers";
+
+/// The votes of a pause so far, as counted by a vote's UPDATE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tally {
+    /// Votes for the quorum's option, this one included.
+    pub approvals: u32,
+    /// The option that needs several votes, and how many.
+    pub quorum: Option<(String, u32)>,
+}
+
+impl Tally {
+    /// Whether a vote for `choice`, counted in this tally, decides the pause: without a
+    /// quorum every vote does; with one, the option at its count, and any other at once.
+    pub fn decides(&self, choice: &str) -> bool {
+        match &self.quorum {
+            None => true,
+            Some((option, count)) => choice != option || self.approvals >= *count,
+        }
+    }
+}
+
+/// The query for the approvers of `pauses`, each with its first notice: one search of the
+/// primary key per pause.
+pub fn approvers_query(pauses: &[PauseId]) -> Query {
+    let mut query = Query::new(
+        "SELECT a.pause_id, a.approver, a.channel, a.recipient, a.tier, a.notify_at, \
+                a.viewed_at, a.vote_choice, a.vote_text, a.vote_at, \
+                d.status AS delivery_status, d.attempts AS delivery_attempts, \
+                d.last_error AS delivery_last_error \
+         FROM approvers a LEFT JOIN deliveries d \
+           ON d.pause_id = a.pause_id AND d.approver = a.approver AND d.reminder = 0 \
+         WHERE ",
+    );
+    let marks = vec!["?"; pauses.len()].join(", ");
+    query.push(
+        &format!("a.pause_id IN ({marks}) ORDER BY a.pause_id, a.approver"),
+        pauses.iter().map(|id| OwnedArg::Text(Some(id.to_string()))),
+    );
+    query
+}
+
+fn from_row(row: &dyn Row) -> Result<(PauseId, Approver), StoreError> {
+    let corrupt = |detail: String| StoreError::corrupt(TABLE, detail);
+    let vote = match (row.opt_text("vote_choice")?, row.opt_time("vote_at")?) {
+        (Some(choice), Some(at)) => Some(Vote {
+            choice,
+            text: row.opt_text("vote_text")?,
+            at,
+        }),
+        _ => None,
+    };
+    let delivery = match row.opt_text("delivery_status")? {
+        None => None,
+        Some(status) => Some(Delivery {
+            status: status.parse().map_err(corrupt)?,
+            attempts: row.count("delivery_attempts")?,
+            last_error: row.opt_text("delivery_last_error")?,
+        }),
+    };
+    Ok((
+        row.uuid("pause_id")?.into(),
+        Approver {
+            recipient: row.text("recipient")?,
+            channel: row.text("channel")?.parse().map_err(corrupt)?,
+            tier: row.count("tier")?,
+            notify_at: row.time("notify_at")?,
+            delivery,
+            viewed_at: row.opt_time("viewed_at")?,
+            vote,
+        },
+    ))
+}
+
+impl Conn {
+    /// Fills in the approvers of `pauses`, in one query.
+    pub async fn attach_approvers(&mut self, pauses: &mut [Pause]) -> Result<(), StoreError> {
+        let ids: Vec<PauseId> = pauses.iter().map(|p| PauseId::from(p.pause_id)).collect();
+        let mut found: HashMap<PauseId, Vec<Approver>> = HashMap::new();
+        for chunk in ids.chunks(100) {
+            let query = approvers_query(chunk);
+            for (id, approver) in self
+                .fetch_all(TABLE, query.sql(), &query.args(), from_row)
+                .await?
+            {
+                found.entry(id).or_default().push(approver);
+            }
+        }
+        for pause in pauses {
+            pause.approvers = found
+                .remove(&PauseId::from(pause.pause_id))
+                .unwrap_or_default();
+        }
+        Ok(())
+    }
+}
+
+impl Tx {
+    /// Stores the approvers of a new pause and every notice they are due: the first at
+    /// `created_at` (an escalation tier's later), and a reminder every `remind_every`
+    /// after it while before the deadline, at most [`MAX_REMINDERS`].
+    pub(crate) fn insert_approvers(
+        &mut self,
+        project_id: ProjectId,
+        pause_id: PauseId,
+        pause: &NewPause,
+        created_at: Timestamp,
+        expires_at: Timestamp,
+    ) -> Vec<Approver> {
+        let mut approvers = Vec::with_capacity(pause.approvers.len());
+        for (index, approver) in pause.approvers.iter().enumerate() {
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            let notify_at = later(created_at, approver.after);
+            let channel = approver.recipient.channel();
+            self.defer(
+                "INSERT INTO approvers (pause_id, approver, channel, recipient, tier, notify_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                args![
+                    &pause_id.to_string(),
+                    index,
+                    channel.as_str(),
+                    approver.recipient.as_str(),
+                    approver.tier,
+                    notify_at
+                ],
+            );
+            let mut due = notify_at;
+            for reminder in 0..=MAX_REMINDERS {
+                if reminder > 0 {
+                    let Some(every) = pause.remind_every else {
+                        break;
+                    };
+                    due = later(due, every);
+                    if due >= expires_at {
+                        break;
+                    }
+                }
+                self.insert_delivery(
+                    project_id,
+                    DeliveryKey {
+                        pause_id,
+                        approver: index,
+                        reminder,
+                    },
+                    channel,
+                    due,
+                    created_at,
+                );
+            }
+            approvers.push(Approver {
+                recipient: approver.recipient.as_str().to_owned(),
+                channel,
+                tier: approver.tier,
+                notify_at: millis(notify_at),
+                delivery: Some(Delivery {
+                    status: DeliveryStatus::Pending,
+                    attempts: 0,
+                    last_error: None,
+                }),
+                viewed_at: None,
+                vote: None,
+            });
+        }
+        approvers
+    }
+
+    /// Counts a vote for `choice` on the pause, if it is pending and before its deadline,
+    /// and locks the pause row until the transaction ends.
+    pub async fn count_vote(
+        &mut self,
+        project_id: ProjectId,
+        pause_id: PauseId,
+        choice: &str,
+        now: Timestamp,
+    ) -> Result<Option<Tally>, StoreError> {
+        self.fetch_optional(
+            "pauses",
+            "UPDATE pauses \
+             SET approvals = approvals + CASE WHEN quorum_option = $3 THEN 1 ELSE 0 END \
+             WHERE id = $1 AND project_id = $2 AND status = 'pending' AND expires_at > $4 \
+             RETURNING approvals, quorum_option, quorum_count",
+            args![&pause_id.to_string(), &project_id.to_string(), choice, now],
+            |row| {
+                let quorum = match row.opt_text("quorum_option")? {
+                    Some(option) => Some((option, row.count("quorum_count")?)),
+                    None => None,
+                };
+                Ok(Tally {
+                    approvals: row.count("approvals")?,
+                    quorum,
+                })
+            },
+        )
+        .await
+    }
+
+    /// Records the approver's vote; false when they had already voted.
+    pub async fn record_vote(
+        &mut self,
+        pause_id: PauseId,
+        approver: u32,
+        decision: &Decision,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let updated = self
+            .execute(
+                "UPDATE approvers SET vote_choice = $3, vote_text = $4, vote_at = $5 \
+                 WHERE pause_id = $1 AND approver = $2 AND vote_at IS NULL",
+                args![
+                    &pause_id.to_string(),
+                    approver,
+                    decision.choice.as_str(),
+                    decision.text.as_deref(),
+                    now
+                ],
+            )
+            .await?;
+        Ok(updated == 1)
+    }
+
+    /// Marks the pause as opened by this approver; true only the first time.
+    pub async fn mark_viewed(
+        &mut self,
+        pause_id: PauseId,
+        approver: u32,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let updated = self
+            .execute(
+                "UPDATE approvers SET viewed_at = $3 \
+                 WHERE pause_id = $1 AND approver = $2 AND viewed_at IS NULL",
+                args![&pause_id.to_string(), approver, now],
+            )
+            .await?;
+        Ok(updated == 1)
+    }
+}
+
+fn later(at: Timestamp, after: Duration) -> Timestamp {
+    SignedDuration::try_from(after)
+        .ok()
+        .and_then(|after| at.checked_add(after).ok())
+        .unwrap_or(at)
+}
+
+/// `at` to the millisecond, as stored.
+fn millis(at: Timestamp) -> Timestamp {
+    Timestamp::from_millisecond(at.as_millisecond()).unwrap_or(at)
+}
