@@ -37,7 +37,8 @@ textarea{display:block;width:100%;min-height:5rem;font:inherit;padding:.6rem;bor
 margin:0 0 1.25rem;background:var(--bg);color:var(--fg)}\
 .state{font-size:1.15rem;font-weight:600;margin:0 0 .5rem}\
 .done{color:var(--ok)}\
-.quote{border-left:3px solid var(--line);padding-left:.75rem;color:var(--muted);white-space:pre-wrap;overflow-wrap:anywhere}";
+.quote{border-left:3px solid var(--line);padding-left:.75rem;color:var(--muted);white-space:pre-wrap;overflow-wrap:anywhere}\
+.votes{margin:0 0 1.25rem}.votes ul{margin:0 0 .5rem;padding-left:1.1rem;overflow-wrap:anywhere}";
 
 /// Rewrites each `<time datetime>` in the reader's own time zone and language. Without
 /// scripts the page still reads: the times stay in UTC.

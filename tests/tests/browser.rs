@@ -485,3 +485,98 @@ async fn the_deadline_is_in_the_approvers_own_time_zone_and_in_utc_without_scrip
     );
     browser.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn two_approvers_see_the_votes_so_far_and_who_decided() {
+    let Some(driver) = driver().await else { return };
+    let server = TestServer::start().await;
+    let pause = server
+        .client
+        .create(json!({
+            "recipients": [{"recipient": "dana@example.com"}, {"recipient": "lee@example.com"}],
+            "message": "Wire $84,000 to Meridian Freight?",
+            "options": ["Approve", "Reject"],
+            "quorum": {"option": "Approve", "count": 2},
+            "timeout_seconds": 4 * 3600
+        }))
+        .await
+        .pause(StatusCode::CREATED);
+    let browser = phone(&driver, 375).await;
+
+    // Dana approves on her phone: recorded, one of two.
+    browser
+        .goto(&server.approver_link(&pause, 0))
+        .await
+        .unwrap();
+    let text = body_text(&browser).await;
+    assert!(text.contains("0 of 2 approvals"), "{text}");
+    assert!(text.contains("Also asked: lee@example.com"), "{text}");
+    browser
+        .find(Locator::XPath("//button[normalize-space()='Approve']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css(".state.done"))
+        .await
+        .unwrap();
+    let text = body_text(&browser).await;
+    assert!(
+        text.contains("Your answer was recorded: Approve") && text.contains("1 of 2 approvals"),
+        "{text}"
+    );
+    save_screenshot(&browser, "approvers-one-of-two.png").await;
+
+    // Lee's page shows Dana's vote; readable in both colour schemes.
+    browser
+        .goto(&server.approver_link(&pause, 1))
+        .await
+        .unwrap();
+    let text = body_text(&browser).await;
+    assert!(text.contains("dana@example.com chose Approve"), "{text}");
+    for scheme in ["light", "dark"] {
+        cdp(
+            &browser,
+            "Emulation.setEmulatedMedia",
+            json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme }] }),
+        )
+        .await;
+        let (checked, short) = contrast(&browser).await;
+        assert!(checked > 5, "{scheme}: {checked} elements checked");
+        assert!(short.is_empty(), "{scheme}: {short:?}");
+    }
+    let width = browser
+        .execute("return document.documentElement.scrollWidth;", vec![])
+        .await
+        .unwrap();
+    assert!(width.as_u64().unwrap() <= 375, "no sideways scrolling");
+    save_screenshot(&browser, "approvers-second-sees-the-first.png").await;
+    browser
+        .find(Locator::XPath("//button[normalize-space()='Approve']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css(".state.done"))
+        .await
+        .unwrap();
+
+    // Dana's link now shows the outcome and who decided it.
+    browser
+        .goto(&server.approver_link(&pause, 0))
+        .await
+        .unwrap();
+    let text = body_text(&browser).await;
+    assert!(
+        text.contains("This question was already answered: Approve by lee@example.com"),
+        "{text}"
+    );
+    save_screenshot(&browser, "approvers-decided.png").await;
+    browser.close().await.unwrap();
+}

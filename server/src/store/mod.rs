@@ -463,4 +463,87 @@ mod tests {
             .await;
         assert!(orphan.is_err());
     }
+
+    /// A database made by the version before several approvers (migrations 1–6) migrates
+    /// with each pause's one recipient as its first approver (their view and answer kept)
+    /// and each delivery as that approver's first notice, still due and still claimable.
+    #[tokio::test]
+    async fn a_database_of_one_recipient_pauses_migrates_to_approvers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let mut conn = options.connect().await.unwrap();
+        let older = sqlx::migrate::Migrator {
+            migrations: std::borrow::Cow::Owned(SQLITE_MIGRATIONS.migrations[..6].to_vec()),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        older.run(&mut conn).await.unwrap();
+        let pending = "0192f7d8-0000-7000-8000-000000000001";
+        let answered = "0192f7d8-0000-7000-8000-000000000002";
+        conn.execute(
+            format!(
+                "INSERT INTO projects (id, name, max_timeout_seconds, audit_seq, audit_head, created_at) \
+                     VALUES ('0192f7d8-0000-7000-8000-00000000000f', 'default', 3600, 0, 'x', 0); \
+                 INSERT INTO pauses (id, project_id, status, channel, recipient, message, options, \
+                     allow_text_response, created_at, expires_at, viewed_at) \
+                     VALUES ('{pending}', '0192f7d8-0000-7000-8000-00000000000f', 'pending', 'sms', \
+                             '+13128471928', 'Deploy?', '[\"Yes\",\"No\"]', 0, 10, 9999999999999, 20); \
+                 INSERT INTO pauses (id, project_id, status, channel, recipient, message, options, \
+                     allow_text_response, created_at, expires_at, response_choice, response_text, \
+                     response_at) \
+                     VALUES ('{answered}', '0192f7d8-0000-7000-8000-00000000000f', 'responded', 'email', \
+                             'cfo@example.com', 'Wire?', '[\"Approve\",\"Reject\"]', 1, 10, \
+                             9999999999999, 'Approve', 'ok', 30); \
+                 INSERT INTO deliveries (pause_id, project_id, channel, status, attempts, \
+                     next_attempt_at, updated_at) \
+                     VALUES ('{pending}', '0192f7d8-0000-7000-8000-00000000000f', 'sms', 'pending', 1, 15, 15); \
+                 INSERT INTO deliveries (pause_id, project_id, channel, status, attempts, \
+                     next_attempt_at, updated_at) \
+                     VALUES ('{answered}', '0192f7d8-0000-7000-8000-00000000000f', 'email', 'sent', 1, 11, 11);"
+            )
+            .as_str(),
+        )
+        .await
+        .unwrap();
+        drop(conn);
+
+        let store = Store::open(&path.display().to_string(), None)
+            .await
+            .unwrap();
+        let (_, pause) = store
+            .pause_anywhere(pending.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(pause.approvers.len(), 1);
+        let first = &pause.approvers[0];
+        assert_eq!(first.recipient, "+13128471928");
+        assert_eq!(first.viewed_at.map(|t| t.as_millisecond()), Some(20));
+        assert_eq!(
+            first.delivery.as_ref().map(|d| (d.status, d.attempts)),
+            Some((pausepoint_api::DeliveryStatus::Pending, 1))
+        );
+        assert_eq!(pause.delivery, first.delivery);
+        let (_, pause) = store
+            .pause_anywhere(answered.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let vote = pause.approvers[0].vote.clone().unwrap();
+        assert_eq!(
+            (vote.choice.as_str(), vote.text.as_deref()),
+            ("Approve", Some("ok"))
+        );
+        // The pending delivery is due, under its new key.
+        let now = jiff::Timestamp::from_millisecond(100).unwrap();
+        let claimed = store
+            .write(move |tx| {
+                Box::pin(async move { tx.claim_due(outbox::DELIVERIES, now, now, 10).await })
+            })
+            .await
+            .unwrap();
+        assert_eq!(claimed, [format!("{pending}:0:0")]);
+    }
 }
