@@ -196,10 +196,19 @@ impl Client {
     }
 }
 
-/// The pause without its `delivery`, which the delivery worker changes on its own time.
+/// The pause without its deliveries (its own and its approvers'), which the delivery
+/// worker changes on its own time.
 pub fn without_delivery(pause: &Pause) -> Pause {
     Pause {
         delivery: None,
+        approvers: pause
+            .approvers
+            .iter()
+            .map(|approver| pausepoint_api::Approver {
+                delivery: None,
+                ..approver.clone()
+            })
+            .collect(),
         ..pause.clone()
     }
 }
