@@ -180,6 +180,15 @@ impl Config {
 }
 
 impl Config {
+    /// The URL humans and providers reach this server at, without a trailing slash:
+    /// `--public-url`, else the address it listens on.
+    pub fn public_url_or(&self, local: std::net::SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.as_str().trim_end_matches('/').to_owned(),
+            None => format!("http://{local}"),
+        }
+    }
+
     /// Where outbound HTTP may go, and through what.
     pub fn outbound_policy(&self) -> crate::outbound::Policy {
         crate::outbound::Policy {

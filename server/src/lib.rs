@@ -152,6 +152,11 @@ impl App {
         &self.links
     }
 
+    /// Answers by SMS reply.
+    pub fn replies(&self) -> domain::replies::Replies {
+        domain::replies::Replies::new(self.store.clone(), self.pauses.clone())
+    }
+
     /// Coding agents' approvals and their rules.
     pub fn approvals(&self) -> domain::approvals::Approvals {
         domain::approvals::Approvals::new(self.pauses.clone(), self.store.clone())
@@ -192,10 +197,7 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let public_url = match &self.config.public_url {
-            Some(url) => url.as_str().trim_end_matches('/').to_owned(),
-            None => format!("http://{}", listener.local_addr()?),
-        };
+        let public_url = self.config.public_url_or(listener.local_addr()?);
         let stop = CancellationToken::new();
         let hub = Arc::clone(self.store.hub());
         let outbox_settings = work::outbox::Settings {

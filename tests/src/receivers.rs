@@ -72,6 +72,76 @@ impl FakeTwilio {
             received,
         }
     }
+
+    /// Twilio's signature of a post of `params` to `url`, as Twilio documents it: the URL,
+    /// then each parameter's name and value in the order of the names, HMAC-SHA1 keyed by
+    /// the auth token, base64.
+    pub fn sign(&self, url: &str, params: &[(&str, &str)]) -> String {
+        use hmac::Mac;
+        let mut sorted = params.to_vec();
+        sorted.sort();
+        let mut data = url.to_owned();
+        for (name, value) in sorted {
+            data.push_str(name);
+            data.push_str(value);
+        }
+        let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(self.token.as_bytes()).unwrap();
+        mac.update(data.as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    }
+
+    /// Posts an incoming SMS from `from` saying `body` to the server's Twilio webhook
+    /// (`{base}/v1/inbound/twilio`) as Twilio does, signed; returns the status and TwiML.
+    pub async fn reply(&self, base: &str, from: &str, body: &str) -> (StatusCode, String) {
+        let url = format!("{base}/v1/inbound/twilio");
+        let sid = format!("SM{:032x}", rand_u128());
+        let params = [
+            ("ToCountry", "US"),
+            ("SmsMessageSid", sid.as_str()),
+            ("NumMedia", "0"),
+            ("SmsSid", sid.as_str()),
+            ("SmsStatus", "received"),
+            ("Body", body),
+            ("To", "+15550001111"),
+            ("NumSegments", "1"),
+            ("MessageSid", sid.as_str()),
+            ("AccountSid", self.sid.as_str()),
+            ("From", from),
+            ("ApiVersion", "2010-04-01"),
+        ];
+        let signature = self.sign(&url, &params);
+        self.post_signed(&url, &params, &signature).await
+    }
+
+    /// Posts `params` to `url` with `signature` as its `X-Twilio-Signature`.
+    pub async fn post_signed(
+        &self,
+        url: &str,
+        params: &[(&str, &str)],
+        signature: &str,
+    ) -> (StatusCode, String) {
+        let response = reqwest::Client::new()
+            .post(url)
+            .header("X-Twilio-Signature", signature)
+            .form(params)
+            .send()
+            .await
+            .unwrap();
+        let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
+        (status, response.text().await.unwrap())
+    }
+}
+
+fn rand_u128() -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    u128::from(hasher.finish())
 }
 
 fn twilio_error(status: StatusCode, code: u32, message: &str) -> Response {

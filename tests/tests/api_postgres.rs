@@ -27,6 +27,8 @@ mod plans;
 mod proof;
 #[path = "api/races.rs"]
 mod races;
+#[path = "api/sms_replies.rs"]
+mod sms_replies;
 #[path = "api/spec_examples.rs"]
 mod spec_examples;
 #[path = "api/timeouts.rs"]

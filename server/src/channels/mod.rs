@@ -31,6 +31,9 @@ pub struct Notice<'a> {
     pub project: &'a str,
     /// The response link; it appears nowhere but in the message to the human.
     pub link: String,
+    /// For an SMS to a number with several questions open: the reference its reply starts
+    /// with (see [`crate::domain::replies`]).
+    pub reference: Option<String>,
     pub now: Timestamp,
 }
 
@@ -100,7 +103,7 @@ impl Channels {
             Channel::Sms => self.twilio.as_ref().map(|twilio| Lane {
                 name: format!("twilio {}", twilio.from()),
                 rate: twilio.rate(),
-                units: pace::sms_segments(&sms::body(notice.pause, &notice.link)),
+                units: pace::sms_segments(&sms::body(notice)),
             }),
             Channel::Slack => Some(Lane {
                 name: format!("slack {}", notice.pause.recipient),

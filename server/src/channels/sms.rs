@@ -1,12 +1,18 @@
-//! SMS through Twilio's Messages API: a form POST with basic auth, the message then the link.
+//! SMS through Twilio's Messages API: a form POST with basic auth; the message, the
+//! options to reply with, the time left, then the link. Twilio's posts to us (replies)
+//! are checked with [`signature_valid`].
 
-use pausepoint_api::Pause;
+use base64::Engine;
+use hmac::{Hmac, Mac};
 use serde::Deserialize;
+use sha1::Sha1;
 
 use super::pace::Rate;
 use super::Notice;
 use crate::config::TwilioConfig;
+use crate::domain::replies;
 use crate::outbound;
+use crate::views;
 use crate::work::outcome::{provider_verdict, SendOutcome, Verdict};
 
 /// Twilio refuses longer bodies.
@@ -60,7 +66,7 @@ impl Twilio {
             self.config.api_url.trim_end_matches('/'),
             self.config.account_sid
         );
-        let body = body(notice.pause, &notice.link);
+        let body = body(notice);
         // A Messaging Service SID (MG…) sends from the service's own pool of numbers.
         let sender = if self.config.from.starts_with("MG") {
             "MessagingServiceSid"
@@ -121,9 +127,17 @@ impl Twilio {
     }
 }
 
-/// The SMS: the message, then the link. When too long, the message is cut, never the link.
-pub fn body(pause: &Pause, link: &str) -> String {
-    let tail = format!("\n\nAnswer: {link}");
+/// The SMS: the message, the options to reply with and the time left, then the link.
+/// When too long, the message is cut, never the rest.
+pub fn body(notice: &Notice<'_>) -> String {
+    let pause = notice.pause;
+    let left = pause.expires_at.duration_since(notice.now);
+    let tail = format!(
+        "\n\n{} (within {})\n{}",
+        replies::reply_options(&pause.options, notice.reference.as_deref()),
+        views::human_duration(left),
+        notice.link
+    );
     let room = MAX_BODY_CHARS.saturating_sub(tail.chars().count());
     let message = if pause.message.chars().count() > room {
         let mut cut: String = pause.message.chars().take(room.saturating_sub(1)).collect();
@@ -133,4 +147,83 @@ pub fn body(pause: &Pause, link: &str) -> String {
         pause.message.clone()
     };
     format!("{message}{tail}")
+}
+
+/// Whether `signature` (the `X-Twilio-Signature` header) is Twilio's for a post of
+/// `params` to `url`: base64 of HMAC-SHA1, keyed by the account's auth token, over the
+/// full URL then each parameter's name and value, sorted by name. Checked in constant time.
+pub fn signature_valid(
+    auth_token: &str,
+    url: &str,
+    params: &[(String, String)],
+    signature: &str,
+) -> bool {
+    let Ok(given) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else {
+        return false;
+    };
+    signed(auth_token, url, params).verify_slice(&given).is_ok()
+}
+
+fn signed(auth_token: &str, url: &str, params: &[(String, String)]) -> Hmac<Sha1> {
+    // HMAC takes keys of any length.
+    let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(auth_token.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    mac.update(url.as_bytes());
+    let mut sorted: Vec<&(String, String)> = params.iter().collect();
+    sorted.sort();
+    for (name, value) in sorted {
+        mac.update(name.as_bytes());
+        mac.update(value.as_bytes());
+    }
+    mac
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Twilio's own example of its signature (docs, "Validating requests"): this URL,
+    /// these parameters and the auth token 12345 sign as 0/KCTR6DLpKmkAf8muzZqo1nDgQ=.
+    #[test]
+    fn the_documented_example_signature_verifies() {
+        let params: Vec<(String, String)> = [
+            ("CallSid", "CA1234567890ABCDE"),
+            ("Caller", "+12349013030"),
+            ("Digits", "1234"),
+            ("From", "+12349013030"),
+            ("To", "+18005551212"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+        assert!(signature_valid(
+            "12345",
+            url,
+            &params,
+            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+        ));
+        let mut reordered = params.clone();
+        reordered.reverse();
+        assert!(signature_valid(
+            "12345",
+            url,
+            &reordered,
+            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+        ));
+        assert!(!signature_valid(
+            "12346",
+            url,
+            &params,
+            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+        ));
+        assert!(!signature_valid(
+            "12345",
+            "https://mycompany.com/myapp.php?foo=1&bar=3",
+            &params,
+            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+        ));
+        assert!(!signature_valid("12345", url, &params, "not base64!"));
+        assert!(!signature_valid("12345", url, &params, ""));
+    }
 }

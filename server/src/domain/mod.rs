@@ -11,6 +11,7 @@
 //! - [`webhooks`]: the events a decision announces, and the secrets that sign them.
 //! - [`audit`]: verifying the tamper-evident audit chain.
 //! - [`proof`]: the audit key, signed checkpoints and decision receipts.
+//! - [`replies`]: answers by SMS reply.
 //! - [`status`]: how far behind the queues are, for operators.
 
 pub mod approvals;
@@ -20,5 +21,6 @@ pub mod links;
 pub mod pauses;
 pub mod projects;
 pub mod proof;
+pub mod replies;
 pub mod status;
 pub mod webhooks;

@@ -20,6 +20,7 @@ pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod hooks;
+pub mod inbound;
 pub mod limits;
 pub mod mcp;
 pub mod metrics;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub stop: CancellationToken,
     /// Long-polls open, per key.
     pub long_polls: Arc<limits::LongPolls>,
+    /// The server's public URL, without a trailing slash: what providers sign.
+    pub public_url: String,
 }
 
 /// Every route of the service. `/metrics` is here unless it has a listener of its own.
@@ -66,6 +69,7 @@ pub fn router(app: App, stop: CancellationToken, local: std::net::SocketAddr) ->
         long_polls: Arc::new(limits::LongPolls::new(config.max_long_polls_per_key)),
         stop,
         app: app.clone(),
+        public_url: config.public_url_or(local),
     };
     let request_timeout = config.request_timeout;
     // Everything but the long-poll and the audit walk answers within the request time limit.
@@ -79,6 +83,7 @@ pub fn router(app: App, stop: CancellationToken, local: std::net::SocketAddr) ->
             "/v1/pause/{id}/webhooks/{event_id}/resend",
             post(webhooks::resend),
         )
+        .route(inbound::TWILIO_PATH, post(inbound::twilio))
         .route("/v1/rules", get(rules::list))
         .route("/v1/rules/{id}/revoke", post(rules::revoke))
         .route("/v1/audit", get(audit::query))
@@ -125,10 +130,12 @@ pub fn router(app: App, stop: CancellationToken, local: std::net::SocketAddr) ->
 
 /// `/metrics` alone, for its own listener (`--metrics-bind`), so it need not be public.
 pub fn metrics_router(app: App, stop: CancellationToken) -> Router {
+    let public_url = app.config().public_url_or(([127, 0, 0, 1], 0).into());
     let state = AppState {
         long_polls: Arc::new(limits::LongPolls::new(0)),
         stop,
         app,
+        public_url,
     };
     Router::new()
         .route("/metrics", get(metrics::metrics))

@@ -89,7 +89,42 @@ fn from_row(row: &dyn Row) -> Result<(PauseId, Approver), StoreError> {
     ))
 }
 
+/// A question open to one approver: the pause is pending and before its deadline, the
+/// approver was asked and has not answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenQuestion {
+    pub project_id: ProjectId,
+    pub pause_id: PauseId,
+    pub approver: u32,
+}
+
 impl Conn {
+    /// The questions open at `now` to this phone number, oldest first (through
+    /// `approvers_open_by_recipient`, so its cost grows with the number's open questions).
+    pub async fn open_sms_questions(
+        &mut self,
+        number: &str,
+        now: Timestamp,
+    ) -> Result<Vec<OpenQuestion>, StoreError> {
+        self.fetch_all(
+            TABLE,
+            "SELECT p.project_id, a.pause_id, a.approver FROM approvers a \
+             JOIN pauses p ON p.id = a.pause_id \
+             WHERE a.recipient = $1 AND a.channel = 'sms' AND a.vote_at IS NULL \
+               AND a.notify_at <= $2 AND p.status = 'pending' AND p.expires_at > $2 \
+             ORDER BY a.pause_id, a.approver",
+            args![number, now],
+            |row| {
+                Ok(OpenQuestion {
+                    project_id: row.uuid("project_id")?.into(),
+                    pause_id: row.uuid("pause_id")?.into(),
+                    approver: row.count("approver")?,
+                })
+            },
+        )
+        .await
+    }
+
     /// Fills in the approvers of `pauses`, in one query.
     pub async fn attach_approvers(&mut self, pauses: &mut [Pause]) -> Result<(), StoreError> {
         let ids: Vec<PauseId> = pauses.iter().map(|p| PauseId::from(p.pause_id)).collect();

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use pausepoint_api::AuditEventKind;
+use pausepoint_api::{AuditEventKind, Channel};
 use serde_json::json;
 
 use super::outbox::OutboxWork;
@@ -20,6 +20,7 @@ use crate::channels::pace::WAIT_IN_FLIGHT;
 use crate::channels::{Channels, Notice};
 use crate::domain::links::{self, LinkTarget, Links};
 use crate::domain::pauses::now;
+use crate::domain::replies;
 use crate::hub::Change;
 use crate::store::deliveries::{DeliveryKey, DeliveryState, DueDelivery};
 use crate::store::outbox::{Outbox, DELIVERIES};
@@ -37,7 +38,8 @@ pub struct Deliveries {
 
 /// A claimed delivery: to send, or to skip (no longer wanted).
 pub enum Due {
-    Send(Box<DueDelivery>),
+    /// With the reference of an SMS to a number that has other questions open.
+    Send(Box<DueDelivery>, Option<String>),
     Skip(DeliveryKey),
 }
 
@@ -92,10 +94,32 @@ impl OutboxWork for Deliveries {
                 if d.pause.status.is_final() || d.pause.expires_at <= now || answered {
                     Due::Skip(d.key)
                 } else {
-                    Due::Send(Box::new(d))
+                    Due::Send(Box::new(d), None)
                 }
             })
             .collect();
+        // An SMS to a number with other questions open carries its reference, for the
+        // reply to name it.
+        for item in &mut due {
+            if let Due::Send(d, reference) = item {
+                let Some(approver) = d.approver().filter(|a| a.channel == Channel::Sms) else {
+                    continue;
+                };
+                let number = approver.recipient.clone();
+                let open = self
+                    .store
+                    .read(move |conn| {
+                        Box::pin(async move { conn.open_sms_questions(&number, now).await })
+                    })
+                    .await?;
+                if open
+                    .iter()
+                    .any(|q| (q.pause_id, q.approver) != (d.key.pause_id, d.key.approver))
+                {
+                    *reference = Some(replies::reference(d.key.pause_id, d.key.approver));
+                }
+            }
+        }
         // A claimed row whose pause cannot be read is given up rather than left leased.
         for key in keys {
             if !due.iter().any(|d| Self::key(d) == key) {
@@ -109,7 +133,7 @@ impl OutboxWork for Deliveries {
 
     fn key(item: &Due) -> String {
         match item {
-            Due::Send(d) => d.key.to_string(),
+            Due::Send(d, _) => d.key.to_string(),
             Due::Skip(key) => key.to_string(),
         }
     }
@@ -122,7 +146,7 @@ impl OutboxWork for Deliveries {
         async move {
             match item {
                 Due::Skip(key) => Done::Skipped(key, now()),
-                Due::Send(due) => {
+                Due::Send(due, reference) => {
                     let Some(asked) = as_asked(&due) else {
                         return Done::Skipped(due.key, now());
                     };
@@ -136,6 +160,7 @@ impl OutboxWork for Deliveries {
                         key: due.key,
                         project: &due.project_name,
                         link: links::link(&this.public_url, &token),
+                        reference,
                         now: now(),
                     };
                     let start = this.channels.start(&notice);

@@ -66,7 +66,7 @@ async fn sms_through_twilio_reaches_the_human_who_answers_with_a_note() {
     assert_eq!(sms["To"], "+13128471928");
     assert_eq!(sms["From"], FROM);
     assert!(
-        sms["Body"].starts_with("Wire $8,400 to Meridian?\n\nAnswer: http://"),
+        sms["Body"].starts_with("Wire $8,400 to Meridian?\n\nReply 1 Approve, 2 Reject (within 23 hours 59 minutes)\nhttp://"),
         "{}",
         sms["Body"]
     );
@@ -172,7 +172,7 @@ async fn a_long_message_is_cut_but_never_its_link() {
     assert!(text.chars().count() <= 1600);
     let link = find_link(text).unwrap();
     assert!(text.ends_with(&link));
-    assert!(text.contains("…\n\nAnswer: "));
+    assert!(text.contains("…\n\nReply 1 Approve, 2 Reject (within "));
     assert!(answer(&link, "Approve", None).await.contains("recorded"));
     assert_eq!(
         server.client.status(pause.pause_id).await,

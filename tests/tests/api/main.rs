@@ -17,6 +17,7 @@ mod plans;
 mod proof;
 
 mod races;
+mod sms_replies;
 mod spec_examples;
 mod timeouts;
 mod validation;
