@@ -24,14 +24,15 @@ pub enum ChannelArg {
     Sms,
     Email,
     Slack,
+    Ntfy,
 }
 
 #[derive(Args)]
 pub struct AskArgs {
     /// The question the human sees
     message: String,
-    /// Who answers: a phone number (sms), an email address (email) or a Slack webhook URL
-    /// (slack); give it again to ask several people, each with their own link and vote
+    /// Who answers: a phone number (sms), an email address (email), a Slack webhook URL
+    /// (slack) or an ntfy topic URL (ntfy); give it again to ask several people, each with their own link and vote
     #[arg(long, value_name = "RECIPIENT", required = true)]
     to: Vec<String>,
     /// How to reach them [default: inferred from each --to]
@@ -175,6 +176,7 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<Outcome> {
         ChannelArg::Sms => "sms",
         ChannelArg::Email => "email",
         ChannelArg::Slack => "slack",
+        ChannelArg::Ntfy => "ntfy",
     });
     let metadata = (!args.meta.is_empty())
         .then(|| Value::Object(args.meta.into_iter().collect::<Map<_, _>>()));

@@ -49,7 +49,7 @@ struct ClaudeCodeArgs {
     /// Who is asked: a phone number, an email address or a Slack webhook URL [default: the server's --default-approver]
     #[arg(long, env = "PAUSEPOINT_APPROVER", value_name = "RECIPIENT")]
     approver: Option<String>,
-    /// How to reach the approver: sms, email or slack [default: inferred]
+    /// How to reach the approver: sms, email, slack or ntfy [default: inferred]
     #[arg(long, env = "PAUSEPOINT_APPROVER_CHANNEL", value_name = "CHANNEL")]
     approver_channel: Option<String>,
     /// How long the approver has before the call is denied; keep it under the hook's timeout [default: the server's, 5m]

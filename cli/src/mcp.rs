@@ -15,7 +15,7 @@ pub struct McpArgs {
     /// Who request_permission asks: a phone number, an email address or a Slack webhook URL
     #[arg(long, env = "PAUSEPOINT_APPROVER", value_name = "RECIPIENT")]
     approver: Option<String>,
-    /// How to reach the approver: sms, email or slack [default: inferred]
+    /// How to reach the approver: sms, email, slack or ntfy [default: inferred]
     #[arg(long, env = "PAUSEPOINT_APPROVER_CHANNEL", value_name = "CHANNEL")]
     approver_channel: Option<String>,
     /// How long the approver has before request_permission denies

@@ -35,7 +35,7 @@ pub struct ListArgs {
     /// Only pauses in this state: pending, responded, timed_out or cancelled
     #[arg(long, value_parser = |s: &str| s.parse::<PauseStatus>())]
     status: Option<PauseStatus>,
-    /// Only pauses sent on this channel: sms, email or slack
+    /// Only pauses sent on this channel: sms, email, slack or ntfy
     #[arg(long, value_parser = |s: &str| s.parse::<pausepoint_api::Channel>())]
     channel: Option<pausepoint_api::Channel>,
     /// Only pauses created from this time on: RFC 3339 or a duration ago (2h, 7d)

@@ -53,7 +53,7 @@ pub struct ServerArgs {
     /// Who a Claude Code HTTP hook asks when its URL names no approver: a phone number, an email address or a Slack webhook URL
     #[arg(long, env = "PAUSEPOINT_DEFAULT_APPROVER", value_name = "RECIPIENT")]
     default_approver: Option<String>,
-    /// How to reach the default approver: sms, email or slack [default: inferred]
+    /// How to reach the default approver: sms, email, slack or ntfy [default: inferred]
     #[arg(
         long,
         env = "PAUSEPOINT_DEFAULT_APPROVER_CHANNEL",
@@ -130,6 +130,15 @@ pub struct ServerArgs {
         help_heading = "Email (SMTP)"
     )]
     email_from: Option<String>,
+    /// An access token for ntfy servers that require one (tk_…)
+    #[arg(
+        long,
+        env = "PAUSEPOINT_NTFY_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        help_heading = "Push (ntfy)"
+    )]
+    ntfy_token: Option<String>,
 }
 
 /// A rate: a positive number.
@@ -198,6 +207,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let mut config = Config::new(database.clone(), args.bind);
     config.master_key_file = args.database.master_key_file.clone();
     config.public_url = args.public_url.clone();
+    config.ntfy_token = args.ntfy_token.clone().map(Secret::new);
     config.allow_private_network = args.allow_private_network;
     config.outbound_proxy = args.outbound_proxy.clone();
     config.metrics_bind = args.metrics_bind;

@@ -77,7 +77,7 @@ pub struct CreatePauseArgs {
     /// dashes and parentheses are fine), an email address, or a Slack incoming-webhook URL.
     /// Give recipient, or recipients to ask several people; not both.
     pub recipient: Option<String>,
-    /// "sms", "email" or "slack". Leave out to infer it from the recipient.
+    /// "sms", "email", "slack" or "ntfy". Leave out to infer it from the recipient.
     #[schemars(extend("enum" = schemas::channels()))]
     pub channel: Option<String>,
     /// The question the human sees, 1 to 2000 characters. Say what will happen and why,
@@ -130,7 +130,7 @@ pub struct CreatePauseArgs {
 pub struct RecipientArg {
     /// A phone number, an email address, or a Slack incoming-webhook URL.
     pub recipient: String,
-    /// "sms", "email" or "slack". Leave out to infer it from the recipient.
+    /// "sms", "email", "slack" or "ntfy". Leave out to infer it from the recipient.
     #[schemars(extend("enum" = schemas::channels()))]
     pub channel: Option<String>,
 }

@@ -68,7 +68,8 @@ pub fn channels() -> Value {
     json!([
         Channel::Sms.as_str(),
         Channel::Email.as_str(),
-        Channel::Slack.as_str()
+        Channel::Slack.as_str(),
+        Channel::Ntfy.as_str()
     ])
 }
 

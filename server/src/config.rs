@@ -115,6 +115,8 @@ pub struct Config {
     pub twilio: Option<TwilioConfig>,
     /// Email goes through SMTP when set; otherwise links are printed on the console.
     pub smtp: Option<SmtpConfig>,
+    /// The access token sent to ntfy servers that require one (`tk_…`).
+    pub ntfy_token: Option<Secret>,
     /// The waits between delivery attempts; after the last, the delivery has failed.
     pub delivery_retry: Vec<Duration>,
     /// The waits between webhook attempts; after the last, the event has failed.
@@ -161,6 +163,7 @@ impl Config {
             outbound_proxy: None,
             twilio: None,
             smtp: None,
+            ntfy_token: None,
             delivery_retry: DELIVERY_RETRY.to_vec(),
             webhook_retry: WEBHOOK_RETRY.to_vec(),
             work_lease: WORK_LEASE,

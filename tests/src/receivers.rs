@@ -113,6 +113,31 @@ impl FakeTwilio {
         self.post_signed(&url, &params, &signature).await
     }
 
+    /// Reports on a message as Twilio does, to the `StatusCallback` it was sent with.
+    pub async fn report(
+        &self,
+        sms: &Sms,
+        status: &str,
+        error_code: Option<&str>,
+    ) -> (StatusCode, String) {
+        let url = sms["StatusCallback"].clone();
+        let mut params = vec![
+            ("SmsSid", sms["MessageSid"].as_str()),
+            ("SmsStatus", status),
+            ("MessageStatus", status),
+            ("To", sms["To"].as_str()),
+            ("MessageSid", sms["MessageSid"].as_str()),
+            ("AccountSid", self.sid.as_str()),
+            ("From", "+15550001111"),
+            ("ApiVersion", "2010-04-01"),
+        ];
+        if let Some(code) = error_code {
+            params.push(("ErrorCode", code));
+        }
+        let signature = self.sign(&url, &params);
+        self.post_signed(&url, &params, &signature).await
+    }
+
     /// Posts `params` to `url` with `signature` as its `X-Twilio-Signature`.
     pub async fn post_signed(
         &self,
@@ -202,9 +227,13 @@ async fn twilio_messages(
     if !status.is_success() {
         return twilio_error(status, 20500, "Service is unavailable. Please try again");
     }
-    let _ = state.sent.send(form.clone());
+    // Each message its own id, as Twilio gives it; the test sees it as `MessageSid`.
+    let sid = format!("SM{:032x}", rand_u128());
+    let mut sent = form.clone();
+    sent.insert("MessageSid".into(), sid.clone());
+    let _ = state.sent.send(sent);
     let body = json!({
-        "sid": "SM0123456789abcdef0123456789abcdef",
+        "sid": sid,
         "account_sid": state.sid,
         "to": to,
         "from": form.get("From"),
@@ -213,6 +242,110 @@ async fn twilio_messages(
         "num_segments": "1",
     });
     (StatusCode::CREATED, Json(body)).into_response()
+}
+
+/// A stand-in for ntfy's JSON publish API: `POST /` with `{"topic", "message", "title",
+/// "click", "actions", …}`, checked as ntfy checks it (a topic of letters, digits, `-` and
+/// `_`; at most three actions, each `view`, `http` or `broadcast` with a label and, for
+/// `view` and `http`, a URL; the access token when the server has one).
+pub struct NtfyReceiver {
+    /// The server's root; a topic URL is this and the topic.
+    pub base: String,
+    pub received: mpsc::UnboundedReceiver<Value>,
+}
+
+#[derive(Clone)]
+struct NtfyState {
+    token: Option<String>,
+    sent: mpsc::UnboundedSender<Value>,
+}
+
+impl NtfyReceiver {
+    /// A server that requires `token` as `Authorization: Bearer`, or none.
+    pub async fn start(token: Option<&str>) -> NtfyReceiver {
+        let (sent, received) = mpsc::unbounded_channel();
+        let state = NtfyState {
+            token: token.map(str::to_owned),
+            sent,
+        };
+        let router = Router::new()
+            .route("/", post(ntfy_publish))
+            .with_state(state);
+        NtfyReceiver {
+            base: serve(router).await,
+            received,
+        }
+    }
+}
+
+fn ntfy_error(status: StatusCode, code: u32, error: &str) -> Response {
+    let body = json!({ "code": code, "http": status.as_u16(), "error": error });
+    (status, Json(body)).into_response()
+}
+
+async fn ntfy_publish(
+    State(state): State<NtfyState>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if let Some(token) = &state.token {
+        let expected = format!("Bearer {token}");
+        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+            return ntfy_error(StatusCode::UNAUTHORIZED, 40101, "unauthorized");
+        }
+    }
+    let Ok(message) = serde_json::from_str::<Value>(&body) else {
+        return ntfy_error(
+            StatusCode::BAD_REQUEST,
+            40017,
+            "invalid request: request body must be message JSON",
+        );
+    };
+    let topic = message["topic"].as_str().unwrap_or("");
+    if topic.is_empty()
+        || topic.len() > 64
+        || !topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return ntfy_error(
+            StatusCode::BAD_REQUEST,
+            40009,
+            "invalid request: topic invalid",
+        );
+    }
+    let actions = message["actions"].as_array().cloned().unwrap_or_default();
+    if actions.len() > 3 {
+        return ntfy_error(
+            StatusCode::BAD_REQUEST,
+            40018,
+            "invalid request: actions invalid: too many actions, only 3 allowed",
+        );
+    }
+    for action in &actions {
+        let kind = action["action"].as_str().unwrap_or("");
+        let labelled = action["label"].as_str().is_some_and(|l| !l.is_empty());
+        let has_url = action["url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("http"));
+        if !matches!(kind, "view" | "http" | "broadcast")
+            || !labelled
+            || (kind != "broadcast" && !has_url)
+        {
+            return ntfy_error(
+                StatusCode::BAD_REQUEST,
+                40018,
+                "invalid request: actions invalid",
+            );
+        }
+    }
+    let _ = state.sent.send(message.clone());
+    let id = format!("{:012x}", rand_u128() & 0xffff_ffff_ffff);
+    (
+        StatusCode::OK,
+        Json(json!({ "id": id, "time": 1_800_000_000, "event": "message", "topic": topic, "message": message["message"] })),
+    )
+        .into_response()
 }
 
 /// Slack's incoming webhooks: receive JSON posts, on any `/services/…` path (each path is

@@ -19,6 +19,8 @@ mod idempotency_and_tenancy;
 mod keys;
 #[path = "api/long_poll.rs"]
 mod long_poll;
+#[path = "api/ntfy.rs"]
+mod ntfy;
 #[path = "api/page.rs"]
 mod page;
 #[path = "api/plans.rs"]

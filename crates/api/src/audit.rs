@@ -27,6 +27,9 @@ pub enum AuditEventKind {
     PauseNotified,
     #[serde(rename = "pause.notification_failed")]
     PauseNotificationFailed,
+    /// The provider reports the notice reached the phone.
+    #[serde(rename = "pause.delivered")]
+    PauseDelivered,
     #[serde(rename = "pause.viewed")]
     PauseViewed,
     #[serde(rename = "pause.responded")]
@@ -67,10 +70,11 @@ pub enum AuditEventKind {
 }
 
 impl AuditEventKind {
-    pub const ALL: [AuditEventKind; 19] = [
+    pub const ALL: [AuditEventKind; 20] = [
         AuditEventKind::PauseCreated,
         AuditEventKind::PauseNotified,
         AuditEventKind::PauseNotificationFailed,
+        AuditEventKind::PauseDelivered,
         AuditEventKind::PauseViewed,
         AuditEventKind::PauseResponded,
         AuditEventKind::PauseVoteRecorded,
@@ -94,6 +98,7 @@ impl AuditEventKind {
             AuditEventKind::PauseCreated => "pause.created",
             AuditEventKind::PauseNotified => "pause.notified",
             AuditEventKind::PauseNotificationFailed => "pause.notification_failed",
+            AuditEventKind::PauseDelivered => "pause.delivered",
             AuditEventKind::PauseViewed => "pause.viewed",
             AuditEventKind::PauseResponded => "pause.responded",
             AuditEventKind::PauseVoteRecorded => "pause.vote_recorded",

@@ -64,14 +64,19 @@ pub enum Channel {
     Sms,
     Email,
     Slack,
+    /// A push notification to an ntfy topic URL.
+    Ntfy,
 }
 
 impl Channel {
-    /// The channel a recipient implies: an http(s) URL is a Slack webhook, an address
-    /// with `@` is email, anything else a phone number.
+    /// The channel a recipient implies: an ntfy.sh URL is an ntfy topic, any other
+    /// http(s) URL a Slack webhook, an address with `@` is email, anything else a phone
+    /// number. (A topic on a server of one's own needs the channel named.)
     pub fn infer(recipient: &str) -> Channel {
         let recipient = recipient.trim();
-        if recipient.starts_with("https://") || recipient.starts_with("http://") {
+        if recipient.starts_with("https://ntfy.sh/") {
+            Channel::Ntfy
+        } else if recipient.starts_with("https://") || recipient.starts_with("http://") {
             Channel::Slack
         } else if recipient.contains('@') {
             Channel::Email
@@ -86,15 +91,17 @@ impl Channel {
             Channel::Sms => "sms",
             Channel::Email => "email",
             Channel::Slack => "slack",
+            Channel::Ntfy => "ntfy",
         }
     }
 }
 
 /// A recipient as it may be shown in logs, the audit log and tables: a Slack webhook URL
-/// is a credential (whoever has it can post), so only its start is kept,
-/// `https://hooks.slack.com/services/T…/…`. Phone numbers and addresses show whole.
+/// or an ntfy topic URL is a credential (whoever has it can post, or read), so only its
+/// start is kept, `https://hooks.slack.com/services/T…/…`, `https://ntfy.sh/a…`. Phone
+/// numbers and addresses show whole.
 pub fn shown_recipient(channel: Channel, recipient: &str) -> String {
-    if channel != Channel::Slack {
+    if !matches!(channel, Channel::Slack | Channel::Ntfy) {
         return recipient.to_owned();
     }
     let Ok(url) = url::Url::parse(recipient) else {
@@ -103,6 +110,25 @@ pub fn shown_recipient(channel: Channel, recipient: &str) -> String {
     let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
     if let Some(port) = url.port() {
         shown.push_str(&format!(":{port}"));
+    }
+    if channel == Channel::Ntfy {
+        // The topic is the last segment: whoever knows it reads the notifications.
+        let segments: Vec<&str> = url
+            .path_segments()
+            .into_iter()
+            .flatten()
+            .filter(|s| !s.is_empty())
+            .collect();
+        if let Some((topic, path)) = segments.split_last() {
+            for segment in path {
+                shown.push('/');
+                shown.push_str(segment);
+            }
+            shown.push('/');
+            shown.extend(topic.chars().take(1));
+            shown.push('…');
+        }
+        return shown;
     }
     let mut segments = url
         .path_segments()
@@ -138,8 +164,9 @@ impl FromStr for Channel {
             "sms" => Ok(Channel::Sms),
             "email" => Ok(Channel::Email),
             "slack" => Ok(Channel::Slack),
+            "ntfy" => Ok(Channel::Ntfy),
             other => Err(format!(
-                "unknown channel {other:?}: expected \"sms\", \"email\" or \"slack\""
+                "unknown channel {other:?}: expected \"sms\", \"email\", \"slack\" or \"ntfy\""
             )),
         }
     }
@@ -170,6 +197,14 @@ mod tests {
             shown_recipient(Channel::Email, "cfo@company.com"),
             "cfo@company.com"
         );
+        assert_eq!(
+            shown_recipient(Channel::Ntfy, "https://ntfy.sh/approvals-7f3k"),
+            "https://ntfy.sh/a…"
+        );
+        assert_eq!(
+            shown_recipient(Channel::Ntfy, "https://push.example.com/ntfy/ops"),
+            "https://push.example.com/ntfy/o…"
+        );
     }
 }
 
@@ -185,17 +220,23 @@ pub enum DeliveryStatus {
     Logged,
     /// Given up: refused, or every retry failed.
     Failed,
-    /// Not sent: the pause was decided first.
+    /// Not sent: the pause was decided first (or the approver had answered).
     Skipped,
+    /// The provider reports it reached the phone (SMS delivery receipts).
+    Delivered,
+    /// Accepted, but the provider reports it never reached the phone: counts as failed.
+    Undelivered,
 }
 
 impl DeliveryStatus {
-    pub const ALL: [DeliveryStatus; 5] = [
+    pub const ALL: [DeliveryStatus; 7] = [
         DeliveryStatus::Pending,
         DeliveryStatus::Sent,
         DeliveryStatus::Logged,
         DeliveryStatus::Failed,
         DeliveryStatus::Skipped,
+        DeliveryStatus::Delivered,
+        DeliveryStatus::Undelivered,
     ];
 
     /// The name used on the wire and in the database.
@@ -206,6 +247,8 @@ impl DeliveryStatus {
             DeliveryStatus::Logged => "logged",
             DeliveryStatus::Failed => "failed",
             DeliveryStatus::Skipped => "skipped",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Undelivered => "undelivered",
         }
     }
 }

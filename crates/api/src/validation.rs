@@ -62,6 +62,8 @@ pub enum Recipient {
     Email(String),
     /// A Slack incoming-webhook URL.
     Slack(Url),
+    /// An ntfy topic URL: a server and, last in its path, the topic.
+    Ntfy(Url),
 }
 
 impl Recipient {
@@ -95,6 +97,25 @@ impl Recipient {
                     "{raw:?} is not an email address that can be sent to, such as cfo@company.com"
                 ))
             }),
+            Channel::Ntfy => {
+                let url = parse_http_url("recipient", raw)?;
+                let topic = url
+                    .path_segments()
+                    .and_then(|mut segments| segments.rfind(|s| !s.is_empty()))
+                    .unwrap_or("");
+                let valid_topic = !topic.is_empty()
+                    && topic.len() <= 64
+                    && topic
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                if valid_topic && url.query().is_none() && url.fragment().is_none() {
+                    Ok(Recipient::Ntfy(url))
+                } else {
+                    Err(err(format!(
+                        "{raw:?} is not an ntfy topic URL: the server, then the topic (letters, digits, - and _), such as https://ntfy.sh/approvals-7f3k"
+                    )))
+                }
+            }
             Channel::Slack => parse_http_url("recipient", raw)
                 .map(Recipient::Slack)
                 .map_err(|e| {
@@ -112,6 +133,7 @@ impl Recipient {
             Recipient::Sms(_) => Channel::Sms,
             Recipient::Email(_) => Channel::Email,
             Recipient::Slack(_) => Channel::Slack,
+            Recipient::Ntfy(_) => Channel::Ntfy,
         }
     }
 
@@ -120,7 +142,7 @@ impl Recipient {
         match self {
             Recipient::Sms(number) => number,
             Recipient::Email(address) => address,
-            Recipient::Slack(url) => url.as_str(),
+            Recipient::Slack(url) | Recipient::Ntfy(url) => url.as_str(),
         }
     }
 }
@@ -712,6 +734,15 @@ mod tests {
         assert!(Recipient::parse(Channel::Slack, "https://hooks.slack.com/services/T/B/x").is_ok());
         for bad in ["hooks.slack.com", "ftp://x.com/a", "https://"] {
             assert!(Recipient::parse(Channel::Slack, bad).is_err(), "{bad}");
+        }
+        assert!(Recipient::parse(Channel::Ntfy, "https://ntfy.sh/approvals-7f3k").is_ok());
+        for bad in [
+            "https://ntfy.sh/",
+            "https://ntfy.sh/a b",
+            "https://ntfy.sh/topic?x=1",
+            "ntfy.sh/topic",
+        ] {
+            assert!(Recipient::parse(Channel::Ntfy, bad).is_err(), "{bad}");
         }
     }
 

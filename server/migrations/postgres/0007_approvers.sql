@@ -43,3 +43,8 @@ ALTER TABLE deliveries
 UPDATE deliveries SET id = pause_id || ':0:0';
 ALTER TABLE deliveries ALTER COLUMN id SET NOT NULL, ADD PRIMARY KEY (id);
 CREATE INDEX deliveries_by_pause ON deliveries (pause_id, approver, reminder);
+
+-- delivered and undelivered: what the provider reported after accepting it.
+ALTER TABLE deliveries DROP CONSTRAINT deliveries_status_check;
+ALTER TABLE deliveries ADD CONSTRAINT deliveries_status_check
+    CHECK (status IN ('pending', 'sent', 'logged', 'failed', 'skipped', 'delivered', 'undelivered'));

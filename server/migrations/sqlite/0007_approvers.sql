@@ -41,7 +41,9 @@ CREATE TABLE approver_deliveries (
     reminder        INTEGER NOT NULL,
     project_id      TEXT NOT NULL REFERENCES projects (id),
     channel         TEXT NOT NULL,
-    status          TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'logged', 'failed', 'skipped')),
+    -- delivered and undelivered: what the provider reported after accepting it.
+    status          TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'logged', 'failed', 'skipped',
+                                                    'delivered', 'undelivered')),
     attempts        INTEGER NOT NULL DEFAULT 0,
     last_error      TEXT,
     next_attempt_at INTEGER NOT NULL,

@@ -2,12 +2,13 @@
 //! [`SendOutcome`] out. The delivery worker ([`crate::work::deliveries`]) decides when to send and what
 //! to record.
 //!
-//! - [`sms`]: Twilio. - [`email`]: SMTP. - [`slack`]: incoming webhooks.
+//! - [`sms`]: Twilio. - [`email`]: SMTP. - [`slack`]: incoming webhooks. - [`ntfy`]: push.
 //!
 //! A channel with no provider configured prints the link on the server's console instead
 //! (delivery `logged`), so a fresh server works end to end with no accounts.
 
 pub mod email;
+pub mod ntfy;
 pub mod pace;
 pub mod slack;
 pub mod sms;
@@ -31,6 +32,8 @@ pub struct Notice<'a> {
     pub project: &'a str,
     /// The response link; it appears nowhere but in the message to the human.
     pub link: String,
+    /// The server's public URL, where providers post their reports.
+    pub public_url: &'a str,
     /// For an SMS to a number with several questions open: the reference its reply starts
     /// with (see [`crate::domain::replies`]).
     pub reference: Option<String>,
@@ -42,6 +45,7 @@ pub struct Channels {
     twilio: Option<sms::Twilio>,
     smtp: Option<email::Smtp>,
     slack: slack::Slack,
+    ntfy: ntfy::Ntfy,
     pacer: Pacer,
 }
 
@@ -68,6 +72,11 @@ impl Channels {
                 .map(|smtp| email::Smtp::new(smtp, config.allow_private_network))
                 .transpose()?,
             slack: slack::Slack::new(&policy, outbound::system_lookup())?,
+            ntfy: ntfy::Ntfy::new(
+                &policy,
+                outbound::system_lookup(),
+                config.ntfy_token.clone(),
+            )?,
             pacer: Pacer::default(),
         })
     }
@@ -77,7 +86,7 @@ impl Channels {
         match channel {
             Channel::Sms => self.twilio.is_some(),
             Channel::Email => self.smtp.is_some(),
-            Channel::Slack => true,
+            Channel::Slack | Channel::Ntfy => true,
         }
     }
 
@@ -110,7 +119,7 @@ impl Channels {
                 rate: slack::RATE,
                 units: 1,
             }),
-            Channel::Email => None,
+            Channel::Email | Channel::Ntfy => None,
         }
     }
 
@@ -142,6 +151,7 @@ impl Channels {
                 None => console(notice),
             },
             Channel::Slack => self.slack.send(notice).await,
+            Channel::Ntfy => self.ntfy.send(notice).await,
         }
     }
 }

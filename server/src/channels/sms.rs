@@ -15,6 +15,8 @@ use crate::outbound;
 use crate::views;
 use crate::work::outcome::{provider_verdict, SendOutcome, Verdict};
 
+/// Where Twilio posts its reports on the messages it accepted.
+pub const STATUS_PATH: &str = "/v1/inbound/twilio/status";
 /// Twilio refuses longer bodies.
 pub const MAX_BODY_CHARS: usize = 1600;
 /// The most of Twilio's answer read: its JSON is well under this.
@@ -73,10 +75,13 @@ impl Twilio {
         } else {
             "From"
         };
+        // Twilio reports there whether the message reached the phone.
+        let callback = format!("{}{STATUS_PATH}", notice.public_url);
         let form = [
             ("To", notice.pause.recipient.as_str()),
             (sender, self.config.from.as_str()),
             ("Body", body.as_str()),
+            ("StatusCallback", callback.as_str()),
         ];
         let response = self
             .http

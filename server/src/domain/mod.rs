@@ -12,6 +12,7 @@
 //! - [`audit`]: verifying the tamper-evident audit chain.
 //! - [`proof`]: the audit key, signed checkpoints and decision receipts.
 //! - [`replies`]: answers by SMS reply.
+//! - [`reports`]: providers' reports on messages they accepted (delivery receipts).
 //! - [`status`]: how far behind the queues are, for operators.
 
 pub mod approvals;
@@ -22,5 +23,6 @@ pub mod pauses;
 pub mod projects;
 pub mod proof;
 pub mod replies;
+pub mod reports;
 pub mod status;
 pub mod webhooks;

@@ -84,6 +84,10 @@ pub fn router(app: App, stop: CancellationToken, local: std::net::SocketAddr) ->
             post(webhooks::resend),
         )
         .route(inbound::TWILIO_PATH, post(inbound::twilio))
+        .route(
+            crate::channels::sms::STATUS_PATH,
+            post(inbound::twilio_status),
+        )
         .route("/v1/rules", get(rules::list))
         .route("/v1/rules/{id}/revoke", post(rules::revoke))
         .route("/v1/audit", get(audit::query))

@@ -36,6 +36,7 @@ pub const PATH: &str = "/openapi.json";
         super::rules::revoke,
         super::hooks::claude_code,
         super::inbound::twilio,
+        super::inbound::twilio_status,
         super::healthz,
         super::metrics::metrics,
         super::page::show,
@@ -49,7 +50,7 @@ pub const PATH: &str = "/openapi.json";
         (name = "audit", description = "The hash-chained, signed audit log"),
         (name = "rules", description = "Remembered approvals (\"Allow for 1 hour\")"),
         (name = "hooks", description = "Coding agents' permission hooks"),
-        (name = "inbound", description = "What messaging providers post back: replies"),
+        (name = "inbound", description = "What messaging providers post back: replies and delivery reports"),
         (name = "page", description = "The page humans answer on, reached by the signed link in their message"),
         (name = "service", description = "Health and metrics")
     )

@@ -68,7 +68,7 @@ pub async fn create(
     let pause = NewPause::parse(body.value, caller.key.project_max_timeout)?;
     let allow_private = state.app.config().allow_private_network;
     for approver in &pause.approvers {
-        if let Recipient::Slack(url) = &approver.recipient {
+        if let Recipient::Slack(url) | Recipient::Ntfy(url) = &approver.recipient {
             let field = if pause.approvers.len() == 1 {
                 "recipient"
             } else {

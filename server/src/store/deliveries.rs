@@ -69,6 +69,13 @@ impl FromStr for DeliveryKey {
     }
 }
 
+/// A delivery a provider's report changed.
+#[derive(Debug, Clone, Copy)]
+pub struct Reported {
+    pub key: DeliveryKey,
+    pub project_id: ProjectId,
+}
+
 /// A claimed delivery, with what sending it needs.
 #[derive(Debug, Clone)]
 pub struct DueDelivery {
@@ -115,23 +122,63 @@ impl Tx {
         );
     }
 
-    /// Records attempt number `attempt` and releases the lease.
+    /// Records attempt number `attempt` and releases the lease; `reference` is the
+    /// provider's id of the message it accepted, for its later reports.
     pub fn record_delivery_attempt(
         &mut self,
         key: DeliveryKey,
         attempt: u32,
         state: DeliveryState,
         error: Option<&str>,
+        reference: Option<&str>,
         now: Timestamp,
     ) {
         let (status, next) = state.status(now);
         self.defer(
             "UPDATE deliveries \
              SET status = $2, attempts = $3, last_error = $4, next_attempt_at = $5, \
-                 lease_until = NULL, updated_at = $6 \
+                 lease_until = NULL, updated_at = $6, provider_ref = $7 \
              WHERE id = $1",
-            args![&key.to_string(), status.as_str(), attempt, error, next, now],
+            args![
+                &key.to_string(),
+                status.as_str(),
+                attempt,
+                error,
+                next,
+                now,
+                reference
+            ],
         );
+    }
+
+    /// Takes a provider's report on a message it accepted (`reference`): `delivered` or
+    /// `undelivered`/`failed` with the reason. Only a delivery still `sent` changes, so a
+    /// report repeated or late changes nothing. Returns the delivery it changed.
+    pub async fn record_delivery_report(
+        &mut self,
+        reference: &str,
+        status: DeliveryStatus,
+        error: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Option<Reported>, StoreError> {
+        self.fetch_optional(
+            "deliveries",
+            "UPDATE deliveries SET status = $2, last_error = COALESCE($3, last_error), \
+                 updated_at = $4 \
+             WHERE provider_ref = $1 AND status = 'sent' \
+             RETURNING id, project_id",
+            args![reference, status.as_str(), error, now],
+            |row| {
+                Ok(Reported {
+                    key: row
+                        .text("id")?
+                        .parse()
+                        .map_err(|e: String| StoreError::corrupt("deliveries", e))?,
+                    project_id: row.uuid("project_id")?.into(),
+                })
+            },
+        )
+        .await
     }
 
     /// Puts a delivery back unsent and unattempted, due at `start`: its provider's rate

@@ -160,6 +160,7 @@ impl OutboxWork for Deliveries {
                         key: due.key,
                         project: &due.project_name,
                         link: links::link(&this.public_url, &token),
+                        public_url: &this.public_url,
                         reference,
                         now: now(),
                     };
@@ -351,7 +352,11 @@ fn record_attempt(
         }
         None => tracing::debug!(pause_id = %pause_id, channel = %approver.channel, "delivered"),
     }
-    tx.record_delivery_attempt(due.key, attempt, state, error, at);
+    let reference = match outcome {
+        SendOutcome::Delivered { reference, .. } => reference.as_deref(),
+        _ => None,
+    };
+    tx.record_delivery_attempt(due.key, attempt, state, error, reference, at);
     tx.append_audit(
         due.project_id,
         event,

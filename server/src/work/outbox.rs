@@ -340,7 +340,14 @@ mod tests {
                     Box::pin(async move {
                         for key in done {
                             let key: DeliveryKey = key.parse().unwrap();
-                            tx.record_delivery_attempt(key, 1, DeliveryState::Sent, None, now);
+                            tx.record_delivery_attempt(
+                                key,
+                                1,
+                                DeliveryState::Sent,
+                                None,
+                                None,
+                                now,
+                            );
                         }
                         Ok::<_, StoreError>(())
                     })

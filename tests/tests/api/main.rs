@@ -11,6 +11,7 @@ mod hooks;
 mod idempotency_and_tenancy;
 mod keys;
 mod long_poll;
+mod ntfy;
 mod openapi;
 mod page;
 mod plans;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use pausepoint_api::{AuditEventKind, PauseStatus};
+use pausepoint_api::{AuditEventKind, DeliveryStatus, PauseStatus};
 use pausepoint_server::config::{Secret, TwilioConfig};
 use pausepoint_tests::receivers::{find_link, FakeTwilio};
 use pausepoint_tests::TestServer;
@@ -264,11 +264,123 @@ async fn a_reply_is_one_approvers_vote_toward_a_quorum() {
 #[tokio::test]
 async fn without_twilio_configured_the_endpoint_is_not_there() {
     let server = TestServer::start().await;
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/inbound/twilio", server.client.base))
-        .form(&[("From", "+13125550101"), ("Body", "1")])
-        .send()
+    let post = |signature: Option<&str>| {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/v1/inbound/twilio", server.client.base))
+            .form(&[("From", "+13125550101"), ("Body", "1")]);
+        if let Some(signature) = signature {
+            request = request.header("X-Twilio-Signature", signature);
+        }
+        request.send()
+    };
+    // Unsigned is refused first, whatever is configured.
+    assert_eq!(post(None).await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        post(Some("c2lnbmVk")).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn twilios_delivery_reports_become_the_deliverys_status() {
+    let mut fake = FakeTwilio::start(&[]).await;
+    let config = twilio(&fake);
+    let server = TestServer::start_with(|c| c.twilio = Some(config)).await;
+    let reached = server
+        .client
+        .create(question("+13125550101", "Deploy 4.2?"))
         .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        .pause(StatusCode::CREATED);
+    let reached_sms = next_sms(&mut fake).await;
+    let lost = server
+        .client
+        .create(question("+13125550202", "Rotate the keys?"))
+        .await
+        .pause(StatusCode::CREATED);
+    let lost_sms = next_sms(&mut fake).await;
+    assert_eq!(
+        reached_sms["StatusCallback"],
+        format!("{}/v1/inbound/twilio/status", server.client.base)
+    );
+    // Reports come only for messages the server has recorded as sent.
+    server.client.delivered(reached.pause_id).await;
+    server.client.delivered(lost.pause_id).await;
+
+    // Steps on the way change nothing; the end does.
+    let (status, _) = fake.report(&reached_sms, "sent", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = fake.report(&reached_sms, "delivered", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = fake.report(&lost_sms, "undelivered", Some("30003")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    let delivery = |pause: pausepoint_api::Pause| pause.approvers[0].delivery.clone().unwrap();
+    let reached_now = server
+        .client
+        .get(reached.pause_id)
+        .await
+        .pause(StatusCode::OK);
+    assert_eq!(
+        delivery(reached_now.clone()).status,
+        DeliveryStatus::Delivered
+    );
+    assert_eq!(
+        reached_now.delivery.unwrap().status,
+        DeliveryStatus::Delivered
+    );
+    let lost_now = server.client.get(lost.pause_id).await.pause(StatusCode::OK);
+    let lost_delivery = delivery(lost_now);
+    assert_eq!(lost_delivery.status, DeliveryStatus::Undelivered);
+    assert!(
+        lost_delivery
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("30003"),
+        "{lost_delivery:?}"
+    );
+    let events = server
+        .client
+        .audit(&format!("pause_id={}", reached.pause_id))
+        .await;
+    assert!(events
+        .iter()
+        .any(|e| e.event == AuditEventKind::PauseDelivered));
+    let events = server
+        .client
+        .audit(&format!(
+            "pause_id={}&event=pause.notification_failed",
+            lost.pause_id
+        ))
+        .await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].data["error_code"], "30003");
+
+    // A repeated report changes nothing more; a forged one is refused.
+    fake.report(&lost_sms, "undelivered", Some("30003")).await;
+    let events = server
+        .client
+        .audit(&format!(
+            "pause_id={}&event=pause.notification_failed",
+            lost.pause_id
+        ))
+        .await;
+    assert_eq!(events.len(), 1);
+    let (status, _) = fake
+        .post_signed(
+            &reached_sms["StatusCallback"],
+            &[
+                ("MessageSid", reached_sms["MessageSid"].as_str()),
+                ("MessageStatus", "failed"),
+            ],
+            "Zm9yZ2Vk",
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let reached_now = server
+        .client
+        .get(reached.pause_id)
+        .await
+        .pause(StatusCode::OK);
+    assert_eq!(delivery(reached_now).status, DeliveryStatus::Delivered);
 }
