@@ -7,7 +7,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 use pausepoint_api::Channel;
 use pausepoint_server::config::{
-    self, Secret, SmtpConfig, TwilioConfig, DEFAULT_BIND, TWILIO_API_URL,
+    self, Secret, SlackAppConfig, SmtpConfig, TwilioConfig, DEFAULT_BIND, SLACK_API_URL,
+    TWILIO_API_URL,
 };
 use pausepoint_server::domain::approvals::{check_approver, Approver};
 use pausepoint_server::domain::keys::{self, DEFAULT_PROJECT};
@@ -139,6 +140,27 @@ pub struct ServerArgs {
         help_heading = "Push (ntfy)"
     )]
     ntfy_token: Option<String>,
+    /// The Slack app's bot token (xoxb-…): Slack recipients may then be channel or user ids, and buttons decide in Slack
+    #[arg(
+        long,
+        env = "PAUSEPOINT_SLACK_BOT_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        help_heading = "Slack app"
+    )]
+    slack_bot_token: Option<String>,
+    /// The Slack app's signing secret, which proves button clicks come from Slack
+    #[arg(
+        long,
+        env = "PAUSEPOINT_SLACK_SIGNING_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true,
+        help_heading = "Slack app"
+    )]
+    slack_signing_secret: Option<String>,
+    /// Slack's Web API address (change it only to test against a stand-in)
+    #[arg(long, env = "PAUSEPOINT_SLACK_API_URL", value_name = "URL", default_value = SLACK_API_URL, help_heading = "Slack app")]
+    slack_api_url: String,
 }
 
 /// A rate: a positive number.
@@ -161,6 +183,23 @@ impl ServerArgs {
                 segments_per_second: self.twilio_mps,
             })),
             _ => bail!("to send SMS through Twilio, give all three of --twilio-account-sid, --twilio-auth-token and --twilio-from"),
+        }
+    }
+
+    fn slack_app(&self) -> anyhow::Result<Option<SlackAppConfig>> {
+        match (&self.slack_bot_token, &self.slack_signing_secret) {
+            (None, None) => Ok(None),
+            (Some(token), Some(secret)) => Ok(Some(SlackAppConfig {
+                bot_token: Secret::new(token.clone()),
+                signing_secret: Secret::new(secret.clone()),
+                api_url: self.slack_api_url.clone(),
+            })),
+            (Some(_), None) => {
+                bail!("--slack-bot-token needs --slack-signing-secret, which proves clicks come from Slack")
+            }
+            (None, Some(_)) => {
+                bail!("--slack-signing-secret needs --slack-bot-token, which posts the messages")
+            }
         }
     }
 
@@ -208,6 +247,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.master_key_file = args.database.master_key_file.clone();
     config.public_url = args.public_url.clone();
     config.ntfy_token = args.ntfy_token.clone().map(Secret::new);
+    config.slack_app = args.slack_app()?;
     config.allow_private_network = args.allow_private_network;
     config.outbound_proxy = args.outbound_proxy.clone();
     config.metrics_bind = args.metrics_bind;

@@ -117,6 +117,9 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     /// The access token sent to ntfy servers that require one (`tk_…`).
     pub ntfy_token: Option<Secret>,
+    /// The Slack app, for Slack recipients given as channel or user ids, whose buttons
+    /// decide inside Slack.
+    pub slack_app: Option<SlackAppConfig>,
     /// The waits between delivery attempts; after the last, the delivery has failed.
     pub delivery_retry: Vec<Duration>,
     /// The waits between webhook attempts; after the last, the event has failed.
@@ -164,6 +167,7 @@ impl Config {
             twilio: None,
             smtp: None,
             ntfy_token: None,
+            slack_app: None,
             delivery_retry: DELIVERY_RETRY.to_vec(),
             webhook_retry: WEBHOOK_RETRY.to_vec(),
             work_lease: WORK_LEASE,
@@ -181,6 +185,20 @@ impl Config {
         }
     }
 }
+
+/// A Slack app installed in the workspace: its bot token posts and updates messages, its
+/// signing secret proves that button clicks come from Slack.
+#[derive(Debug, Clone)]
+pub struct SlackAppConfig {
+    /// `xoxb-…`
+    pub bot_token: Secret,
+    pub signing_secret: Secret,
+    /// Slack's Web API (`https://slack.com/api`); another for a stand-in.
+    pub api_url: String,
+}
+
+/// Slack's Web API.
+pub const SLACK_API_URL: &str = "https://slack.com/api";
 
 impl Config {
     /// The URL humans and providers reach this server at, without a trailing slash:

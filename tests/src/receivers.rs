@@ -348,6 +348,129 @@ async fn ntfy_publish(
         .into_response()
 }
 
+/// A stand-in for Slack's Web API (`chat.postMessage`, `chat.update`), answering as Slack
+/// does (`{"ok": true, …}`, or `{"ok": false, "error"}` for a wrong token or a missing
+/// field), and a signer of interactivity posts as Slack signs them.
+pub struct SlackApi {
+    /// The Web API base, like `https://slack.com/api`.
+    pub url: String,
+    pub bot_token: String,
+    pub signing_secret: String,
+    /// Each call: the method and its JSON body.
+    pub calls: mpsc::UnboundedReceiver<(String, Value)>,
+}
+
+#[derive(Clone)]
+struct SlackApiState {
+    bot_token: String,
+    sent: mpsc::UnboundedSender<(String, Value)>,
+    ts: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SlackApi {
+    pub async fn start() -> SlackApi {
+        let (sent, calls) = mpsc::unbounded_channel();
+        let state = SlackApiState {
+            bot_token: "xoxb-stand-in-bot-token".into(),
+            sent,
+            ts: Arc::new(std::sync::atomic::AtomicU64::new(100)),
+        };
+        let router = Router::new()
+            .route("/api/{method}", post(slack_api))
+            .with_state(state.clone());
+        SlackApi {
+            url: format!("{}/api", serve(router).await),
+            bot_token: state.bot_token,
+            signing_secret: "8f742231b10e8888abcd99yyyzzz85a5".into(),
+            calls,
+        }
+    }
+
+    /// Slack's signature of `body` sent at `timestamp`: `v0=` and the hex HMAC-SHA256 of
+    /// `v0:{timestamp}:{body}` under the signing secret.
+    pub fn sign(&self, timestamp: i64, body: &str) -> String {
+        use hmac::Mac;
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(self.signing_secret.as_bytes()).unwrap();
+        mac.update(format!("v0:{timestamp}:{body}").as_bytes());
+        format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// Clicks the button with `value` in the message `ts` of `channel` as `user`: the
+    /// `block_actions` post Slack sends, signed at `now + skew` seconds. Returns the status.
+    pub async fn click(
+        &self,
+        base: &str,
+        user: &str,
+        value: &str,
+        (channel, ts): (&str, &str),
+        skew: i64,
+    ) -> StatusCode {
+        let payload = json!({
+            "type": "block_actions",
+            "user": { "id": user, "username": "approver", "team_id": "T0STANDIN" },
+            "api_app_id": "A0STANDIN",
+            "container": { "type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": false },
+            "channel": { "id": channel },
+            "message": { "ts": ts, "blocks": [{ "type": "section", "text": { "type": "mrkdwn", "text": "the question" } }] },
+            "actions": [{ "type": "button", "action_id": "pausepoint_vote_0", "block_id": "pausepoint_vote", "value": value, "action_ts": "1700000000.000200" }],
+        });
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", &payload.to_string())
+            .finish();
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            + skew;
+        let response = reqwest::Client::new()
+            .post(format!("{base}/v1/inbound/slack"))
+            .header("X-Slack-Request-Timestamp", timestamp.to_string())
+            .header("X-Slack-Signature", self.sign(timestamp, &body))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        StatusCode::from_u16(response.status().as_u16()).unwrap()
+    }
+}
+
+async fn slack_api(
+    State(state): State<SlackApiState>,
+    Path(method): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let authorized = headers.get("authorization").and_then(|v| v.to_str().ok())
+        == Some(format!("Bearer {}", state.bot_token).as_str());
+    if !authorized {
+        return Json(json!({ "ok": false, "error": "invalid_auth" })).into_response();
+    }
+    let Ok(message) = serde_json::from_str::<Value>(&body) else {
+        return Json(json!({ "ok": false, "error": "invalid_json" })).into_response();
+    };
+    let channel = message["channel"].as_str().unwrap_or("").to_owned();
+    if channel.is_empty() {
+        return Json(json!({ "ok": false, "error": "channel_not_found" })).into_response();
+    }
+    let answer = match method.as_str() {
+        "chat.postMessage" => {
+            let n = state.ts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            json!({ "ok": true, "channel": channel, "ts": format!("1700000000.{n:06}"), "message": message })
+        }
+        "chat.update" => match message["ts"].as_str() {
+            Some(ts) => {
+                json!({ "ok": true, "channel": channel, "ts": ts, "text": message["text"] })
+            }
+            None => json!({ "ok": false, "error": "message_not_found" }),
+        },
+        _ => return Json(json!({ "ok": false, "error": "unknown_method" })).into_response(),
+    };
+    let _ = state.sent.send((method, message));
+    Json(answer).into_response()
+}
+
 /// Slack's incoming webhooks: receive JSON posts, on any `/services/…` path (each path is
 /// a webhook of its own, paced on its own).
 pub struct SlackReceiver {

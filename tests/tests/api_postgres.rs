@@ -29,6 +29,8 @@ mod plans;
 mod proof;
 #[path = "api/races.rs"]
 mod races;
+#[path = "api/slack_app.rs"]
+mod slack_app;
 #[path = "api/sms_replies.rs"]
 mod sms_replies;
 #[path = "api/spec_examples.rs"]

@@ -228,7 +228,7 @@ async fn every_schema_is_strict_json_schema_and_every_answer_matches_its_output_
     let create = schema("create_pause_request");
     assert_eq!(
         create["properties"]["channel"]["enum"],
-        json!(["sms", "email", "slack"])
+        json!(["sms", "email", "slack", "ntfy"])
     );
     assert_eq!(create["properties"]["options"]["minItems"], 2);
     assert_eq!(create["properties"]["options"]["maxItems"], 5);

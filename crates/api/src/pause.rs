@@ -70,13 +70,17 @@ pub enum Channel {
 
 impl Channel {
     /// The channel a recipient implies: an ntfy.sh URL is an ntfy topic, any other
-    /// http(s) URL a Slack webhook, an address with `@` is email, anything else a phone
-    /// number. (A topic on a server of one's own needs the channel named.)
+    /// http(s) URL a Slack webhook, a Slack id (`C0123ABCD`) a Slack channel or user, an
+    /// address with `@` is email, anything else a phone number. (A topic on a server of
+    /// one's own needs the channel named.)
     pub fn infer(recipient: &str) -> Channel {
         let recipient = recipient.trim();
         if recipient.starts_with("https://ntfy.sh/") {
             Channel::Ntfy
-        } else if recipient.starts_with("https://") || recipient.starts_with("http://") {
+        } else if crate::validation::is_slack_id(recipient)
+            || recipient.starts_with("https://")
+            || recipient.starts_with("http://")
+        {
             Channel::Slack
         } else if recipient.contains('@') {
             Channel::Email
@@ -101,7 +105,10 @@ impl Channel {
 /// start is kept, `https://hooks.slack.com/services/T…/…`, `https://ntfy.sh/a…`. Phone
 /// numbers and addresses show whole.
 pub fn shown_recipient(channel: Channel, recipient: &str) -> String {
-    if !matches!(channel, Channel::Slack | Channel::Ntfy) {
+    // Phone numbers, addresses and Slack ids show whole: none lets anyone post.
+    if !matches!(channel, Channel::Slack | Channel::Ntfy)
+        || crate::validation::is_slack_id(recipient)
+    {
         return recipient.to_owned();
     }
     let Ok(url) = url::Url::parse(recipient) else {

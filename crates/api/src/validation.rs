@@ -62,6 +62,9 @@ pub enum Recipient {
     Email(String),
     /// A Slack incoming-webhook URL.
     Slack(Url),
+    /// A Slack channel or user id (`C…`, `G…`, `D…`, `U…`, `W…`), posted to by the Slack
+    /// app, whose buttons decide inside Slack.
+    SlackChannel(String),
     /// An ntfy topic URL: a server and, last in its path, the topic.
     Ntfy(Url),
 }
@@ -116,11 +119,12 @@ impl Recipient {
                     )))
                 }
             }
+            Channel::Slack if is_slack_id(raw) => Ok(Recipient::SlackChannel(raw.to_owned())),
             Channel::Slack => parse_http_url("recipient", raw)
                 .map(Recipient::Slack)
                 .map_err(|e| {
                     err(format!(
-                        "{} (a Slack incoming webhook URL such as https://hooks.slack.com/services/...)",
+                        "{} (a Slack incoming webhook URL such as https://hooks.slack.com/services/..., or a channel or user id such as C0123ABCD)",
                         e.message
                     ))
                 }),
@@ -132,7 +136,7 @@ impl Recipient {
         match self {
             Recipient::Sms(_) => Channel::Sms,
             Recipient::Email(_) => Channel::Email,
-            Recipient::Slack(_) => Channel::Slack,
+            Recipient::Slack(_) | Recipient::SlackChannel(_) => Channel::Slack,
             Recipient::Ntfy(_) => Channel::Ntfy,
         }
     }
@@ -143,6 +147,7 @@ impl Recipient {
             Recipient::Sms(number) => number,
             Recipient::Email(address) => address,
             Recipient::Slack(url) | Recipient::Ntfy(url) => url.as_str(),
+            Recipient::SlackChannel(id) => id,
         }
     }
 }
@@ -620,6 +625,15 @@ impl Decision {
     }
 }
 
+/// A Slack conversation or user id: `C`, `G` or `D` (channels and conversations) or `U`
+/// or `W` (users), then upper-case letters and digits.
+pub fn is_slack_id(raw: &str) -> bool {
+    let mut chars = raw.chars();
+    matches!(chars.next(), Some('C' | 'G' | 'D' | 'U' | 'W'))
+        && (8..=20).contains(&raw.len())
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
 /// `raw` as an address a mail server takes without extensions: a dot-atom local part in
 /// ASCII, and a domain name (never an address literal) in ASCII, international names as
 /// punycode. None when it cannot be sent as such.
@@ -732,6 +746,12 @@ mod tests {
             assert!(Recipient::parse(Channel::Email, bad).is_err(), "{bad}");
         }
         assert!(Recipient::parse(Channel::Slack, "https://hooks.slack.com/services/T/B/x").is_ok());
+        assert_eq!(
+            Recipient::parse(Channel::Slack, "C0123ABCD").unwrap(),
+            Recipient::SlackChannel("C0123ABCD".into())
+        );
+        assert!(Recipient::parse(Channel::Slack, "U0APPROVER").is_ok());
+        assert!(Recipient::parse(Channel::Slack, "c0123abcd").is_err());
         for bad in ["hooks.slack.com", "ftp://x.com/a", "https://"] {
             assert!(Recipient::parse(Channel::Slack, bad).is_err(), "{bad}");
         }
@@ -754,6 +774,8 @@ mod tests {
             Channel::infer("https://hooks.slack.com/services/T/B/X"),
             Channel::Slack
         );
+        assert_eq!(Channel::infer("C0123ABCD"), Channel::Slack);
+        assert_eq!(Channel::infer("https://ntfy.sh/approvals"), Channel::Ntfy);
     }
 
     #[test]

@@ -71,7 +71,15 @@ impl Channels {
                 .as_ref()
                 .map(|smtp| email::Smtp::new(smtp, config.allow_private_network))
                 .transpose()?,
-            slack: slack::Slack::new(&policy, outbound::system_lookup())?,
+            slack: slack::Slack::new(
+                &policy,
+                outbound::system_lookup(),
+                config
+                    .slack_app
+                    .clone()
+                    .map(|app| slack::SlackApp::new(app, &policy))
+                    .transpose()?,
+            )?,
             ntfy: ntfy::Ntfy::new(
                 &policy,
                 outbound::system_lookup(),
@@ -79,6 +87,11 @@ impl Channels {
             )?,
             pacer: Pacer::default(),
         })
+    }
+
+    /// The Slack app, when one is configured.
+    pub fn slack_app(&self) -> Option<&slack::SlackApp> {
+        self.slack.app()
     }
 
     /// Whether `channel` reaches people (rather than the console).

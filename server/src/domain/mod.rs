@@ -5,6 +5,7 @@
 //! - [`approvals`]: a coding agent's hook event asked of a person, and the rules
 //!   ("Allow for 1 hour") that answer it without asking.
 //! - [`pauses`]: create, wait, and the move from `pending` to a decision.
+//! - [`clicks`]: answers given by a button inside Slack.
 //! - [`keys`]: API keys, hashed at rest.
 //! - [`projects`]: the name humans see for who asks, and renaming it.
 //! - [`links`]: the signed links humans answer through.
@@ -17,6 +18,7 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod clicks;
 pub mod keys;
 pub mod links;
 pub mod pauses;

@@ -256,6 +256,21 @@ impl Pauses {
         choice: &str,
         text: Option<&str>,
     ) -> Result<Pause, PauseError> {
+        self.vote_as(project_id, id, approver, choice, text, None)
+            .await
+    }
+
+    /// [`Pauses::vote`], recorded with `actor` when the approver acted as someone more
+    /// precise than their recipient (the Slack user who clicked in a channel).
+    pub async fn vote_as(
+        &self,
+        project_id: ProjectId,
+        id: PauseId,
+        approver: u32,
+        choice: &str,
+        text: Option<&str>,
+        actor: Option<Actor>,
+    ) -> Result<Pause, PauseError> {
         let pause = self.get(project_id, id).await?;
         let voter = pause
             .approvers
@@ -283,7 +298,7 @@ impl Pauses {
                         return Err(PauseError::AlreadyVoted);
                     }
                     tx.skip_deliveries_of(id, Some(approver), now);
-                    let actor = Actor::approver(&voter);
+                    let actor = actor.unwrap_or_else(|| Actor::approver(&voter));
                     // One approver's vote is the decision itself: `pause.responded` says
                     // it all, as it always has.
                     if several || tally.quorum.is_some() {

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use super::error::ApiError;
 use super::AppState;
 use crate::channels::sms;
+use crate::domain::clicks::{self, Clicked};
 use crate::domain::reports;
 
 pub const TWILIO_PATH: &str = "/v1/inbound/twilio";
@@ -110,6 +111,109 @@ pub async fn twilio_status(
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Slack's interactivity post: `payload`, the JSON of the `block_actions` event.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SlackInteraction {
+    /// `{"type": "block_actions", "user": {"id"}, "actions": [{"value"}], "container":
+    /// {"channel_id", "message_ts"}, …}`
+    payload: String,
+}
+
+/// How old a Slack request may be: Slack's own advice against replays.
+const SLACK_TOLERANCE_SECONDS: i64 = 5 * 60;
+
+#[utoipa::path(
+    post,
+    path = "/v1/inbound/slack",
+    tag = "inbound",
+    operation_id = "slack_inbound",
+    summary = "A button clicked in Slack",
+    description = "Set as the Slack app's Interactivity Request URL. A click on a question's button votes as the approver the message was sent to, with the Slack user as the actor (a question sent to a user id is answered by that user only), and the message is updated in place.",
+    params(
+        ("X-Slack-Signature" = String, Header, description = "`v0=` and the hex HMAC-SHA256 of `v0:{timestamp}:{body}` under the app's signing secret"),
+        ("X-Slack-Request-Timestamp" = String, Header, description = "Unix seconds; more than 5 minutes off is refused")
+    ),
+    request_body(content = SlackInteraction, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Taken"),
+        (status = 403, description = "Not signed by Slack with this app's signing secret, or too old (`invalid_signature`)", body = pausepoint_api::ErrorBody),
+        (status = 404, description = "No Slack app is configured", body = pausepoint_api::ErrorBody)
+    )
+)]
+/// `POST /v1/inbound/slack`
+pub async fn slack(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let forged = |why: &str| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invalid_signature",
+            format!("this post is not signed by Slack for this app: {why}"),
+        )
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (Some(signature), Some(timestamp)) = (
+        header("x-slack-signature"),
+        header("x-slack-request-timestamp"),
+    ) else {
+        return Err(forged("no signature"));
+    };
+    let Some(app) = state.app.channels().slack_app() else {
+        return Err(ApiError::not_found(
+            "Slack buttons need the Slack app: set --slack-bot-token and --slack-signing-secret",
+        ));
+    };
+    let sent_at: i64 = timestamp.parse().map_err(|_| forged("no timestamp"))?;
+    if (jiff::Timestamp::now().as_second() - sent_at).abs() > SLACK_TOLERANCE_SECONDS {
+        return Err(forged("the request is more than 5 minutes old"));
+    }
+    if !app.signature_valid(timestamp, &body, signature) {
+        return Err(forged("the signature does not match"));
+    }
+    let form: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(&body).map_err(|_| forged("not a form"))?;
+    let Some(payload) = form
+        .iter()
+        .find(|(name, _)| name == "payload")
+        .and_then(|(_, payload)| serde_json::from_str::<serde_json::Value>(payload).ok())
+    else {
+        return Ok(StatusCode::OK);
+    };
+    if payload["type"] != "block_actions" {
+        return Ok(StatusCode::OK);
+    }
+    let user = payload["user"]["id"].as_str().unwrap_or("");
+    let Some(value) = payload["actions"][0]["value"].as_str() else {
+        return Ok(StatusCode::OK);
+    };
+    let clicked = clicks::click(
+        state.app.store(),
+        state.app.links(),
+        state.app.pauses(),
+        user,
+        value,
+    )
+    .await?;
+    if let Clicked::Refused(why) = &clicked {
+        tracing::info!(user, why, "a Slack click was refused");
+    }
+    let channel = payload["container"]["channel_id"].as_str();
+    let ts = payload["container"]["message_ts"].as_str();
+    let question = payload["message"]["blocks"][0]["text"]["text"]
+        .as_str()
+        .unwrap_or("");
+    if let (Some(line), Some(channel), Some(ts)) = (clicks::shown(&clicked, user), channel, ts) {
+        // The click is recorded; a failed update only leaves the old message standing.
+        if let Err(e) = app.update(channel, ts, &line, question).await {
+            tracing::warn!(error = %e, "could not update the Slack message");
+        }
+    }
+    Ok(StatusCode::OK)
 }
 
 /// The parameters of a post to `path`, once its `X-Twilio-Signature` is found to be

@@ -84,6 +84,7 @@ pub fn router(app: App, stop: CancellationToken, local: std::net::SocketAddr) ->
             post(webhooks::resend),
         )
         .route(inbound::TWILIO_PATH, post(inbound::twilio))
+        .route("/v1/inbound/slack", post(inbound::slack))
         .route(
             crate::channels::sms::STATUS_PATH,
             post(inbound::twilio_status),

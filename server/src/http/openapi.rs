@@ -37,6 +37,7 @@ pub const PATH: &str = "/openapi.json";
         super::hooks::claude_code,
         super::inbound::twilio,
         super::inbound::twilio_status,
+        super::inbound::slack,
         super::healthz,
         super::metrics::metrics,
         super::page::show,
@@ -50,7 +51,7 @@ pub const PATH: &str = "/openapi.json";
         (name = "audit", description = "The hash-chained, signed audit log"),
         (name = "rules", description = "Remembered approvals (\"Allow for 1 hour\")"),
         (name = "hooks", description = "Coding agents' permission hooks"),
-        (name = "inbound", description = "What messaging providers post back: replies and delivery reports"),
+        (name = "inbound", description = "What messaging providers post back: replies, delivery reports and button clicks"),
         (name = "page", description = "The page humans answer on, reached by the signed link in their message"),
         (name = "service", description = "Health and metrics")
     )

@@ -68,6 +68,19 @@ pub async fn create(
     let pause = NewPause::parse(body.value, caller.key.project_max_timeout)?;
     let allow_private = state.app.config().allow_private_network;
     for approver in &pause.approvers {
+        if matches!(approver.recipient, Recipient::SlackChannel(_))
+            && state.app.config().slack_app.is_none()
+        {
+            let field = if pause.approvers.len() == 1 {
+                "recipient"
+            } else {
+                "recipients"
+            };
+            return Err(ApiError::invalid(
+                field,
+                "a Slack channel or user id needs the Slack app: start the server with --slack-bot-token and --slack-signing-secret, or give an incoming-webhook URL",
+            ));
+        }
         if let Recipient::Slack(url) | Recipient::Ntfy(url) = &approver.recipient {
             let field = if pause.approvers.len() == 1 {
                 "recipient"

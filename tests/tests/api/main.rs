@@ -18,6 +18,7 @@ mod plans;
 mod proof;
 
 mod races;
+mod slack_app;
 mod sms_replies;
 mod spec_examples;
 mod timeouts;
