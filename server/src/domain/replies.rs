@@ -18,6 +18,8 @@ use crate::store::Store;
 const REFERENCE_ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 /// Questions named in a reply that asks for a reference.
 const LISTED: usize = 5;
+/// The most open questions of one number a reply is matched against (newest first).
+const MATCHED: u32 = 100;
 
 /// The two-character reference of an approver's question.
 pub fn reference(pause_id: PauseId, approver: u32) -> String {
@@ -78,13 +80,15 @@ impl Replies {
         Replies { store, pauses }
     }
 
-    /// The questions open now to `number`.
+    /// The questions open now to `number`, newest first, up to [`MATCHED`].
     pub async fn open_to(&self, number: &str) -> Result<Vec<OpenQuestion>, PauseError> {
         let number = number.to_owned();
         let now = now();
         Ok(self
             .store
-            .read(move |conn| Box::pin(async move { conn.open_sms_questions(&number, now).await }))
+            .read(move |conn| {
+                Box::pin(async move { conn.open_sms_questions(&number, now, MATCHED).await })
+            })
             .await?)
     }
 
@@ -102,7 +106,7 @@ impl Replies {
             (matching.len() == 1).then(|| (*matching[0], rest))
         });
         let (question, answer, several) = match (named, open.as_slice()) {
-            (_, []) => return Ok(NOTHING_OPEN.into()),
+            (_, []) => return self.too_late(&number).await,
             (Some((question, rest)), _) => (question, rest, open.len() > 1),
             (None, [only]) => (*only, reply, false),
             (None, _) => return self.which_one(&open).await,
@@ -140,6 +144,31 @@ impl Replies {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// No question is open to `number`: what became of the last one it was asked, if any.
+    async fn too_late(&self, number: &str) -> Result<String, PauseError> {
+        let number = number.to_owned();
+        let now = now();
+        let last = self
+            .store
+            .read(move |conn| Box::pin(async move { conn.last_sms_question(&number, now).await }))
+            .await?;
+        let Some(last) = last else {
+            return Ok(NOTHING_OPEN.into());
+        };
+        let pause = self.pauses.get(last.project_id, last.pause_id).await?;
+        let answered = pause
+            .approvers
+            .get(last.approver as usize)
+            .is_some_and(|a| a.vote.is_some());
+        Ok(if pause.status.is_final() || pause.expires_at <= now {
+            outcome(&pause)
+        } else if answered {
+            "You already answered this question.".into()
+        } else {
+            NOTHING_OPEN.into()
+        })
     }
 
     /// Several questions are open and the reply names none of them.

@@ -76,6 +76,17 @@ pub async fn record_twilio(
                 tx.announce(Change::PauseChanged {
                     pause_id: reported.key.pause_id,
                 });
+                // An SMS that never arrived is a failed delivery: the next escalation tier
+                // need not wait for an answer that cannot come.
+                if delivery_status != DeliveryStatus::Delivered && reported.key.reminder == 0 {
+                    tx.escalate_if_unreachable(
+                        reported.key.pause_id,
+                        reported.key.approver,
+                        &reported.key.to_string(),
+                        at,
+                    );
+                    tx.announce(Change::DeliveriesDue);
+                }
                 Ok(true)
             })
         })

@@ -99,12 +99,13 @@ pub struct OpenQuestion {
 }
 
 impl Conn {
-    /// The questions open at `now` to this phone number, oldest first (through
-    /// `approvers_open_by_recipient`, so its cost grows with the number's open questions).
+    /// Up to `limit` questions open at `now` to this phone number, newest first (through
+    /// `approvers_open_by_recipient`, in its order, so it reads little past the newest).
     pub async fn open_sms_questions(
         &mut self,
         number: &str,
         now: Timestamp,
+        limit: u32,
     ) -> Result<Vec<OpenQuestion>, StoreError> {
         self.fetch_all(
             TABLE,
@@ -112,7 +113,32 @@ impl Conn {
              JOIN pauses p ON p.id = a.pause_id \
              WHERE a.recipient = $1 AND a.channel = 'sms' AND a.vote_at IS NULL \
                AND a.notify_at <= $2 AND p.status = 'pending' AND p.expires_at > $2 \
-             ORDER BY a.pause_id, a.approver",
+             ORDER BY a.pause_id DESC, a.approver LIMIT $3",
+            args![number, now, limit],
+            |row| {
+                Ok(OpenQuestion {
+                    project_id: row.uuid("project_id")?.into(),
+                    pause_id: row.uuid("pause_id")?.into(),
+                    approver: row.count("approver")?,
+                })
+            },
+        )
+        .await
+    }
+
+    /// The last question asked of this phone number by `now`, whatever became of it
+    /// (through `approvers_by_recipient`, newest first).
+    pub async fn last_sms_question(
+        &mut self,
+        number: &str,
+        now: Timestamp,
+    ) -> Result<Option<OpenQuestion>, StoreError> {
+        self.fetch_optional(
+            TABLE,
+            "SELECT p.project_id, a.pause_id, a.approver FROM approvers a \
+             JOIN pauses p ON p.id = a.pause_id \
+             WHERE a.recipient = $1 AND a.channel = 'sms' AND a.notify_at <= $2 \
+             ORDER BY a.pause_id DESC LIMIT 1",
             args![number, now],
             |row| {
                 Ok(OpenQuestion {
@@ -268,6 +294,35 @@ impl Tx {
             )
             .await?;
         Ok(updated == 1)
+    }
+
+    /// Brings the next escalation tier forward to `now` when no approver up to the tier
+    /// of `approver` can still be reached: every first notice up to that tier (`failed`
+    /// aside, which is being recorded as failed) has failed or was not delivered. Waiting
+    /// out the tier's time would only wait for nobody.
+    pub(crate) fn escalate_if_unreachable(
+        &mut self,
+        pause_id: PauseId,
+        approver: u32,
+        failed: &str,
+        now: Timestamp,
+    ) {
+        self.defer(
+            "UPDATE deliveries SET next_attempt_at = $2 \
+             WHERE pause_id = $1 AND reminder = 0 AND status = 'pending' AND next_attempt_at > $2 \
+               AND approver IN ( \
+                   SELECT approver FROM approvers WHERE pause_id = $1 AND tier = ( \
+                       SELECT MIN(tier) FROM approvers WHERE pause_id = $1 AND tier > ( \
+                           SELECT tier FROM approvers WHERE pause_id = $1 AND approver = $3))) \
+               AND NOT EXISTS ( \
+                   SELECT 1 FROM deliveries d JOIN approvers a \
+                     ON a.pause_id = d.pause_id AND a.approver = d.approver \
+                   WHERE d.pause_id = $1 AND d.reminder = 0 AND d.id <> $4 \
+                     AND a.tier <= ( \
+                         SELECT tier FROM approvers WHERE pause_id = $1 AND approver = $3) \
+                     AND d.status IN ('pending', 'sent', 'logged', 'delivered'))",
+            args![&pause_id.to_string(), now, approver, failed],
+        );
     }
 
     /// Marks the pause as opened by this approver; true only the first time.

@@ -99,8 +99,9 @@ impl OutboxWork for Deliveries {
             })
             .collect();
         // An SMS to a number with other questions open carries its reference, for the
-        // reply to name it.
-        for item in &mut due {
+        // reply to name it. (Only where replies can come: Twilio is configured.)
+        let replies = self.channels.configured(Channel::Sms);
+        for item in due.iter_mut().filter(|_| replies) {
             if let Due::Send(d, reference) = item {
                 let Some(approver) = d.approver().filter(|a| a.channel == Channel::Sms) else {
                     continue;
@@ -109,7 +110,7 @@ impl OutboxWork for Deliveries {
                 let open = self
                     .store
                     .read(move |conn| {
-                        Box::pin(async move { conn.open_sms_questions(&number, now).await })
+                        Box::pin(async move { conn.open_sms_questions(&number, now, 2).await })
                     })
                     .await?;
                 if open
@@ -147,7 +148,7 @@ impl OutboxWork for Deliveries {
             match item {
                 Due::Skip(key) => Done::Skipped(key, now()),
                 Due::Send(due, reference) => {
-                    let Some(asked) = as_asked(&due) else {
+                    let Some(asked) = as_asked(&due, now()) else {
                         return Done::Skipped(due.key, now());
                     };
                     let target = LinkTarget {
@@ -239,8 +240,9 @@ impl OutboxWork for Deliveries {
     }
 }
 
-/// Why this notice comes, when it is not the first asking of tier 0.
-fn reason(due: &DueDelivery) -> Option<String> {
+/// Why this notice comes, when it is not the first asking of tier 0: a reminder, the
+/// earlier tiers' silence, or (before the tier's time) that they could not be reached.
+fn reason(due: &DueDelivery, now: Timestamp) -> Option<String> {
     let approver = due.approver()?;
     if due.key.reminder > 0 {
         return Some("Reminder: this question is still waiting for your answer.".into());
@@ -255,6 +257,9 @@ fn reason(due: &DueDelivery) -> Option<String> {
         .filter(|a| a.tier < approver.tier)
         .map(|a| pausepoint_api::shown_recipient(a.channel, &a.recipient))
         .collect();
+    if now < approver.notify_at {
+        return Some(format!("{} could not be reached.", earlier.join(", ")));
+    }
     let waited = approver.notify_at.duration_since(due.pause.created_at);
     Some(format!(
         "No answer from {} in {}.",
@@ -265,12 +270,12 @@ fn reason(due: &DueDelivery) -> Option<String> {
 
 /// The pause as this delivery's approver is asked it: to them, on their channel, and
 /// with why it comes before the question when it is an escalation or a reminder.
-fn as_asked(due: &DueDelivery) -> Option<pausepoint_api::Pause> {
+fn as_asked(due: &DueDelivery, now: Timestamp) -> Option<pausepoint_api::Pause> {
     let approver = due.approver()?;
     let mut asked = due.pause.clone();
     asked.channel = approver.channel;
     asked.recipient = approver.recipient.clone();
-    if let Some(reason) = reason(due) {
+    if let Some(reason) = reason(due, now) {
         asked.message = format!("{reason}\n\n{}", asked.message);
     }
     Some(asked)
@@ -316,7 +321,7 @@ fn record_attempt(
     if due.key.reminder > 0 {
         data["reminder"] = json!(due.key.reminder);
     }
-    let reason = reason(due);
+    let reason = reason(due, at);
     if let Some(reason) = &reason {
         data["reason"] = json!(reason);
     }
@@ -357,6 +362,10 @@ fn record_attempt(
         _ => None,
     };
     tx.record_delivery_attempt(due.key, attempt, state, error, reference, at);
+    if state == DeliveryState::Failed && due.key.reminder == 0 {
+        tx.escalate_if_unreachable(pause_id, due.key.approver, &due.key.to_string(), at);
+        tx.announce(Change::DeliveriesDue);
+    }
     tx.append_audit(
         due.project_id,
         event,

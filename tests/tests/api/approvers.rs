@@ -555,3 +555,64 @@ async fn reminders_go_to_those_who_have_not_answered_and_stop_at_the_decision() 
         "nothing more was sent"
     );
 }
+
+#[tokio::test]
+async fn a_tier_nobody_can_reach_escalates_at_once() {
+    // Twilio refuses the first SMS outright.
+    let mut fake = FakeTwilio::start(&[400]).await;
+    let config = twilio(&fake);
+    let server = TestServer::start_with(|c| c.twilio = Some(config)).await;
+    let body = json!({
+        "recipient": "+13125550101", "channel": "sms",
+        "message": "Roll back the payments deploy?",
+        "options": ["Roll back", "Leave it"],
+        "escalation": [{"after_seconds": 1800, "recipients": [{"recipient": "+13125550202"}]}],
+        "timeout_seconds": 3600
+    });
+    let refused = server.client.create(body).await.pause(StatusCode::CREATED);
+    // Not in 30 minutes: now, saying why.
+    let sms = next_sms(&mut fake).await;
+    assert_eq!(sms["To"], "+13125550202");
+    assert!(
+        sms["Body"].starts_with("+13125550101 could not be reached."),
+        "{}",
+        sms["Body"]
+    );
+    let first = server
+        .client
+        .get(refused.pause_id)
+        .await
+        .pause(StatusCode::OK);
+    assert_eq!(
+        first.approvers[0].delivery.as_ref().unwrap().status,
+        DeliveryStatus::Failed
+    );
+
+    // Accepted, then reported undelivered by Twilio: the same.
+    let body = json!({
+        "recipient": "+13125550303", "channel": "sms",
+        "message": "Restart the queue?",
+        "options": ["Yes", "No"],
+        "escalation": [{"after_seconds": 1800, "recipients": [{"recipient": "+13125550404"}]}],
+        "timeout_seconds": 3600
+    });
+    let lost = server.client.create(body).await.pause(StatusCode::CREATED);
+    let sms = next_sms(&mut fake).await;
+    assert_eq!(sms["To"], "+13125550303");
+    server.client.delivered(lost.pause_id).await;
+    let (status, _) = fake.report(&sms, "undelivered", Some("30005")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let sms = next_sms(&mut fake).await;
+    assert_eq!(sms["To"], "+13125550404");
+    // The server records the send a moment after Twilio has it.
+    let query = format!("pause_id={}&event=pause.escalated", lost.pause_id);
+    until("the escalation is recorded", async || {
+        server.client.audit(&query).await.len() == 1
+    })
+    .await;
+    let events = server.client.audit(&query).await;
+    assert_eq!(
+        events[0].data["reason"],
+        "+13125550303 could not be reached."
+    );
+}
