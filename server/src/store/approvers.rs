@@ -12,6 +12,7 @@ use pausepoint_api::{Approver, Decision, Delivery, DeliveryStatus, Pause, Vote};
 
 use super::db::{args, Conn, OwnedArg, Query, Row};
 use super::deliveries::DeliveryKey;
+use super::pauses::millis;
 use super::{StoreError, Tx};
 use crate::ids::{PauseId, ProjectId};
 
@@ -350,7 +351,3 @@ fn later(at: Timestamp, after: Duration) -> Timestamp {
         .unwrap_or(at)
 }
 
-/// `at` to the millisecond, as stored.
-fn millis(at: Timestamp) -> Timestamp {
-    Timestamp::from_millisecond(at.as_millisecond()).unwrap_or(at)
-}

@@ -524,6 +524,6 @@ impl Store {
 }
 
 /// `at` to the millisecond, as stored.
-fn millis(at: Timestamp) -> Timestamp {
+pub(super) fn millis(at: Timestamp) -> Timestamp {
     Timestamp::from_millisecond(at.as_millisecond()).unwrap_or(at)
 }
