@@ -350,4 +350,3 @@ fn later(at: Timestamp, after: Duration) -> Timestamp {
         .and_then(|after| at.checked_add(after).ok())
         .unwrap_or(at)
 }
-
