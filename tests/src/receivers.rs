@@ -73,6 +73,26 @@ impl FakeTwilio {
         }
     }
 
+    /// The server's Twilio settings for this stand-in: its account, sending from
+    /// +15550001111, fast enough that pacing never holds a test back.
+    pub fn config(&self) -> pausepoint_server::config::TwilioConfig {
+        pausepoint_server::config::TwilioConfig {
+            account_sid: self.sid.clone(),
+            auth_token: pausepoint_server::config::Secret::new(self.token.clone()),
+            from: "+15550001111".into(),
+            api_url: self.url.clone(),
+            segments_per_second: 100.0,
+        }
+    }
+
+    /// The next SMS the server sent, within 30 s.
+    pub async fn next(&mut self) -> Sms {
+        tokio::time::timeout(std::time::Duration::from_secs(30), self.received.recv())
+            .await
+            .expect("no SMS within 30 s")
+            .unwrap()
+    }
+
     /// Twilio's signature of a post of `params` to `url`, as Twilio documents it: the URL,
     /// then each parameter's name and value in the order of the names, HMAC-SHA1 keyed by
     /// the auth token, base64.

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use pausepoint_api::{AuditEventKind, DeliveryStatus, Pause, PauseStatus};
-use pausepoint_server::config::{Secret, TwilioConfig};
 use pausepoint_tests::receivers::{find_link, Answer, FakeTwilio, WebhookReceiver};
 use pausepoint_tests::TestServer;
 use reqwest::StatusCode;
@@ -356,23 +355,6 @@ async fn racing_votes_are_all_counted_and_decide_exactly_once() {
     }
 }
 
-fn twilio(fake: &FakeTwilio) -> TwilioConfig {
-    TwilioConfig {
-        account_sid: fake.sid.clone(),
-        auth_token: Secret::new(fake.token.clone()),
-        from: "+15550001111".into(),
-        api_url: fake.url.clone(),
-        segments_per_second: 100.0,
-    }
-}
-
-async fn next_sms(fake: &mut FakeTwilio) -> std::collections::HashMap<String, String> {
-    tokio::time::timeout(Duration::from_secs(30), fake.received.recv())
-        .await
-        .expect("no SMS within 30 s")
-        .unwrap()
-}
-
 async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !done().await {
@@ -384,7 +366,7 @@ async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
 #[tokio::test]
 async fn an_escalation_tier_is_asked_when_nobody_answered_and_says_why() {
     let mut fake = FakeTwilio::start(&[]).await;
-    let config = twilio(&fake);
+    let config = fake.config();
     let server = TestServer::start_with(|c| c.twilio = Some(config)).await;
     let body = json!({
         "recipient": "+13125550101", "channel": "sms",
@@ -401,9 +383,9 @@ async fn an_escalation_tier_is_asked_when_nobody_answered_and_says_why() {
         pause.created_at + jiff::SignedDuration::from_secs(1)
     );
 
-    let first = next_sms(&mut fake).await;
+    let first = fake.next().await;
     assert_eq!(first["To"], "+13125550101");
-    let second = next_sms(&mut fake).await;
+    let second = fake.next().await;
     assert_eq!(second["To"], "+13125550202");
     assert!(
         second["Body"].starts_with("No answer from +13125550101 in 1 second"),
@@ -473,7 +455,7 @@ async fn bring_forward(server: &TestServer, pause: &Pause, reminder: i64) {
 #[tokio::test]
 async fn reminders_go_to_those_who_have_not_answered_and_stop_at_the_decision() {
     let mut fake = FakeTwilio::start(&[]).await;
-    let config = twilio(&fake);
+    let config = fake.config();
     let server = TestServer::start_with(|c| c.twilio = Some(config)).await;
     let body = json!({
         "recipients": [{"recipient": "+13125550101"}, {"recipient": "+13125550202"}],
@@ -487,7 +469,7 @@ async fn reminders_go_to_those_who_have_not_answered_and_stop_at_the_decision() 
     assert_eq!(pause.remind_every_seconds, Some(60));
     let mut first = Vec::new();
     for _ in 0..2 {
-        first.push(next_sms(&mut fake).await);
+        first.push(fake.next().await);
     }
     let link_of = |to: &str| {
         let sms = first.iter().find(|s| s["To"] == to).unwrap();
@@ -500,7 +482,7 @@ async fn reminders_go_to_those_who_have_not_answered_and_stop_at_the_decision() 
         StatusCode::OK
     );
     bring_forward(&server, &pause, 1).await;
-    let reminder = next_sms(&mut fake).await;
+    let reminder = fake.next().await;
     assert_eq!(reminder["To"], "+13125550202");
     assert!(
         reminder["Body"].starts_with("Reminder: this question is still waiting"),
@@ -560,7 +542,7 @@ async fn reminders_go_to_those_who_have_not_answered_and_stop_at_the_decision() 
 async fn a_tier_nobody_can_reach_escalates_at_once() {
     // Twilio refuses the first SMS outright.
     let mut fake = FakeTwilio::start(&[400]).await;
-    let config = twilio(&fake);
+    let config = fake.config();
     let server = TestServer::start_with(|c| c.twilio = Some(config)).await;
     let body = json!({
         "recipient": "+13125550101", "channel": "sms",
@@ -571,7 +553,7 @@ async fn a_tier_nobody_can_reach_escalates_at_once() {
     });
     let refused = server.client.create(body).await.pause(StatusCode::CREATED);
     // Not in 30 minutes: now, saying why.
-    let sms = next_sms(&mut fake).await;
+    let sms = fake.next().await;
     assert_eq!(sms["To"], "+13125550202");
     assert!(
         sms["Body"].starts_with("+13125550101 could not be reached."),
@@ -597,12 +579,12 @@ async fn a_tier_nobody_can_reach_escalates_at_once() {
         "timeout_seconds": 3600
     });
     let lost = server.client.create(body).await.pause(StatusCode::CREATED);
-    let sms = next_sms(&mut fake).await;
+    let sms = fake.next().await;
     assert_eq!(sms["To"], "+13125550303");
     server.client.delivered(lost.pause_id).await;
     let (status, _) = fake.report(&sms, "undelivered", Some("30005")).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let sms = next_sms(&mut fake).await;
+    let sms = fake.next().await;
     assert_eq!(sms["To"], "+13125550404");
     // The server records the send a moment after Twilio has it.
     let query = format!("pause_id={}&event=pause.escalated", lost.pause_id);

@@ -2,31 +2,11 @@
 //! approver's number votes, and what comes back is TwiML saying what happened. A stand-in
 //! for Twilio sends the messages and signs its posts exactly as Twilio documents.
 
-use std::time::Duration;
-
 use pausepoint_api::{AuditEventKind, DeliveryStatus, PauseStatus};
-use pausepoint_server::config::{Secret, TwilioConfig};
 use pausepoint_tests::receivers::{find_link, FakeTwilio};
 use pausepoint_tests::TestServer;
 use reqwest::StatusCode;
 use serde_json::json;
-
-fn twilio(fake: &FakeTwilio) -> TwilioConfig {
-    TwilioConfig {
-        account_sid: fake.sid.clone(),
-        auth_token: Secret::new(fake.token.clone()),
-        from: "+15550001111".into(),
-        api_url: fake.url.clone(),
-        segments_per_second: 100.0,
-    }
-}
-
-async fn next_sms(fake: &mut FakeTwilio) -> std::collections::HashMap<String, String> {
-    tokio::time::timeout(Duration::from_secs(30), fake.received.recv())
-        .await
-        .expect("no SMS within 30 s")
-        .unwrap()
-}
 
 fn question(to: &str, message: &str) -> serde_json::Value {
     json!({
@@ -47,7 +27,7 @@ fn said(twiml: &str) -> &str {
 #[tokio::test]
 async fn a_reply_of_the_options_number_decides_and_is_confirmed() {
     let mut fake = FakeTwilio::start(&[]).await;
-    let config = twilio(&fake);
+    let config = fake.config();
     let server = TestServer::start_with(|c| c.twilio = Some(config)).await;
     let base = server.client.base.clone();
     let pause = server
@@ -55,7 +35,7 @@ async fn a_reply_of_the_options_number_decides_and_is_confirmed() {
         .create(question("+13125550101", "Wire $8,400 to Meridian?"))
         .await
         .pause(StatusCode::CREATED);
-    let sms = next_sms(&mut fake).await;
+    let sms = fake.next().await;
     let body = &sms["Body"];
     assert!(
         body.starts_with(
@@ -144,7 +124,7 @@ async fn a_reply_of_the_options_number_decides_and_is_confirmed() {
 #[tokio::test]
 async fn with_several_questions_open_each_sms_carries_a_reference_to_reply_with() {
     let mut fake = FakeTwilio::start(&[]).await;
-    let config = twilio(&fake);
+    let config = fake.config();
     let server = TestServer::start_with(|c| c.twilio = Some(config)).await;
     let base = server.client.base.clone();
     let first = server
@@ -152,14 +132,14 @@ async fn with_several_questions_open_each_sms_carries_a_reference_to_reply_with(
         .create(question("+13125550101", "Deploy 4.2?"))
         .await
         .pause(StatusCode::CREATED);
-    let first_sms = next_sms(&mut fake).await;
+    let first_sms = fake.next().await;
     assert!(first_sms["Body"].contains("Reply 1 Approve, 2 Reject"));
     let second = server
         .client
         .create(question("+13125550101", "Rotate the database password?"))
         .await
         .pause(StatusCode::CREATED);
-    let second_sms = next_sms(&mut fake).await;
+    let second_sms = fake.next().await;
     let reference = pausepoint_server::domain::replies::reference(second.pause_id.into(), 0);
     assert!(
         second_sms["Body"].contains(&format!(
@@ -217,7 +197,7 @@ async fn with_several_questions_open_each_sms_carries_a_reference_to_reply_with(
 #[tokio::test]
 async fn a_reply_is_one_approvers_vote_toward_a_quorum() {
     let mut fake = FakeTwilio::start(&[]).await;
-    let config = twilio(&fake);
+    let config = fake.config();
     let server = TestServer::start_with(|c| c.twilio = Some(config)).await;
     let base = server.client.base.clone();
     let pause = server
@@ -232,7 +212,7 @@ async fn a_reply_is_one_approvers_vote_toward_a_quorum() {
         .await
         .pause(StatusCode::CREATED);
     for _ in 0..2 {
-        next_sms(&mut fake).await;
+        fake.next().await;
     }
     let (_, twiml) = fake.reply(&base, "+13125550101", "1").await;
     assert_eq!(said(&twiml), "Recorded: Ship. 1 of 2 approvals so far.");
@@ -281,20 +261,20 @@ async fn without_twilio_configured_the_endpoint_is_not_there() {
 #[tokio::test]
 async fn twilios_delivery_reports_become_the_deliverys_status() {
     let mut fake = FakeTwilio::start(&[]).await;
-    let config = twilio(&fake);
+    let config = fake.config();
     let server = TestServer::start_with(|c| c.twilio = Some(config)).await;
     let reached = server
         .client
         .create(question("+13125550101", "Deploy 4.2?"))
         .await
         .pause(StatusCode::CREATED);
-    let reached_sms = next_sms(&mut fake).await;
+    let reached_sms = fake.next().await;
     let lost = server
         .client
         .create(question("+13125550202", "Rotate the keys?"))
         .await
         .pause(StatusCode::CREATED);
-    let lost_sms = next_sms(&mut fake).await;
+    let lost_sms = fake.next().await;
     assert_eq!(
         reached_sms["StatusCallback"],
         format!("{}/v1/inbound/twilio/status", server.client.base)
