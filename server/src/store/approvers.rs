@@ -3,14 +3,14 @@
 //! votes are counted one after the other, on every server) and recorded by one conditional
 //! UPDATE of the approver's row (so each approver votes once).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use pausepoint_api::validation::{NewPause, MAX_REMINDERS};
-use pausepoint_api::{Approver, Decision, Delivery, DeliveryStatus, Pause, Vote};
+use pausepoint_api::{Approver, Decision, Delivery, DeliveryStatus, Vote};
+use serde::Deserialize;
 
-use super::db::{args, Conn, OwnedArg, Query, Row};
+use super::db::{args, Conn};
 use super::deliveries::DeliveryKey;
 use super::pauses::millis;
 use super::{StoreError, Tx};
@@ -38,56 +38,81 @@ impl Tally {
     }
 }
 
-/// The query for the approvers of `pauses`, each with its first notice: one search of the
-/// primary key per pause.
-pub fn approvers_query(pauses: &[PauseId]) -> Query {
-    let mut query = Query::new(
-        "SELECT a.pause_id, a.approver, a.channel, a.recipient, a.tier, a.notify_at, \
-                a.viewed_at, a.vote_choice, a.vote_text, a.vote_at, \
-                d.status AS delivery_status, d.attempts AS delivery_attempts, \
-                d.last_error AS delivery_last_error \
-         FROM approvers a LEFT JOIN deliveries d \
-           ON d.pause_id = a.pause_id AND d.approver = a.approver AND d.reminder = 0 \
-         WHERE ",
-    );
-    let marks = vec!["?"; pauses.len()].join(", ");
-    query.push(
-        &format!("a.pause_id IN ({marks}) ORDER BY a.pause_id, a.approver"),
-        pauses.iter().map(|id| OwnedArg::Text(Some(id.to_string()))),
-    );
-    query
-}
+/// An approver as [`super::pauses`] reads it, one JSON array per approver:
+/// `[approver, channel, recipient, tier, notify_at, viewed_at, vote_choice, vote_text,
+/// vote_at, delivery status, delivery attempts, delivery last_error]`, times in
+/// milliseconds as stored.
+#[derive(Deserialize)]
+struct ApproverRow(
+    u32,
+    String,
+    String,
+    u32,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<u32>,
+    Option<String>,
+);
 
-fn from_row(row: &dyn Row) -> Result<(PauseId, Approver), StoreError> {
+/// The approvers of a pause from the JSON its read aggregated (NULL on PostgreSQL when it
+/// has none), in their order.
+pub(super) fn from_json(json: Option<String>) -> Result<Vec<Approver>, StoreError> {
     let corrupt = |detail: String| StoreError::corrupt(TABLE, detail);
-    let vote = match (row.opt_text("vote_choice")?, row.opt_time("vote_at")?) {
-        (Some(choice), Some(at)) => Some(Vote {
-            choice,
-            text: row.opt_text("vote_text")?,
-            at,
-        }),
-        _ => None,
+    let Some(json) = json else {
+        return Ok(Vec::new());
     };
-    let delivery = match row.opt_text("delivery_status")? {
-        None => None,
-        Some(status) => Some(Delivery {
-            status: status.parse().map_err(corrupt)?,
-            attempts: row.count("delivery_attempts")?,
-            last_error: row.opt_text("delivery_last_error")?,
-        }),
-    };
-    Ok((
-        row.uuid("pause_id")?.into(),
-        Approver {
-            recipient: row.text("recipient")?,
-            channel: row.text("channel")?.parse().map_err(corrupt)?,
-            tier: row.count("tier")?,
-            notify_at: row.time("notify_at")?,
-            delivery,
-            viewed_at: row.opt_time("viewed_at")?,
-            vote,
-        },
-    ))
+    let mut rows: Vec<ApproverRow> =
+        serde_json::from_str(&json).map_err(|e| corrupt(format!("approvers: {e}")))?;
+    rows.sort_by_key(|row| row.0);
+    let time =
+        |ms: i64| Timestamp::from_millisecond(ms).map_err(|e| corrupt(format!("approvers: {e}")));
+    rows.into_iter()
+        .map(|row| {
+            let ApproverRow(
+                _,
+                channel,
+                recipient,
+                tier,
+                notify_at,
+                viewed_at,
+                vote_choice,
+                vote_text,
+                vote_at,
+                delivery_status,
+                delivery_attempts,
+                delivery_last_error,
+            ) = row;
+            let vote = match (vote_choice, vote_at) {
+                (Some(choice), Some(at)) => Some(Vote {
+                    choice,
+                    text: vote_text,
+                    at: time(at)?,
+                }),
+                _ => None,
+            };
+            let delivery = match delivery_status {
+                None => None,
+                Some(status) => Some(Delivery {
+                    status: status.parse().map_err(corrupt)?,
+                    attempts: delivery_attempts.unwrap_or(0),
+                    last_error: delivery_last_error,
+                }),
+            };
+            Ok(Approver {
+                recipient,
+                channel: channel.parse().map_err(corrupt)?,
+                tier,
+                notify_at: time(notify_at)?,
+                delivery,
+                viewed_at: viewed_at.map(time).transpose()?,
+                vote,
+            })
+        })
+        .collect()
 }
 
 /// A question open to one approver: the pause is pending and before its deadline, the
@@ -150,27 +175,6 @@ impl Conn {
             },
         )
         .await
-    }
-
-    /// Fills in the approvers of `pauses`, in one query.
-    pub async fn attach_approvers(&mut self, pauses: &mut [Pause]) -> Result<(), StoreError> {
-        let ids: Vec<PauseId> = pauses.iter().map(|p| PauseId::from(p.pause_id)).collect();
-        let mut found: HashMap<PauseId, Vec<Approver>> = HashMap::new();
-        for chunk in ids.chunks(100) {
-            let query = approvers_query(chunk);
-            for (id, approver) in self
-                .fetch_all(TABLE, query.sql(), &query.args(), from_row)
-                .await?
-            {
-                found.entry(id).or_default().push(approver);
-            }
-        }
-        for pause in pauses {
-            pause.approvers = found
-                .remove(&PauseId::from(pause.pause_id))
-                .unwrap_or_default();
-        }
-        Ok(())
     }
 }
 

@@ -254,7 +254,7 @@ impl Conn {
             let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "{} WHERE p.id IN ({})",
-                super::pauses::SELECT_WITH_PROJECT,
+                super::pauses::select_with_project(self.dialect()),
                 placeholders.join(", ")
             );
             let args: Vec<Arg<'_>> = chunk.iter().map(Arg::from).collect();
@@ -266,12 +266,9 @@ impl Conn {
                 .await?,
             );
         }
-        let mut found: Vec<Pause> = pauses.iter().map(|(_, _, p)| p.clone()).collect();
-        self.attach_approvers(&mut found).await?;
         let pauses: HashMap<PauseId, (ProjectId, String, Pause)> = pauses
             .into_iter()
-            .zip(found)
-            .map(|((project_id, name, _), pause)| {
+            .map(|(project_id, name, pause)| {
                 (PauseId::from(pause.pause_id), (project_id, name, pause))
             })
             .collect();

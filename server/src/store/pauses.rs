@@ -7,7 +7,7 @@ use pausepoint_api::{Channel, Decision, Delivery, DeliveryStatus, Pause, PauseSt
 use serde_json::{Map, Value};
 
 use super::db::{args, Arg, Conn, OwnedArg, Query, Row};
-use super::{Store, StoreError, Tx};
+use super::{Dialect, Store, StoreError, Tx};
 use crate::ids::{PauseId, ProjectId};
 
 /// How a pending pause ends.
@@ -72,13 +72,14 @@ pub struct PauseFilter {
 /// than `before`: each filter is served by an index (`pauses_by_project_status`,
 /// `_channel`; times are ranges of ids), and pages are keyed by id, never by offset.
 pub fn list_query(
+    dialect: Dialect,
     project_id: ProjectId,
     filter: &PauseFilter,
     before: Option<PauseId>,
     limit: u32,
 ) -> Query {
     let text = |value: String| OwnedArg::Text(Some(value));
-    let mut query = Query::new(format!("{SELECT} WHERE "));
+    let mut query = Query::new(format!("{} WHERE ", select(dialect)));
     query.push("p.project_id = ?", [text(project_id.to_string())]);
     if let Some(status) = filter.status {
         query.push(" AND p.status = ?", [text(status.as_str().to_owned())]);
@@ -119,9 +120,9 @@ pub fn list_query(
 }
 
 /// The query for the project's pauses with these ids: one search of the primary key each.
-pub fn pauses_with_ids_query(project_id: ProjectId, ids: &[PauseId]) -> Query {
+pub fn pauses_with_ids_query(dialect: Dialect, project_id: ProjectId, ids: &[PauseId]) -> Query {
     let text = |value: String| OwnedArg::Text(Some(value));
-    let mut query = Query::new(format!("{SELECT} WHERE "));
+    let mut query = Query::new(format!("{} WHERE ", select(dialect)));
     query.push("p.project_id = ?", [text(project_id.to_string())]);
     let marks = vec!["?"; ids.len()].join(", ");
     query.push(
@@ -131,21 +132,79 @@ pub fn pauses_with_ids_query(project_id: ProjectId, ids: &[PauseId]) -> Query {
     query
 }
 
-/// Every read of a pause goes through this, so a pause always carries its delivery (the
-/// first approver's first notice); its approvers come from [`Conn::attach_approvers`].
-const SELECT: &str = concat!(
+/// The pause's approvers, each with its first notice, as one JSON array of arrays (see
+/// [`super::approvers::from_json`]): a correlated subquery through both primary keys, so
+/// that a read of a pause is one statement (one round trip on PostgreSQL) however many
+/// approvers it has. `$agg` and `$array` are the dialect's JSON functions.
+macro_rules! approvers_column {
+    ($agg:literal, $array:literal) => {
+        concat!(
+            ", (SELECT CAST(",
+            $agg,
+            "(",
+            $array,
+            "(a.approver, a.channel, a.recipient, a.tier, a.notify_at, a.viewed_at, \
+               a.vote_choice, a.vote_text, a.vote_at, ad.status, ad.attempts, ad.last_error)) \
+               AS TEXT) \
+             FROM approvers a LEFT JOIN deliveries ad \
+               ON ad.pause_id = a.pause_id AND ad.approver = a.approver AND ad.reminder = 0 \
+             WHERE a.pause_id = p.id) AS approvers"
+        )
+    };
+}
+
+/// The tables every read of a pause reads: the pause and its delivery (the first
+/// approver's first notice).
+macro_rules! pause_tables {
+    () => {
+        " FROM pauses p LEFT JOIN deliveries d \
+           ON d.pause_id = p.id AND d.approver = 0 AND d.reminder = 0"
+    };
+}
+
+/// Every read of a pause goes through [`select`], so a pause always carries its delivery
+/// and its approvers.
+const SELECT_SQLITE: &str = concat!(
     pause_columns!(),
-    " FROM pauses p LEFT JOIN deliveries d \
-       ON d.pause_id = p.id AND d.approver = 0 AND d.reminder = 0"
+    approvers_column!("json_group_array", "json_array"),
+    pause_tables!()
+);
+const SELECT_POSTGRES: &str = concat!(
+    pause_columns!(),
+    approvers_column!("json_agg", "json_build_array"),
+    pause_tables!()
 );
 /// The same, with the name of the pause's project.
-pub(super) const SELECT_WITH_PROJECT: &str = concat!(
+const SELECT_WITH_PROJECT_SQLITE: &str = concat!(
     pause_columns!(),
-    ", pr.name AS project_name \
-     FROM pauses p LEFT JOIN deliveries d \
-       ON d.pause_id = p.id AND d.approver = 0 AND d.reminder = 0 \
-     JOIN projects pr ON pr.id = p.project_id"
+    approvers_column!("json_group_array", "json_array"),
+    ", pr.name AS project_name",
+    pause_tables!(),
+    " JOIN projects pr ON pr.id = p.project_id"
 );
+const SELECT_WITH_PROJECT_POSTGRES: &str = concat!(
+    pause_columns!(),
+    approvers_column!("json_agg", "json_build_array"),
+    ", pr.name AS project_name",
+    pause_tables!(),
+    " JOIN projects pr ON pr.id = p.project_id"
+);
+
+/// `SELECT … FROM …` of a pause read, to be followed by its `WHERE`.
+pub(super) fn select(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => SELECT_SQLITE,
+        Dialect::Postgres => SELECT_POSTGRES,
+    }
+}
+
+/// [`select`], with the name of the pause's project as `project_name`.
+pub(super) fn select_with_project(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => SELECT_WITH_PROJECT_SQLITE,
+        Dialect::Postgres => SELECT_WITH_PROJECT_POSTGRES,
+    }
+}
 
 fn from_row(row: &dyn Row) -> Result<Pause, StoreError> {
     let corrupt = |detail: String| StoreError::corrupt(TABLE, detail);
@@ -172,7 +231,7 @@ fn from_row(row: &dyn Row) -> Result<Pause, StoreError> {
         webhook_url: row.opt_text("webhook_url")?,
         delivery: delivery_from_row(row)?,
         receipt: None,
-        approvers: Vec::new(),
+        approvers: super::approvers::from_json(row.opt_text("approvers")?)?,
         quorum: match row.opt_text("quorum_option")? {
             Some(option) => Some(Quorum {
                 option,
@@ -211,27 +270,17 @@ impl Conn {
         project_id: ProjectId,
         id: PauseId,
     ) -> Result<Option<Pause>, StoreError> {
-        let sql = format!("{SELECT} WHERE p.id = $1 AND p.project_id = $2");
-        let pause = self
-            .fetch_optional(
-                TABLE,
-                &sql,
-                args![&id.to_string(), &project_id.to_string()],
-                from_row,
-            )
-            .await?;
-        self.with_approvers(pause).await
-    }
-
-    /// `pause` with its approvers.
-    async fn with_approvers(&mut self, pause: Option<Pause>) -> Result<Option<Pause>, StoreError> {
-        let Some(pause) = pause else {
-            return Ok(None);
-        };
-        let mut pauses = [pause];
-        self.attach_approvers(&mut pauses).await?;
-        let [pause] = pauses;
-        Ok(Some(pause))
+        let sql = format!(
+            "{} WHERE p.id = $1 AND p.project_id = $2",
+            select(self.dialect())
+        );
+        self.fetch_optional(
+            TABLE,
+            &sql,
+            args![&id.to_string(), &project_id.to_string()],
+            from_row,
+        )
+        .await
     }
 
     /// The pause with this id and the project it belongs to. Only for callers that proved
@@ -240,17 +289,9 @@ impl Conn {
         &mut self,
         id: PauseId,
     ) -> Result<Option<(ProjectId, Pause)>, StoreError> {
-        let sql = format!("{SELECT} WHERE p.id = $1");
-        let Some((project_id, pause)) = self
-            .fetch_optional(TABLE, &sql, args![&id.to_string()], with_project)
-            .await?
-        else {
-            return Ok(None);
-        };
-        Ok(self
-            .with_approvers(Some(pause))
-            .await?
-            .map(|pause| (project_id, pause)))
+        let sql = format!("{} WHERE p.id = $1", select(self.dialect()));
+        self.fetch_optional(TABLE, &sql, args![&id.to_string()], with_project)
+            .await
     }
 
     /// The project's pause created with this `Idempotency-Key`.
@@ -259,25 +300,17 @@ impl Conn {
         project_id: ProjectId,
         key: &str,
     ) -> Result<Option<IdempotentPause>, StoreError> {
-        let sql = format!("{SELECT} WHERE p.project_id = $1 AND p.idempotency_key = $2");
-        let Some(found) = self
-            .fetch_optional(TABLE, &sql, args![&project_id.to_string(), key], |row| {
-                Ok(IdempotentPause {
-                    pause: from_row(row)?,
-                    request_hash: row.opt_text("request_hash")?,
-                })
+        let sql = format!(
+            "{} WHERE p.project_id = $1 AND p.idempotency_key = $2",
+            select(self.dialect())
+        );
+        self.fetch_optional(TABLE, &sql, args![&project_id.to_string(), key], |row| {
+            Ok(IdempotentPause {
+                pause: from_row(row)?,
+                request_hash: row.opt_text("request_hash")?,
             })
-            .await?
-        else {
-            return Ok(None);
-        };
-        Ok(self
-            .with_approvers(Some(found.pause))
-            .await?
-            .map(|pause| IdempotentPause {
-                pause,
-                request_hash: found.request_hash,
-            }))
+        })
+        .await
     }
 
     /// A page of the project's pauses matching `filter`, newest first, strictly older
@@ -289,12 +322,9 @@ impl Conn {
         before: Option<PauseId>,
         limit: u32,
     ) -> Result<Vec<Pause>, StoreError> {
-        let query = list_query(project_id, filter, before, limit);
-        let mut pauses = self
-            .fetch_all(TABLE, query.sql(), &query.args(), from_row)
-            .await?;
-        self.attach_approvers(&mut pauses).await?;
-        Ok(pauses)
+        let query = list_query(self.dialect(), project_id, filter, before, limit);
+        self.fetch_all(TABLE, query.sql(), &query.args(), from_row)
+            .await
     }
 
     /// The project's pauses with these ids (those that exist).
@@ -306,12 +336,9 @@ impl Conn {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let query = pauses_with_ids_query(project_id, ids);
-        let mut pauses = self
-            .fetch_all(TABLE, query.sql(), &query.args(), from_row)
-            .await?;
-        self.attach_approvers(&mut pauses).await?;
-        Ok(pauses)
+        let query = pauses_with_ids_query(self.dialect(), project_id, ids);
+        self.fetch_all(TABLE, query.sql(), &query.args(), from_row)
+            .await
     }
 
     /// Pending pauses whose deadline has passed at `now`, earliest first.
