@@ -844,3 +844,73 @@ async fn an_unnamed_first_project_can_be_named_at_a_later_start() {
     assert!(!server.printed().contains("is now called"));
     server.terminate().await;
 }
+
+/// The server's `pausepoint_long_polls_waiting` gauge.
+async fn long_polls_waiting(base: &str) -> usize {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("pausepoint_long_polls_waiting "))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// Thousands of agents long-poll one `pp server` at once, each on a connection of its
+/// own, fifty to a pause: all of them wait, and each returns with its own pause's decision
+/// as soon as it is made, leaving nobody waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_thousand_long_polls_all_return_with_their_decisions() {
+    const PAUSES: usize = 60;
+    const EACH: usize = 50;
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("pp.db");
+    let key = admin_create_key(&database, "agent", "default").await;
+    let server =
+        ServerProcess::start_with(&database, 0, &["--max-long-polls-per-key", "5000"]).await;
+    let client = Client::new(&server.base, &key);
+    let mut pauses = Vec::with_capacity(PAUSES);
+    for _ in 0..PAUSES {
+        let pause = client
+            .create(sms_pause(None))
+            .await
+            .pause(StatusCode::CREATED);
+        pauses.push(pause.pause_id);
+    }
+    let waiters: Vec<_> = (0..PAUSES * EACH)
+        .map(|i| {
+            let client = client.clone();
+            let id = pauses[i % PAUSES];
+            tokio::spawn(async move { (id, client.wait(id, 60).await) })
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while long_polls_waiting(&server.base).await < PAUSES * EACH {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {} long-polls are waiting",
+            long_polls_waiting(&server.base).await,
+            PAUSES * EACH
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "{} long-polls waiting; server RSS {:.1} MB",
+        PAUSES * EACH,
+        server.rss() as f64 / 1e6
+    );
+    for id in &pauses {
+        client.cancel(*id).await.pause(StatusCode::OK);
+    }
+    for waiter in waiters {
+        let (id, reply) = waiter.await.unwrap();
+        let pause = reply.pause(StatusCode::OK);
+        assert_eq!(pause.pause_id, id);
+        assert_eq!(pause.status, PauseStatus::Cancelled);
+    }
+    assert_eq!(long_polls_waiting(&server.base).await, 0);
+    server.terminate().await;
+}
