@@ -53,12 +53,9 @@ impl FromRequestParts<AppState> for Caller {
                 ))
             }
         };
-        match state
-            .app
-            .keys()
-            .authenticate(state.app.store(), presented)
-            .await?
-        {
+        // Boxed: every request's future is as large as its largest step, and a long-poll
+        // holds its future while it waits; a key read from the store is a large step.
+        match Box::pin(state.app.keys().authenticate(state.app.store(), presented)).await? {
             Some(key) => Ok(Caller { key }),
             None => Err(ApiError::unauthorized(
                 "the API key is not valid or has been revoked",

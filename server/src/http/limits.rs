@@ -31,6 +31,16 @@ const DISCARD_FOR: Duration = Duration::from_secs(10);
 /// body; another has its body read and discarded (bounded) first, then the connection is
 /// closed.
 pub async fn bounded_body(request: Request, next: Next) -> Response {
+    // Boxed: reading the body is most of this future's size, and a long-poll holds the
+    // future (around `next`) for as long as it waits.
+    match Box::pin(read_bounded(request)).await {
+        Ok(request) => next.run(request).await,
+        Err(refused) => refused,
+    }
+}
+
+/// The request with its body read into memory, or the answer refusing it.
+async fn read_bounded(request: Request) -> Result<Request, Response> {
     let (parts, body) = request.into_parts();
     let declared = parts
         .headers
@@ -53,24 +63,25 @@ pub async fn bounded_body(request: Request, next: Next) -> Response {
         if !waits_to_send {
             discard(body.into_data_stream(), 0).await;
         }
-        return too_large(page, limit).await;
+        return Err(too_large(page, limit).await);
     }
     let mut stream = body.into_data_stream();
     let mut bytes: Vec<u8> = Vec::new();
     while let Some(chunk) = stream.next().await {
         let Ok(chunk) = chunk else {
             // The client went away mid-body: nothing to answer it.
-            return ApiError::invalid_json("the request body ended before it was complete")
-                .into_response();
+            return Err(
+                ApiError::invalid_json("the request body ended before it was complete")
+                    .into_response(),
+            );
         };
         if bytes.len() + chunk.len() > limit {
             discard(stream, bytes.len() + chunk.len()).await;
-            return too_large(page, limit).await;
+            return Err(too_large(page, limit).await);
         }
         bytes.extend_from_slice(&chunk);
     }
-    next.run(Request::from_parts(parts, Body::from(Bytes::from(bytes))))
-        .await
+    Ok(Request::from_parts(parts, Body::from(Bytes::from(bytes))))
 }
 
 /// Reads what is left of a body, up to [`DISCARD_MOST`] in all and for [`DISCARD_FOR`].

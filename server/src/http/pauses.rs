@@ -184,16 +184,15 @@ pub async fn get(
     } else {
         None
     };
-    let pause = state
-        .app
-        .pauses()
-        .wait(
-            caller.project_id(),
-            id,
-            Duration::from_secs(wait),
-            &state.stop,
-        )
-        .await?;
+    // Boxed, so that what thousands of waiting polls each hold is this small future and
+    // the wait's own state, not every step's largest.
+    let pause = Box::pin(state.app.pauses().wait(
+        caller.project_id(),
+        id,
+        Duration::from_secs(wait),
+        &state.stop,
+    ))
+    .await?;
     Ok(Json(pause))
 }
 
