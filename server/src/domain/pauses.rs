@@ -213,6 +213,8 @@ impl Pauses {
         if pause.status.is_final() || wait.is_zero() {
             return Ok(pause);
         }
+        // Not held while waiting: the answer is read again when the wait ends.
+        drop(pause);
         tokio::select! {
             () = woken => {}
             () = tokio::time::sleep(wait) => {}

@@ -4,7 +4,11 @@
 //! connection of the server).
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -13,6 +17,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
 
 use super::error::ApiError;
 use super::page::{self, Page};
@@ -30,12 +36,88 @@ const DISCARD_FOR: Duration = Duration::from_secs(10);
 /// with 413. A client that asked `Expect: 100-continue` is refused before it sends the
 /// body; another has its body read and discarded (bounded) first, then the connection is
 /// closed.
-pub async fn bounded_body(request: Request, next: Next) -> Response {
-    // Boxed: reading the body is most of this future's size, and a long-poll holds the
-    // future (around `next`) for as long as it waits.
-    match Box::pin(read_bounded(request)).await {
-        Ok(request) => next.run(request).await,
-        Err(refused) => refused,
+///
+/// A layer with a future of its own rather than `middleware::from_fn`: a long-poll holds
+/// this future for as long as it waits, and once the body is read it is just the inner
+/// service's future (the read, boxed, is dropped by then).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BoundedBody;
+
+impl<S> Layer<S> for BoundedBody {
+    type Service = Bounded<S>;
+
+    fn layer(&self, inner: S) -> Bounded<S> {
+        Bounded { inner }
+    }
+}
+
+/// A service whose requests come with their bodies read, within the limit.
+#[derive(Debug, Clone)]
+pub struct Bounded<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for Bounded<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Bounding<S>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Bounding<S> {
+        // The service made ready by poll_ready goes with the request; a clone stays.
+        let ready = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, ready);
+        Bounding::Reading {
+            read: Box::pin(read_bounded(request)),
+            inner: Some(inner),
+        }
+    }
+}
+
+type Read = Pin<Box<dyn Future<Output = Result<Request, Response>> + Send>>;
+
+pin_project! {
+    /// Reading the body, then answering.
+    #[project = BoundingStep]
+    pub enum Bounding<S>
+    where
+        S: Service<Request>,
+    {
+        Reading { read: Read, inner: Option<S> },
+        Answering { #[pin] answer: S::Future },
+    }
+}
+
+impl<S> Future for Bounding<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.as_mut().project() {
+                BoundingStep::Reading { read, inner } => {
+                    let request = match ready!(read.as_mut().poll(cx)) {
+                        Ok(request) => request,
+                        Err(refused) => return Poll::Ready(Ok(refused)),
+                    };
+                    let Some(mut inner) = inner.take() else {
+                        // Only a future polled after it finished gets here.
+                        return Poll::Pending;
+                    };
+                    let answer = inner.call(request);
+                    self.set(Bounding::Answering { answer });
+                }
+                BoundingStep::Answering { answer } => return answer.poll(cx),
+            }
+        }
     }
 }
 

@@ -119,14 +119,11 @@ pub fn router(app: App, stop: CancellationToken, local: std::net::SocketAddr) ->
         // MCP calls wait as long as their tools do (a poll up to 50 s).
         .merge(mcp::routes(&state, local))
         // Inside the routes, where the matched route is known.
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            metrics::measure,
-        ))
+        .route_layer(metrics::Measure::new(Arc::clone(state.app.store().hub())))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(HOOK_BODY_LIMIT))
-        .layer(middleware::from_fn(limits::bounded_body))
+        .layer(limits::BoundedBody)
         // The page, JSON and exports, gzipped for clients that accept it (the page goes
         // from about 2.5 KB to 1 KB over a phone's network).
         .layer(CompressionLayer::new().gzip(true))

@@ -68,51 +68,53 @@ pub(super) fn from_json(json: Option<String>) -> Result<Vec<Approver>, StoreErro
     let mut rows: Vec<ApproverRow> =
         serde_json::from_str(&json).map_err(|e| corrupt(format!("approvers: {e}")))?;
     rows.sort_by_key(|row| row.0);
+    // Collected into a new Vec of exactly their number: cached pauses keep it, and one
+    // collected in place would keep the parsed rows' larger allocation.
+    let mut approvers = Vec::with_capacity(rows.len());
     let time =
         |ms: i64| Timestamp::from_millisecond(ms).map_err(|e| corrupt(format!("approvers: {e}")));
-    rows.into_iter()
-        .map(|row| {
-            let ApproverRow(
-                _,
-                channel,
-                recipient,
-                tier,
-                notify_at,
-                viewed_at,
-                vote_choice,
-                vote_text,
-                vote_at,
-                delivery_status,
-                delivery_attempts,
-                delivery_last_error,
-            ) = row;
-            let vote = match (vote_choice, vote_at) {
-                (Some(choice), Some(at)) => Some(Vote {
-                    choice,
-                    text: vote_text,
-                    at: time(at)?,
-                }),
-                _ => None,
-            };
-            let delivery = match delivery_status {
-                None => None,
-                Some(status) => Some(Delivery {
-                    status: status.parse().map_err(corrupt)?,
-                    attempts: delivery_attempts.unwrap_or(0),
-                    last_error: delivery_last_error,
-                }),
-            };
-            Ok(Approver {
-                recipient,
-                channel: channel.parse().map_err(corrupt)?,
-                tier,
-                notify_at: time(notify_at)?,
-                delivery,
-                viewed_at: viewed_at.map(time).transpose()?,
-                vote,
-            })
-        })
-        .collect()
+    for row in rows {
+        let ApproverRow(
+            _,
+            channel,
+            recipient,
+            tier,
+            notify_at,
+            viewed_at,
+            vote_choice,
+            vote_text,
+            vote_at,
+            delivery_status,
+            delivery_attempts,
+            delivery_last_error,
+        ) = row;
+        let vote = match (vote_choice, vote_at) {
+            (Some(choice), Some(at)) => Some(Vote {
+                choice,
+                text: vote_text,
+                at: time(at)?,
+            }),
+            _ => None,
+        };
+        let delivery = match delivery_status {
+            None => None,
+            Some(status) => Some(Delivery {
+                status: status.parse().map_err(corrupt)?,
+                attempts: delivery_attempts.unwrap_or(0),
+                last_error: delivery_last_error,
+            }),
+        };
+        approvers.push(Approver {
+            recipient,
+            channel: channel.parse().map_err(corrupt)?,
+            tier,
+            notify_at: time(notify_at)?,
+            delivery,
+            viewed_at: viewed_at.map(time).transpose()?,
+            vote,
+        });
+    }
+    Ok(approvers)
 }
 
 /// A question open to one approver: the pause is pending and before its deadline, the
