@@ -356,3 +356,50 @@ fn later(at: Timestamp, after: Duration) -> Timestamp {
         .and_then(|after| at.checked_add(after).ok())
         .unwrap_or(at)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use pausepoint_api::{Channel, DeliveryStatus};
+
+    use super::from_json;
+
+    #[test]
+    fn approvers_come_in_their_order_with_votes_and_first_notices() {
+        // As SQLite's json_group_array or PostgreSQL's json_agg may give them: any order.
+        let json = r#"[
+            [1, "email", "cfo@example.com", 1, 1764000060000, null, null, null, null, "pending", 0, null],
+            [0, "sms", "+15551234567", 0, 1764000000000, 1764000030000, "Approve", "ok", 1764000040000, "delivered", 1, null]
+        ]"#;
+        let approvers = from_json(Some(json.to_owned())).unwrap();
+        assert_eq!(approvers.len(), 2);
+        assert_eq!(approvers.capacity(), 2, "cached pauses keep no spare room");
+        let first = &approvers[0];
+        assert_eq!(first.recipient, "+15551234567");
+        assert_eq!(first.channel, Channel::Sms);
+        assert_eq!(first.viewed_at.unwrap().as_millisecond(), 1_764_000_030_000);
+        let vote = first.vote.as_ref().unwrap();
+        assert_eq!(
+            (vote.choice.as_str(), vote.text.as_deref()),
+            ("Approve", Some("ok"))
+        );
+        assert_eq!(
+            first.delivery.as_ref().unwrap().status,
+            DeliveryStatus::Delivered
+        );
+        let second = &approvers[1];
+        assert_eq!((second.tier, second.vote.is_none()), (1, true));
+        assert_eq!(second.delivery.as_ref().unwrap().attempts, 0);
+    }
+
+    #[test]
+    fn no_approvers_is_an_empty_list_and_a_bad_row_is_corruption() {
+        // PostgreSQL's json_agg of no rows is NULL; SQLite's json_group_array is [].
+        assert!(from_json(None).unwrap().is_empty());
+        assert!(from_json(Some("[]".to_owned())).unwrap().is_empty());
+        let bad = r#"[[0, "pigeon", "x", 0, 0, null, null, null, null, null, null, null]]"#;
+        assert!(from_json(Some(bad.to_owned())).is_err());
+        assert!(from_json(Some("[[0]]".to_owned())).is_err());
+    }
+}
