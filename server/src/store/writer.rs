@@ -10,10 +10,10 @@
 //!   so that the next request in the group reads them.
 //! - PostgreSQL opens the transaction and a request's savepoint only when a statement
 //!   needs an answer, and sends every deferred statement of the group as one statement
-//!   at the end, then locks the audit heads and sends the events, the heads and the
-//!   notices for other servers as one more: a group of creates costs five round trips,
-//!   whatever its size, and servers sharing the database take turns on the audit heads
-//!   only for the last statement and the commit. Rows of the same kind go as one
+//!   at the end, then locks the audit heads (alone: see [`fetch_heads`]) and sends the
+//!   events, the heads and the notices for other servers as one more: a group of creates
+//!   costs the same few round trips whatever its size, and servers sharing the database
+//!   take turns on the audit heads only for the last statement and the commit. Rows of the same kind go as one
 //!   `INSERT … SELECT FROM UNNEST(…)`, whose text does not change with their number, so
 //!   that PostgreSQL plans it once.
 
@@ -161,10 +161,10 @@ async fn finish(tx: &mut Tx, origin: Uuid) -> Result<Vec<Change>, StoreError> {
                 // inside the transaction a request opened).
                 send(conn, &statements, notices).await?;
             } else {
-                // The bulk of the writes, with the audit heads read and locked by the same
-                // statement; then the events, the heads and the notices. The heads stay
-                // locked only for that last statement and the commit: other servers take
-                // turns on them only for that.
+                // The bulk of the writes; then the audit heads, read and locked; then the
+                // events, the heads and the notices. The heads stay locked only for that
+                // last statement and the commit: other servers take turns on them only for
+                // that, and never wait on a row while holding them.
                 if let Conn::Postgres(handle) = &mut *conn {
                     handle.begin().await?;
                 }
@@ -197,24 +197,25 @@ async fn send(
     Ok(())
 }
 
-/// Sends `statements` with `query` (the audit heads) as the main query of the last
-/// statement, and reads the heads it returns.
+/// Sends `statements`, then `query` (the audit heads, read and locked) on its own, and
+/// reads the heads it returns.
+///
+/// The heads are locked only once every other write of the group is done, never in the
+/// same statement: a statement runs its parts in no set order, and a group that locked its
+/// project's head and then waited for a row (a delivery another server's group had
+/// updated) while that group waited for the head was a deadlock, which PostgreSQL broke by
+/// failing one group (seen by `scripts/bench --sections scale` with two servers). Holding
+/// the head, a group now only appends its events and commits, so it never waits for a
+/// row; it costs one more round trip a group.
 async fn fetch_heads(
     conn: &mut Conn,
     statements: &[Deferred],
     query: Deferred,
 ) -> Result<super::audit::Heads, StoreError> {
-    let mut combined = combine(statements, Some(query));
-    let (last_sql, last_args) = combined
-        .pop()
-        .ok_or_else(|| StoreError::corrupt("statement", "a query went missing"))?;
-    for (sql, args) in combined {
-        let args: Vec<Arg<'_>> = args.iter().map(OwnedArg::as_arg).collect();
-        conn.execute_once(&sql, &args, kept(&sql)).await?;
-    }
-    let args: Vec<Arg<'_>> = last_args.iter().map(OwnedArg::as_arg).collect();
+    send(conn, statements, None).await?;
+    let args: Vec<Arg<'_>> = query.args.iter().map(OwnedArg::as_arg).collect();
     let heads = conn
-        .fetch_all("projects", &last_sql, &args, super::audit::head_from_row)
+        .fetch_all("projects", &query.sql, &args, super::audit::head_from_row)
         .await?;
     Ok(heads.into_iter().collect())
 }
