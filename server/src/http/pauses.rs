@@ -285,6 +285,7 @@ pub async fn list(
             .map_err(|message| ApiError::invalid("channel", message))?,
         since: time("since", query.since.as_deref())?,
         until: time("until", query.until.as_deref())?,
+        ..PauseFilter::default()
     };
     let limit = page_size(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
     let before = query

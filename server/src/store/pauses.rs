@@ -66,6 +66,10 @@ pub struct PauseFilter {
     pub since: Option<Timestamp>,
     /// Created before.
     pub until: Option<Timestamp>,
+    /// Asked of this recipient, first or as one of the approvers (exactly as given).
+    pub recipient: Option<String>,
+    /// Whose message holds this text (any case, for ASCII letters).
+    pub text: Option<String>,
 }
 
 /// The query for a page of the project's pauses matching `filter`, newest first, older
@@ -109,6 +113,24 @@ pub fn list_query(
             ],
         );
     }
+    if let Some(recipient) = &filter.recipient {
+        query.push(
+            " AND (p.recipient = ? OR EXISTS \
+             (SELECT 1 FROM approvers a WHERE a.pause_id = p.id AND a.recipient = ?))",
+            [text(recipient.clone()), text(recipient.clone())],
+        );
+    }
+    if let Some(words) = &filter.text {
+        // SQLite's LIKE ignores the case of ASCII letters; PostgreSQL's ILIKE does too.
+        let like = match dialect {
+            Dialect::Sqlite => "LIKE",
+            Dialect::Postgres => "ILIKE",
+        };
+        query.push(
+            &format!(" AND p.message {like} ? ESCAPE '\\'"),
+            [text(format!("%{}%", like_escaped(words)))],
+        );
+    }
     if let Some(before) = before {
         query.push(" AND p.id < ?", [text(before.to_string())]);
     }
@@ -117,6 +139,18 @@ pub fn list_query(
         [OwnedArg::Int(Some(i64::from(limit)))],
     );
     query
+}
+
+/// `words` matched literally by LIKE: its wildcards and the escape character escaped.
+fn like_escaped(words: &str) -> String {
+    let mut escaped = String::with_capacity(words.len());
+    for c in words.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 /// The query for the project's pauses with these ids: one search of the primary key each.

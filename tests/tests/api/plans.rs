@@ -94,6 +94,22 @@ async fn every_list_filter_is_served_by_an_index() {
                 ..PauseFilter::default()
             },
         ),
+        // The console's searches walk the project's pauses newest first, in the index's
+        // order, and look up each one's approvers by their primary key.
+        (
+            ORDER,
+            PauseFilter {
+                recipient: Some("+14155550100".into()),
+                ..PauseFilter::default()
+            },
+        ),
+        (
+            ORDER,
+            PauseFilter {
+                text: Some("deploy".into()),
+                ..PauseFilter::default()
+            },
+        ),
     ];
     for (column, filter) in cases {
         for before in [None, Some(PauseId::new())] {
