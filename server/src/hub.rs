@@ -45,6 +45,14 @@ pub enum Change {
 }
 
 impl Change {
+    /// Whether a list of pauses may show something new.
+    pub fn changes_a_pause(&self) -> bool {
+        matches!(
+            self,
+            Change::PauseCreated { .. } | Change::PauseDecided { .. } | Change::PauseChanged { .. }
+        )
+    }
+
     /// Whether other servers sharing the database need to hear of it: what changes a
     /// pause (long-polls and caches everywhere), a new deadline, a key change. Work that is
     /// due is for the server that made it (the others look on their own, and take over
@@ -73,6 +81,8 @@ pub struct Hub {
     /// its own deadline is sooner.
     next_deadline: Mutex<Option<Timestamp>>,
     keys_version: std::sync::atomic::AtomicU64,
+    /// Moves whenever a pause is created or changes, for the console's live list.
+    activity: tokio::sync::watch::Sender<u64>,
     pauses: PauseCache,
     metrics: Metrics,
 }
@@ -122,6 +132,9 @@ impl Hub {
 
     /// Acts on committed changes, this server's or another's.
     pub fn publish(&self, changes: &[Change]) {
+        if changes.iter().any(Change::changes_a_pause) {
+            self.activity.send_modify(|n| *n = n.wrapping_add(1));
+        }
         for change in changes {
             match change {
                 Change::PauseCreated { expires_at, .. } => {
@@ -169,6 +182,12 @@ impl Hub {
     /// last read it.
     pub fn set_next_deadline(&self, next: Option<Timestamp>) {
         *lock(&self.next_deadline) = next;
+    }
+
+    /// Changes whenever a pause of any project is created or changes: the console's live
+    /// list reads its own project's pauses again when it does.
+    pub fn activity(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.activity.subscribe()
     }
 
     /// Registers interest in `pause_id` until the returned subscription is dropped.
