@@ -14,12 +14,14 @@
 //! - [`secrets`]: the master key that seals the secrets kept in the database.
 //! - [`views`]: the response page and email markup.
 //! - [`http`]: the REST API and the response page.
+//! - [`console`]: the operator's web view of a project, at `/console`.
 
 #![forbid(unsafe_code)]
 
 pub mod backup;
 pub mod channels;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod http;
 pub mod hub;

@@ -7,6 +7,8 @@
 mod approvers;
 #[path = "api/audit.rs"]
 mod audit;
+#[path = "api/console.rs"]
+mod console;
 #[path = "api/delivery.rs"]
 mod delivery;
 #[path = "api/hardening.rs"]

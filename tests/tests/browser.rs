@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use pausepoint_api::PauseStatus;
+use pausepoint_tests::receivers::{Answer, WebhookReceiver};
 use pausepoint_tests::{sms_pause, TestServer};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -311,9 +312,11 @@ const bg = el => { for (let e = el; e; e = e.parentElement) { const c = parse(ge
   return { r: 255, g: 255, b: 255, a: 1 }; };
 const checked = [];
 for (const el of document.querySelectorAll('body *')) {
-  if (['SCRIPT', 'STYLE', 'FORM', 'MAIN'].includes(el.tagName)) continue;
+  // SVG titles and descriptions are read, not drawn.
+  if (['SCRIPT', 'STYLE', 'FORM', 'MAIN', 'title', 'desc'].includes(el.tagName)) continue;
   const s = getComputedStyle(el);
-  const name = el.tagName.toLowerCase() + (el.className ? '.' + el.className.replace(/ /g, '.') : '');
+  const cls = el.getAttribute('class');
+  const name = el.tagName.toLowerCase() + (cls ? '.' + cls.replace(/ /g, '.') : '');
   if ([...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) {
     const size = parseFloat(s.fontSize), bold = parseInt(s.fontWeight) >= 700;
     checked.push({ what: name + ' text', ratio: ratio(parse(s.color), bg(el)), need: size >= 24 || (bold && size >= 18.66) ? 3 : 4.5 });
@@ -579,4 +582,370 @@ async fn two_approvers_see_the_votes_so_far_and_who_decided() {
     );
     save_screenshot(&browser, "approvers-decided.png").await;
     browser.close().await.unwrap();
+}
+
+/// axe-core's script, installed by `.ci/run` (npm, into the tools folder); None, with a
+/// note, outside CI when it is missing.
+fn axe_source() -> Option<String> {
+    let path = std::env::var("PAUSEPOINT_TEST_AXE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/pausepoint/tools/js/node_modules/axe-core/axe.min.js")
+        });
+    match std::fs::read_to_string(&path) {
+        Ok(source) => Some(source),
+        Err(_) => {
+            let message = format!(
+                "{} is missing: npm install --prefix ~/.cache/pausepoint/tools/js axe-core@4.10.3",
+                path.display()
+            );
+            if std::env::var_os("CI").is_some() {
+                panic!("{message}");
+            }
+            pausepoint_tests::skipped(&message);
+            None
+        }
+    }
+}
+
+/// The page's serious and critical accessibility violations, as axe-core finds them
+/// (WCAG 2 A and AA rules and best practices).
+async fn accessibility(browser: &Client, axe: &str) -> Vec<String> {
+    browser
+        .execute(&format!("{axe}\nreturn true;"), vec![])
+        .await
+        .unwrap();
+    let found = browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21aa', 'best-practice'] })
+               .then(r => done({ passes: r.passes.length, violations: r.violations.map(v => ({ id: v.id,
+                   impact: v.impact, nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 3) })) }))
+               .catch(e => done({ passes: 0, violations: [{ id: 'axe failed: ' + e, impact: 'critical', nodes: [] }] }));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let violations = &found["violations"];
+    eprintln!("axe: {} rules pass; found {}", found["passes"], violations);
+    assert!(found["passes"].as_u64().unwrap() > 10, "axe ran its rules");
+    violations
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+        .map(|v| format!("{} ({}) at {}", v["id"], v["impact"], v["nodes"]))
+        .collect()
+}
+
+/// A desktop Chromium window `width` pixels wide.
+async fn desktop(driver: &Driver, width: u32) -> Client {
+    let capabilities = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--disable-quic",
+                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+                format!("--window-size={width},900"),
+                format!("--user-data-dir={}", driver._profile.path().display()),
+            ]
+        }
+    });
+    let Value::Object(capabilities) = capabilities else {
+        unreachable!()
+    };
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .unwrap()
+}
+
+/// Signs in to the console through its form.
+async fn console_sign_in(browser: &Client, base: &str, key: &str) {
+    browser.goto(&format!("{base}/console")).await.unwrap();
+    let field = browser.find(Locator::Css("input#key")).await.unwrap();
+    field.send_keys(key).await.unwrap();
+    browser
+        .find(Locator::XPath("//button[normalize-space()='Sign in']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath("//h1[normalize-space()='Pauses']"))
+        .await
+        .unwrap();
+}
+
+/// Waits (up to 10 s) for `xpath`, reloading the page between looks when `reload`.
+async fn until_shown(browser: &Client, xpath: &str, reload: bool) -> fantoccini::elements::Element {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(found) = browser.find(Locator::XPath(xpath)).await {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{xpath} was not shown within 10 s"
+        );
+        if reload {
+            browser.refresh().await.unwrap();
+        } else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn click(browser: &Client, xpath: &str) {
+    browser
+        .find(Locator::XPath(xpath))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Serious or critical axe findings and AA contrast shortfalls of the page, in both
+/// colour schemes; a screenshot of each.
+async fn check_page(browser: &Client, axe: &str, name: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    for scheme in ["light", "dark"] {
+        cdp(
+            browser,
+            "Emulation.setEmulatedMedia",
+            json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme }] }),
+        )
+        .await;
+        save_screenshot(browser, &format!("console-{name}-{scheme}.png")).await;
+        problems.extend(
+            accessibility(browser, axe)
+                .await
+                .into_iter()
+                .map(|p| format!("{name} {scheme}: {p}")),
+        );
+        let (_, short) = contrast(browser).await;
+        problems.extend(short.into_iter().map(|p| format!("{name} {scheme}: {p}")));
+    }
+    problems
+}
+
+#[tokio::test]
+async fn an_operator_watches_cancels_resends_and_manages_keys_in_the_console() {
+    let Some(driver) = driver().await else { return };
+    let Some(axe) = axe_source() else { return };
+    let mut receiver = WebhookReceiver::start(vec![Answer::Status(410)]).await;
+    let server = TestServer::start_with(|c| c.allow_private_network = true).await;
+    let base = server.client.base.clone();
+    // Some history for the charts: answered, timed-out-free, cancelled.
+    for choice in ["Approve", "Reject", "Approve"] {
+        let pause = server
+            .client
+            .create(sms_pause(None))
+            .await
+            .pause(StatusCode::CREATED);
+        server.respond(pause.pause_id, choice).await;
+    }
+    let browser = desktop(&driver, 1280).await;
+    console_sign_in(&browser, &base, &server.client.key).await;
+    let mut problems = check_page(&browser, &axe, "pauses-1280").await;
+
+    // A pause created through the API appears without a reload.
+    let mut body = sms_pause(None);
+    body["message"] = json!("Ship release 4.2 to production? <script>alert(1)</script>");
+    body["webhook_url"] = json!(receiver.url);
+    let pause = server.client.create(body).await.pause(StatusCode::CREATED);
+    let row = "//tbody[@id='pause-rows']//a[contains(., 'Ship release 4.2')]";
+    let link = until_shown(&browser, row, false).await;
+    assert!(
+        link.text()
+            .await
+            .unwrap()
+            .contains("<script>alert(1)</script>"),
+        "shown as text"
+    );
+    let alerts = browser.get_alert_text().await;
+    assert!(alerts.is_err(), "no script ran");
+
+    // Its timeline; cancel it from there.
+    link.click().await.unwrap();
+    until_shown(&browser, "//h2[normalize-space()='Timeline']", false).await;
+    assert!(body_text(&browser).await.contains("pause.created"));
+    click(&browser, "//button[normalize-space()='Cancel this pause']").await;
+    until_shown(
+        &browser,
+        "//*[contains(., 'The pause is cancelled.')]",
+        false,
+    )
+    .await;
+    assert_eq!(
+        server.client.status(pause.pause_id).await,
+        PauseStatus::Cancelled
+    );
+    // The receiver answers 410: the event fails at once and can be resent.
+    let first = receiver.next(30).await;
+    until_shown(&browser, "//button[normalize-space()='Resend']", true).await;
+    problems.extend(check_page(&browser, &axe, "timeline-1280").await);
+    click(&browser, "//button[normalize-space()='Resend']").await;
+    until_shown(
+        &browser,
+        "//*[contains(., 'queued to be sent again')]",
+        false,
+    )
+    .await;
+    let again = receiver.next(30).await;
+    assert_eq!(again.header("webhook-id"), first.header("webhook-id"));
+
+    // A key: made, shown once, revoked.
+    browser.goto(&format!("{base}/console/keys")).await.unwrap();
+    browser
+        .find(Locator::Css("input#name"))
+        .await
+        .unwrap()
+        .send_keys("release-bot")
+        .await
+        .unwrap();
+    click(&browser, "//button[normalize-space()='Create key']").await;
+    let made = until_shown(&browser, "//*[@id='new-key']", false).await;
+    let key = made.text().await.unwrap();
+    assert!(key.starts_with("pp_live_"), "{key}");
+    assert!(server
+        .client
+        .with_key(&key)
+        .get_path("/v1/pause")
+        .await
+        .status
+        .is_success());
+    problems.extend(check_page(&browser, &axe, "keys-1280").await);
+    click(&browser, "//button[@aria-label='Revoke release-bot']").await;
+    until_shown(&browser, "//*[contains(., 'The key is revoked')]", false).await;
+    assert_eq!(
+        server
+            .client
+            .with_key(&key)
+            .get_path("/v1/pause")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The charts and the audit log.
+    browser
+        .goto(&format!("{base}/console/charts"))
+        .await
+        .unwrap();
+    let charts = browser
+        .find_all(Locator::Css("figure.chart svg"))
+        .await
+        .unwrap();
+    assert_eq!(charts.len(), 5);
+    let bars = browser
+        .find_all(Locator::Css("svg rect.bar"))
+        .await
+        .unwrap();
+    assert!(bars.len() >= 3, "bars are drawn: {}", bars.len());
+    let text = body_text(&browser).await;
+    for label in [
+        "Time to decision",
+        "Outcomes per day",
+        "Delivery failures by channel",
+        "Webhook failures per day",
+        "day (UTC)",
+    ] {
+        assert!(text.contains(label), "{label}");
+    }
+    problems.extend(check_page(&browser, &axe, "charts-1280").await);
+    browser
+        .goto(&format!("{base}/console/audit"))
+        .await
+        .unwrap();
+    assert!(body_text(&browser).await.contains("Verifies"));
+    problems.extend(check_page(&browser, &axe, "audit-1280").await);
+
+    // Signing out ends it.
+    click(&browser, "//button[normalize-space()='Sign out']").await;
+    until_shown(&browser, "//h1[contains(., 'Sign in')]", false).await;
+    browser
+        .goto(&format!("{base}/console/pauses"))
+        .await
+        .unwrap();
+    until_shown(&browser, "//h1[contains(., 'Sign in')]", false).await;
+    problems.extend(check_page(&browser, &axe, "sign-in-1280").await);
+    browser.close().await.unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[tokio::test]
+async fn the_console_fits_a_phone_at_375_pixels() {
+    let Some(driver) = driver().await else { return };
+    let Some(axe) = axe_source() else { return };
+    let server = TestServer::start().await;
+    let mut body = sms_pause(None);
+    body["message"] =
+        json!("Delete 1,204 stale records from the customers table in the EU region?");
+    let pause = server.client.create(body).await.pause(StatusCode::CREATED);
+    let browser = phone(&driver, 375).await;
+    console_sign_in(&browser, &server.client.base, &server.client.key).await;
+    let mut problems = Vec::new();
+    for (name, path) in [
+        ("pauses-375", "/console/pauses".to_owned()),
+        (
+            "timeline-375",
+            format!("/console/pauses/{}", pause.pause_id),
+        ),
+        ("charts-375", "/console/charts".to_owned()),
+        ("keys-375", "/console/keys".to_owned()),
+    ] {
+        browser
+            .goto(&format!("{}{path}", server.client.base))
+            .await
+            .unwrap();
+        let width = browser
+            .execute("return document.documentElement.scrollWidth;", vec![])
+            .await
+            .unwrap();
+        assert!(
+            width.as_u64().unwrap() <= 375,
+            "{name} fits 375 px: {width}"
+        );
+        problems.extend(check_page(&browser, &axe, name).await);
+    }
+    // Keyboard: the first Tab reaches the skip link, and focus is visible.
+    browser
+        .goto(&format!("{}/console/pauses", server.client.base))
+        .await
+        .unwrap();
+    let focused = browser
+        .execute("document.body.focus(); return null;", vec![])
+        .await;
+    assert!(focused.is_ok());
+    browser
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys("\u{E004}")
+        .await
+        .unwrap();
+    let outline = browser
+        .execute(
+            "const e = document.activeElement; return [e.className, getComputedStyle(e).outlineStyle];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        outline,
+        json!(["skip", "solid"]),
+        "the skip link takes focus, visibly"
+    );
+    browser.close().await.unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
 }

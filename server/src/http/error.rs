@@ -35,6 +35,16 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// What went wrong, in words for a person.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// 400: the body is not the JSON object the call takes.
     pub fn invalid_json(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message)

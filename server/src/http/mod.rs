@@ -9,6 +9,7 @@
 //! - [`mcp`]: the MCP tools over Streamable HTTP, with the API key as the bearer.
 //! - [`openapi`]: the API described from the code, at `/openapi.json`.
 //! - [`page`]: the response page humans open from their message.
+//! - the operator's console is [`crate::console`], on the same router.
 //! - [`metrics`]: Prometheus text, on the main listener or its own.
 //! - [`extract`]: the caller's key, JSON bodies and query parameters.
 //! - [`limits`]: the body cap, the request time limit and the cap on long-polls per key.
@@ -60,6 +61,8 @@ pub struct AppState {
     pub long_polls: Arc<limits::LongPolls>,
     /// The server's public URL, without a trailing slash: what providers sign.
     pub public_url: String,
+    /// Failed console sign-ins, per client address.
+    pub sign_ins: Arc<crate::console::session::SignInAttempts>,
 }
 
 /// Every route of the service. `/metrics` is here unless it has a listener of its own.
@@ -70,6 +73,7 @@ pub fn router(app: App, stop: CancellationToken, local: std::net::SocketAddr) ->
         stop,
         app: app.clone(),
         public_url: config.public_url_or(local),
+        sign_ins: Arc::default(),
     };
     let request_timeout = config.request_timeout;
     // Everything but the long-poll and the audit walk answers within the request time limit.
@@ -116,6 +120,7 @@ pub fn router(app: App, stop: CancellationToken, local: std::net::SocketAddr) ->
         .route(hooks::CLAUDE_CODE_PATH, post(hooks::claude_code))
         .merge(bounded)
         .merge(page)
+        .merge(crate::console::routes(&state, request_timeout))
         // MCP calls wait as long as their tools do (a poll up to 50 s).
         .merge(mcp::routes(&state, local))
         // Inside the routes, where the matched route is known.
@@ -138,6 +143,7 @@ pub fn metrics_router(app: App, stop: CancellationToken) -> Router {
         stop,
         app,
         public_url,
+        sign_ins: Arc::default(),
     };
     Router::new()
         .route("/metrics", get(metrics::metrics))

@@ -19,8 +19,11 @@
 //! - [`outbox`]: how workers claim rows of work (deliveries, webhook events).
 //! - [`webhooks`]: webhook events, their attempts, and each project's signing secrets.
 //! - [`proof`]: the keys that sign checkpoints and receipts, and the reads proofs need.
+//! - [`sessions`]: the console's sign-ins, stored as hashes of their tokens.
+//! - [`activity`]: what the console's charts count.
 //! - [`settings`]: server-wide values such as the link-signing key.
 
+pub mod activity;
 pub mod approvers;
 pub mod audit;
 pub mod db;
@@ -32,6 +35,7 @@ pub mod postgres;
 pub mod projects;
 pub mod proof;
 pub mod rules;
+pub mod sessions;
 pub mod settings;
 pub mod sqlite;
 pub mod tx;

@@ -4,6 +4,7 @@
 
 mod approvers;
 mod audit;
+mod console;
 mod delivery;
 mod hardening;
 mod hooks;

@@ -1,0 +1,147 @@
+//! What the console's charts count: the project's recent decisions, deliveries and
+//! webhook events. Each read starts from the project's pauses in a range of ids (an id
+//! carries its creation time), so it searches `pauses_by_project` and the per-pause
+//! indexes of the other tables, never a whole table.
+
+use jiff::Timestamp;
+use pausepoint_api::{Channel, PauseStatus};
+
+use super::db::{args, Conn, Row};
+use super::{Store, StoreError};
+use crate::ids::{PauseId, ProjectId};
+
+/// The most rows one chart reads: the console shows recent activity, not all of it.
+pub const MAX_ROWS: i64 = 20_000;
+
+/// A pause that left `pending`: when it was created, how it ended and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    pub created_at: Timestamp,
+    pub status: PauseStatus,
+    pub decided_at: Timestamp,
+}
+
+/// A channel's notices to pauses created in the window, and how many failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelDeliveries {
+    pub channel: Channel,
+    pub total: i64,
+    pub failed: i64,
+}
+
+/// A webhook event of a pause created in the window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookOutcome {
+    pub created_at: Timestamp,
+    pub failed: bool,
+}
+
+/// The lowest id of a pause created at `since` or later (ids made by earlier versions, a
+/// moment before their creation time: hence the margin).
+fn lowest_id(since: Timestamp) -> String {
+    PauseId::lowest_at(since - jiff::SignedDuration::from_mins(1))
+}
+
+impl Conn {
+    pub async fn decided_since(
+        &mut self,
+        project_id: ProjectId,
+        since: Timestamp,
+    ) -> Result<Vec<Decided>, StoreError> {
+        self.fetch_all(
+            "pauses",
+            "SELECT status, created_at, response_at FROM pauses \
+             WHERE project_id = $1 AND id >= $2 AND created_at >= $3 \
+             AND status <> 'pending' AND response_at IS NOT NULL \
+             ORDER BY id DESC LIMIT $4",
+            args![&project_id.to_string(), &lowest_id(since), since, MAX_ROWS],
+            |row: &dyn Row| {
+                Ok(Decided {
+                    status: row
+                        .text("status")?
+                        .parse()
+                        .map_err(|e: String| StoreError::corrupt("pauses", e))?,
+                    created_at: row.time("created_at")?,
+                    decided_at: row.time("response_at")?,
+                })
+            },
+        )
+        .await
+    }
+
+    pub async fn deliveries_by_channel_since(
+        &mut self,
+        project_id: ProjectId,
+        since: Timestamp,
+    ) -> Result<Vec<ChannelDeliveries>, StoreError> {
+        self.fetch_all(
+            "deliveries",
+            "SELECT d.channel, COUNT(*) AS total, \
+             SUM(CASE WHEN d.status = 'failed' THEN 1 ELSE 0 END) AS failed \
+             FROM pauses p JOIN deliveries d ON d.pause_id = p.id \
+             WHERE p.project_id = $1 AND p.id >= $2 AND p.created_at >= $3 \
+             GROUP BY d.channel ORDER BY d.channel",
+            args![&project_id.to_string(), &lowest_id(since), since],
+            |row: &dyn Row| {
+                Ok(ChannelDeliveries {
+                    channel: row
+                        .text("channel")?
+                        .parse()
+                        .map_err(|e: String| StoreError::corrupt("deliveries", e))?,
+                    total: row.int("total")?,
+                    failed: row.int("failed")?,
+                })
+            },
+        )
+        .await
+    }
+
+    pub async fn webhooks_since(
+        &mut self,
+        project_id: ProjectId,
+        since: Timestamp,
+    ) -> Result<Vec<WebhookOutcome>, StoreError> {
+        self.fetch_all(
+            "webhook_events",
+            "SELECT w.created_at, w.status FROM pauses p JOIN webhook_events w ON w.pause_id = p.id \
+             WHERE p.project_id = $1 AND p.id >= $2 AND p.created_at >= $3 \
+             ORDER BY p.id DESC LIMIT $4",
+            args![&project_id.to_string(), &lowest_id(since), since, MAX_ROWS],
+            |row: &dyn Row| {
+                Ok(WebhookOutcome {
+                    created_at: row.time("created_at")?,
+                    failed: row.text("status")? == "failed",
+                })
+            },
+        )
+        .await
+    }
+}
+
+/// Everything the charts show, read in one go.
+#[derive(Debug, Clone, Default)]
+pub struct Activity {
+    pub decided: Vec<Decided>,
+    pub deliveries: Vec<ChannelDeliveries>,
+    pub webhooks: Vec<WebhookOutcome>,
+}
+
+impl Store {
+    /// The project's activity on pauses created since `since`.
+    pub async fn activity(
+        &self,
+        project_id: ProjectId,
+        since: Timestamp,
+    ) -> Result<Activity, StoreError> {
+        self.read(move |conn| {
+            Box::pin(async move {
+                Ok(Activity {
+                    decided: conn.decided_since(project_id, since).await?,
+                    deliveries: conn.deliveries_by_channel_since(project_id, since).await?,
+                    webhooks: conn.webhooks_since(project_id, since).await?,
+                })
+            })
+        })
+        .await
+    }
+}
