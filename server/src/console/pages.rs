@@ -542,12 +542,24 @@ pub async fn audit(
             }
         },
     };
+    let mut day_of = |raw: &str, field: &str, next: bool| {
+        day(raw.trim(), field, next).unwrap_or_else(|e| {
+            error = Some(e);
+            None
+        })
+    };
+    let since = day_of(&filters.since, "From", false);
+    let until = day_of(&filters.until, "To", true);
     let after = filters.cursor.trim().parse::<i64>().ok();
+    let actor = Some(filters.actor.trim().to_owned()).filter(|a| !a.is_empty());
     let filter = AuditFilter {
         pause_id: pause,
         event,
-        ..AuditFilter::default()
+        actor,
+        since,
+        until,
     };
+    let export_query = export_query(&filter);
     let events = if error.is_some() {
         Vec::new()
     } else {
@@ -602,10 +614,32 @@ pub async fn audit(
                 verify: verify.as_ref(),
                 checkpoint: checkpoint.as_ref(),
                 filters: &filters,
+                export_query,
                 error: error.as_deref(),
             },
         ),
     )
+}
+
+/// The query string of the export of the events `filter` selects.
+fn export_query(filter: &AuditFilter) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    if let Some(pause) = filter.pause_id {
+        query.append_pair("pause_id", &pause.to_string());
+    }
+    if let Some(event) = filter.event {
+        query.append_pair("event", event.as_str());
+    }
+    if let Some(actor) = &filter.actor {
+        query.append_pair("actor", actor);
+    }
+    if let Some(since) = filter.since {
+        query.append_pair("since", &since.to_string());
+    }
+    if let Some(until) = filter.until {
+        query.append_pair("until", &until.to_string());
+    }
+    query.finish()
 }
 
 /// `GET /console/audit/export`: the API's export, as the signed-in key.

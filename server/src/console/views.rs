@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use maud::{html, Markup, DOCTYPE};
 use pausepoint_api::proof::Checkpoint;
 use pausepoint_api::webhooks::{WebhookDelivery, WebhookStatus};
-use pausepoint_api::{AuditEvent, Pause, PauseStatus, VerifyReport};
+use pausepoint_api::{AuditEvent, AuditEventKind, Pause, PauseStatus, VerifyReport};
 use serde_json::Value;
 
 use super::session::BASE;
@@ -167,18 +167,24 @@ pub struct PauseFilters {
     pub cursor: String,
 }
 
-fn select(name: &str, label: &str, current: &str, choices: &[&str]) -> Markup {
+/// A choice among `choices` (value, and what the option says), or any.
+fn select(name: &str, label: &str, current: &str, choices: &[(&str, String)]) -> Markup {
     html! {
         div {
             label for=(name) { (label) }
             select id=(name) name=(name) {
                 option value="" selected[current.is_empty()] { "Any" }
-                @for choice in choices {
-                    option value=(choice) selected[current == *choice] { (choice.replace('_', " ")) }
+                @for (value, shown) in choices {
+                    option value=(value) selected[current == *value] { (shown) }
                 }
             }
         }
     }
+}
+
+/// Choices shown as their names, with `_` read as a space.
+fn named(values: &[&'static str]) -> Vec<(&'static str, String)> {
+    values.iter().map(|v| (*v, v.replace('_', " "))).collect()
 }
 
 /// The list of pauses, with its filters; the rows update live.
@@ -204,8 +210,8 @@ pub fn pauses(
             h1 { "Pauses" }
             @if let Some(error) = error { p.notice.error role="alert" { (error) } }
             form.filters method="get" action={(BASE) "/pauses"} role="search" aria-label="Filter pauses" {
-                (select("status", "Status", &filters.status, &["pending", "responded", "timed_out", "cancelled"]))
-                (select("channel", "Channel", &filters.channel, &["sms", "email", "slack", "ntfy"]))
+                (select("status", "Status", &filters.status, &named(&["pending", "responded", "timed_out", "cancelled"])))
+                (select("channel", "Channel", &filters.channel, &named(&["sms", "email", "slack", "ntfy"])))
                 div { label for="recipient" { "Recipient" } input id="recipient" name="recipient" value=(filters.recipient) autocomplete="off"; }
                 div { label for="q" { "Message contains" } input id="q" name="q" type="search" value=(filters.q); }
                 div { label for="since" { "Created from (UTC)" } input id="since" name="since" type="date" value=(filters.since); }
@@ -258,6 +264,17 @@ pub fn pause_rows(list: &[Pause]) -> Markup {
     }
 }
 
+/// A value of at most about a line: signatures and long lists are in the export whole.
+fn shortened(value: &str) -> String {
+    const MOST: usize = 96;
+    if value.chars().count() <= MOST {
+        return value.to_owned();
+    }
+    let mut short: String = value.chars().take(MOST - 24).collect();
+    short.push('…');
+    short
+}
+
 /// What a pause's page shows above its timeline (the question, the approvers' table) is
 /// left out of each event's line there; empty values everywhere.
 const SHOWN_ABOVE: [&str; 4] = ["message", "options", "approvers", "allow_text_response"];
@@ -268,8 +285,8 @@ fn data_line(data: &Value, skip: &[&str]) -> String {
             .iter()
             .filter(|(k, v)| !v.is_null() && !skip.contains(&k.as_str()))
             .map(|(k, v)| match v {
-                Value::String(s) => format!("{k}: {s}"),
-                other => format!("{k}: {other}"),
+                Value::String(s) => format!("{k}: {}", shortened(s)),
+                other => format!("{k}: {}", shortened(&other.to_string())),
             })
             .collect::<Vec<_>>()
             .join(" · "),
@@ -397,6 +414,8 @@ pub struct AuditView<'a> {
     pub verify: Option<&'a VerifyReport>,
     pub checkpoint: Option<&'a Checkpoint>,
     pub filters: &'a AuditFilters,
+    /// The filters as the export takes them (times in RFC 3339).
+    pub export_query: String,
     pub error: Option<&'a str>,
 }
 
@@ -407,14 +426,21 @@ pub struct AuditFilters {
     pub event: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub pause_id: String,
+    /// Exactly as events name it: `api_key:<id>`, `recipient:<who>`, `system`…
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub actor: String,
+    /// A UTC day: on it or later.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub since: String,
+    /// A UTC day: on it or earlier.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub until: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cursor: String,
 }
 
 pub fn audit(chrome: &Chrome<'_>, view: &AuditView<'_>) -> Markup {
-    let mut export = view.filters.clone();
-    export.cursor.clear();
-    let export_query = serde_urlencoded::to_string(&export).unwrap_or_default();
+    let export_query = &view.export_query;
     page(
         "Audit log",
         chrome,
@@ -439,7 +465,7 @@ pub fn audit(chrome: &Chrome<'_>, view: &AuditView<'_>) -> Markup {
                 section.card aria-labelledby="checkpoint-title" {
                     h2 id="checkpoint-title" { "Latest checkpoint" }
                     @if let Some(checkpoint) = view.checkpoint {
-                        p { "Event " (checkpoint.seq) " · " (time(checkpoint.at)) }
+                        p { "Covers events 1 to " (checkpoint.seq) " · signed " (time(checkpoint.at)) }
                         p.muted { "Signed by key " span.mono { (checkpoint.key_id.get(..12).unwrap_or(&checkpoint.key_id)) "…" } }
                     } @else {
                         p.muted { "None yet." }
@@ -456,8 +482,12 @@ pub fn audit(chrome: &Chrome<'_>, view: &AuditView<'_>) -> Markup {
             }
             @if let Some(error) = view.error { p.notice.error role="alert" { (error) } }
             form.filters method="get" action={(BASE) "/audit"} role="search" aria-label="Filter events" {
-                div { label for="event" { "Event" } input id="event" name="event" value=(view.filters.event) placeholder="pause.created"; }
-                div { label for="pause_id" { "Pause id" } input id="pause_id" name="pause_id" value=(view.filters.pause_id); }
+                @let events: Vec<_> = AuditEventKind::ALL.iter().map(|k| (k.as_str(), k.as_str().to_owned())).collect();
+                (select("event", "Event", &view.filters.event, &events))
+                div { label for="pause_id" { "Pause id" } input id="pause_id" name="pause_id" value=(view.filters.pause_id) autocomplete="off"; }
+                div { label for="actor" { "Actor" } input id="actor" name="actor" value=(view.filters.actor) placeholder="api_key:…" autocomplete="off"; }
+                div { label for="since" { "From (UTC)" } input id="since" name="since" type="date" value=(view.filters.since); }
+                div { label for="until" { "To (UTC)" } input id="until" name="until" type="date" value=(view.filters.until); }
                 div { button type="submit" { "Filter" } }
             }
             div.table { table {

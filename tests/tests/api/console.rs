@@ -615,9 +615,31 @@ async fn the_audit_page_verifies_and_exports_and_the_charts_draw() {
     );
     let (status, filtered) = console.get("/console/audit?event=pause.cancelled").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(filtered.contains("pause.cancelled") && !filtered.contains(">pause.responded<"));
+    assert!(filtered.contains("<td>pause.cancelled") && !filtered.contains("<td>pause.responded"));
     let (status, _) = console.get("/console/audit?event=nope").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = console.get("/console/audit?since=last+week").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // The export link carries the page's filters, in the form the export takes them.
+    let (status, page) = console
+        .get("/console/audit?event=pause.responded&since=2000-01-01&actor=system")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let at = page.find("/console/audit/export?format=csv").unwrap();
+    let link = page[at..at + page[at..].find('"').unwrap()].replace("&amp;", "&");
+    assert!(link.contains("since=2000-01-01T00%3A00%3A00Z"), "{link}");
+    let (status, csv) = console.get(&link).await;
+    assert_eq!(status, StatusCode::OK, "{csv}");
+    assert_eq!(
+        csv.lines().count(),
+        1,
+        "system decided nothing: the header alone\n{csv}"
+    );
+    let (_, csv) = console
+        .get(&link.replace("actor=system", "actor=recipient%3A%2B13128471928"))
+        .await;
+    assert_eq!(csv.lines().count(), 3, "the two answers\n{csv}");
 
     let (status, export) = console.get("/console/audit/export?format=jsonl").await;
     assert_eq!(status, StatusCode::OK);
