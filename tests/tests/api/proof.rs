@@ -540,6 +540,9 @@ async fn no_checkpoint_is_signed_over_a_broken_chain() {
         .create(sms_pause(None))
         .await
         .pause(StatusCode::CREATED);
+    // Its delivery written first: the attacker's rewrite below must not race the server's
+    // own append (on PostgreSQL the two can deadlock, and the rewrite would drop it).
+    server.client.delivered(later.pause_id).await;
     let mut events = server.client.audit("").await;
     let i = events
         .iter()
