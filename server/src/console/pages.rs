@@ -124,15 +124,26 @@ pub async fn home() -> Redirect {
     Redirect::to(&format!("{BASE}/pauses"))
 }
 
-/// `GET /console/sign-in`: the form, tied to this browser by a cookie of its own.
-pub async fn sign_in_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+#[derive(Deserialize, Default)]
+struct Next {
+    next: Option<String>,
+}
+
+/// `GET /console/sign-in?next=`: the form, tied to this browser by a cookie of its own.
+pub async fn sign_in_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let nonce = session::cookie(&headers, SIGN_IN_COOKIE)
         .filter(|n| n.len() == 43)
         .map_or_else(session::random_token, str::to_owned);
     let cookie = session::set_cookie(&state, SIGN_IN_COOKIE, &nonce, Duration::from_secs(3600));
+    let asked: Next = query_of(raw.as_deref());
+    let next = asked.next.as_deref().and_then(session::safe_next);
     (
         [(SET_COOKIE, cookie)],
-        html(StatusCode::OK, views::sign_in(&nonce, None)),
+        html(StatusCode::OK, views::sign_in(&nonce, next, None)),
     )
         .into_response()
 }
@@ -143,6 +154,7 @@ struct SignInForm {
     key: String,
     #[serde(default)]
     csrf: String,
+    next: Option<String>,
 }
 
 /// `POST /console/sign-in`: the key exchanged for a session cookie.
@@ -160,6 +172,7 @@ pub async fn sign_in(
             StatusCode::TOO_MANY_REQUESTS,
             views::sign_in(
                 nonce,
+                None,
                 Some(&format!(
                     "Too many failed sign-ins from your address. Try again in {minutes} minute(s)."
                 )),
@@ -174,6 +187,7 @@ pub async fn sign_in(
         Ok(f) => f,
         Err(refusal) => return refusal.into_response(),
     };
+    let next = signed.next.as_deref().and_then(session::safe_next);
     if nonce.is_empty() || !session::same_token(nonce, &signed.csrf) {
         return Refusal::Forged.into_response();
     }
@@ -181,7 +195,8 @@ pub async fn sign_in(
         Ok(Some(cookie)) => {
             state.sign_ins.succeeded(client);
             let clear = session::set_cookie(&state, SIGN_IN_COOKIE, "", Duration::ZERO);
-            let mut response = Redirect::to(&format!("{BASE}/pauses")).into_response();
+            let to = next.map_or_else(|| format!("{BASE}/pauses"), str::to_owned);
+            let mut response = Redirect::to(&to).into_response();
             response.headers_mut().append(SET_COOKIE, cookie);
             response.headers_mut().append(SET_COOKIE, clear);
             response
@@ -193,6 +208,7 @@ pub async fn sign_in(
                 StatusCode::UNAUTHORIZED,
                 views::sign_in(
                     nonce,
+                    next,
                     Some("That key is not valid, or it has been revoked."),
                 ),
             )
@@ -690,7 +706,13 @@ async fn keys_page(
                 .collect();
             html(
                 status,
-                views::keys(&chrome(operator, Section::Keys), &keys, made, notice),
+                views::keys(
+                    &chrome(operator, Section::Keys),
+                    &keys,
+                    operator.caller.key.id,
+                    made,
+                    notice,
+                ),
             )
         }
         Err(e) => failure(&e),

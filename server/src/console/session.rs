@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::header::{COOKIE, HOST, ORIGIN};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
@@ -116,13 +116,40 @@ impl Operator {
     }
 }
 
-/// What happens to a request without a live session: back to the sign-in page.
-pub struct SignedOut;
+/// What happens to a request without a live session: back to the sign-in page, which
+/// returns to the page asked for (a GET's) once signed in.
+pub struct SignedOut<'a>(&'a Parts);
 
-impl IntoResponse for SignedOut {
+impl IntoResponse for SignedOut<'_> {
     fn into_response(self) -> Response {
-        Redirect::to(&format!("{BASE}/sign-in")).into_response()
+        let parts = self.0;
+        let asked = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .filter(|_| parts.method == axum::http::Method::GET)
+            .and_then(safe_next);
+        match asked {
+            Some(next) => {
+                let next: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
+                Redirect::to(&format!("{BASE}/sign-in?next={next}")).into_response()
+            }
+            None => Redirect::to(&format!("{BASE}/sign-in")).into_response(),
+        }
     }
+}
+
+/// `next` when it is a page of this console to return to after signing in: a path under
+/// `/console/` (never another host, nor sign-in or sign-out themselves).
+pub fn safe_next(next: &str) -> Option<&str> {
+    let page = next.strip_prefix("/console/")?;
+    let fine = !page.starts_with('/')
+        && !next.contains(['\\', '\r', '\n', '\t'])
+        && !next.contains("//")
+        && !page.starts_with("sign-in")
+        && !page.starts_with("sign-out")
+        && !page.starts_with("pauses/live");
+    fine.then_some(next)
 }
 
 impl FromRequestParts<AppState> for Operator {
@@ -130,7 +157,7 @@ impl FromRequestParts<AppState> for Operator {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Operator, Response> {
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
-            return Err(SignedOut.into_response());
+            return Err(SignedOut(parts).into_response());
         };
         let hash = token_hash(token);
         let store = state.app.store();
@@ -139,14 +166,14 @@ impl FromRequestParts<AppState> for Operator {
             .await
             .map_err(|e| super::pages::failure(&e))?;
         let Some(SessionRecord { key_id, .. }) = session else {
-            return Err(SignedOut.into_response());
+            return Err(SignedOut(parts).into_response());
         };
         let key = store
             .read(move |conn| Box::pin(conn.key(key_id)))
             .await
             .map_err(|e| super::pages::failure(&e))?;
         let Some(key) = key.filter(|k| k.revoked_at.is_none()) else {
-            return Err(SignedOut.into_response());
+            return Err(SignedOut(parts).into_response());
         };
         Ok(Operator {
             project: key.project_name.clone(),
@@ -297,17 +324,33 @@ impl SignInAttempts {
     }
 }
 
-/// The client's address, as the connection gives it (a proxy's, behind one).
-pub fn client_address(parts: &Parts) -> IpAddr {
-    parts
-        .extensions
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_console_page_is_returned_to_after_signing_in() {
+        for fine in [
+            "/console/pauses",
+            "/console/pauses/01a2?done=x",
+            "/console/audit?event=a",
+        ] {
+            assert_eq!(safe_next(fine), Some(fine));
+        }
+        for refused in [
+            "https://evil.example/console/",
+            "//evil.example/console/",
+            "/console//evil.example",
+            "/console/\\evil.example",
+            "/consolex/pauses",
+            "/console/sign-in?next=/console/pauses",
+            "/console/sign-out",
+            "/console/pauses/live",
+            "/v1/pause",
+        ] {
+            assert_eq!(safe_next(refused), None, "{refused}");
+        }
+    }
 
     #[test]
     fn the_origin_of_a_url_is_its_scheme_and_authority() {

@@ -99,8 +99,8 @@ fn status(status: &str) -> Markup {
     html! { span class={"status status-" (status)} { (status.replace('_', " ")) } }
 }
 
-/// The sign-in page.
-pub fn sign_in(nonce: &str, error: Option<&str>) -> Markup {
+/// The sign-in page; `next` is the console page to open once signed in.
+pub fn sign_in(nonce: &str, next: Option<&str>, error: Option<&str>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -116,6 +116,7 @@ pub fn sign_in(nonce: &str, error: Option<&str>) -> Markup {
                     @if let Some(error) = error { p.notice.error role="alert" { (error) } }
                     form method="post" action={(BASE) "/sign-in"} {
                         input type="hidden" name="csrf" value=(nonce);
+                        @if let Some(next) = next { input type="hidden" name="next" value=(next); }
                         div {
                             label for="key" { "API key" }
                             input id="key" name="key" type="password" autocomplete="off" required
@@ -525,6 +526,7 @@ pub fn audit(chrome: &Chrome<'_>, view: &AuditView<'_>) -> Markup {
 pub fn keys(
     chrome: &Chrome<'_>,
     keys: &[KeyRecord],
+    signed_in_with: crate::ids::KeyId,
     made: Option<(&str, &str)>,
     notice: Option<(bool, &str)>,
 ) -> Markup {
@@ -555,7 +557,12 @@ pub fn keys(
                 tbody {
                     @for key in keys {
                         tr {
-                            td { (key.name) }
+                            td {
+                                (key.name)
+                                @if key.id == signed_in_with {
+                                    " " span.muted { "(this session's key: revoking it signs you out)" }
+                                }
+                            }
                             td.mono { (key.prefix) "…" }
                             td.wide { (time(key.created_at)) }
                             td {

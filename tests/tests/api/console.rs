@@ -49,19 +49,31 @@ fn no_redirects() -> reqwest::Client {
 
 /// Loads the sign-in form and posts `key` from it: the answer.
 async fn try_sign_in(http: &reqwest::Client, base: &str, key: &str) -> reqwest::Response {
-    let form = http
-        .get(format!("{base}/console/sign-in"))
-        .send()
-        .await
-        .unwrap();
+    try_sign_in_at(http, base, "/console/sign-in", key).await
+}
+
+/// Loads the sign-in form at `path` and posts `key` from it, with its hidden fields.
+async fn try_sign_in_at(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    key: &str,
+) -> reqwest::Response {
+    let form = http.get(format!("{base}{path}")).send().await.unwrap();
     assert_eq!(form.status(), StatusCode::OK);
     let nonce = cookie_value(&set_cookie(form.headers(), "pp_console_sign_in").unwrap());
     let page = form.text().await.unwrap();
     assert_eq!(csrf_in(&page), nonce);
+    let mut fields = vec![("key", key.to_owned()), ("csrf", nonce.clone())];
+    if let Some(at) = page.find("name=\"next\" value=\"") {
+        let at = at + 19;
+        let next = page[at..at + page[at..].find('"').unwrap()].replace("&amp;", "&");
+        fields.push(("next", next));
+    }
     http.post(format!("{base}/console/sign-in"))
         .header("origin", base)
         .header("cookie", format!("pp_console_sign_in={nonce}"))
-        .form(&[("key", key), ("csrf", &nonce)])
+        .form(&fields)
         .send()
         .await
         .unwrap()
@@ -123,8 +135,11 @@ impl Console {
     }
 }
 
+/// A redirect to the sign-in page (which, after a GET, returns to the page asked for).
 fn redirects_to_sign_in(status: StatusCode, headers: &HeaderMap) -> bool {
-    status == StatusCode::SEE_OTHER && headers[LOCATION] == "/console/sign-in"
+    let to = headers[LOCATION].to_str().unwrap();
+    status == StatusCode::SEE_OTHER
+        && (to == "/console/sign-in" || to.starts_with("/console/sign-in?next="))
 }
 
 #[tokio::test]
@@ -184,6 +199,77 @@ async fn signing_in_exchanges_the_key_for_a_session_cookie() {
     assert!(policy.contains("default-src 'none'") && policy.contains("script-src 'self'"));
     assert_eq!(headers["cache-control"], "no-store");
     assert_eq!(headers["x-frame-options"], "DENY");
+}
+
+#[tokio::test]
+async fn signing_in_returns_to_the_console_page_asked_for_and_nowhere_else() {
+    let server = TestServer::start().await;
+    let base = &server.client.base;
+    let pause = server
+        .client
+        .create(sms_pause(None))
+        .await
+        .pause(StatusCode::CREATED);
+    let http = no_redirects();
+    let asked = format!("/console/pauses/{}?done=cancelled", pause.pause_id);
+    let answer = http.get(format!("{base}{asked}")).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    let sign_in = answer.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(
+        sign_in.starts_with("/console/sign-in?next=%2Fconsole%2Fpauses%2F"),
+        "{sign_in}"
+    );
+    let answer = try_sign_in_at(&http, base, &sign_in, &server.client.key).await;
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    assert_eq!(answer.headers()[LOCATION], asked.as_str());
+
+    for elsewhere in [
+        "https%3A%2F%2Fevil.example%2F",
+        "%2F%2Fevil.example%2Fconsole%2F",
+        "%2Fv1%2Fpause",
+    ] {
+        let path = format!("/console/sign-in?next={elsewhere}");
+        let answer = try_sign_in_at(&http, base, &path, &server.client.key).await;
+        assert_eq!(answer.headers()[LOCATION], "/console/pauses", "{elsewhere}");
+    }
+}
+
+#[tokio::test]
+async fn behind_an_https_public_url_the_cookie_is_secure_and_that_origin_is_the_one() {
+    let server = TestServer::start_with(|c| {
+        c.public_url = Some("https://pp.example.com".parse().unwrap());
+    })
+    .await;
+    let base = &server.client.base;
+    let http = no_redirects();
+    let form = http
+        .get(format!("{base}/console/sign-in"))
+        .send()
+        .await
+        .unwrap();
+    let nonce_cookie = set_cookie(form.headers(), "pp_console_sign_in").unwrap();
+    assert!(nonce_cookie.contains("; Secure"), "{nonce_cookie}");
+    let nonce = cookie_value(&nonce_cookie);
+    let post = |origin: &'static str| {
+        http.post(format!("{base}/console/sign-in"))
+            .header("origin", origin)
+            .header("cookie", format!("pp_console_sign_in={nonce}"))
+            .form(&[
+                ("key", server.client.key.as_str()),
+                ("csrf", nonce.as_str()),
+            ])
+            .send()
+    };
+    // The address the server listens on is not the public origin over plain http.
+    let answer = post("http://pp.example.com").await.unwrap();
+    assert_eq!(answer.status(), StatusCode::FORBIDDEN);
+    let answer = post("https://pp.example.com").await.unwrap();
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    let cookie = set_cookie(answer.headers(), "pp_console").unwrap();
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
 }
 
 #[tokio::test]
