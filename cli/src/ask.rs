@@ -257,8 +257,11 @@ async fn wait_for(
         }
         lost = true;
     });
+    // Ctrl-C first: its handler is installed when first polled, and must be before the
+    // wait sends its request, or a Ctrl-C right after the server sees the wait kills the
+    // process instead of saying how to resume.
     let decided = tokio::select! {
-        decided = waited => decided,
+        biased;
         interrupted = tokio::signal::ctrl_c() => {
             interrupted.context("cannot listen for Ctrl-C")?;
             if let Some(spinner) = &spinner {
@@ -274,6 +277,7 @@ async fn wait_for(
             eprintln!("Stopped waiting; the pause is still pending. Resume with: pp wait {id}");
             return Ok(Outcome::Interrupted);
         }
+        decided = waited => decided,
     };
     if let Some(spinner) = &spinner {
         spinner.bar.finish_and_clear();
