@@ -311,13 +311,13 @@ pub fn timeline(
         chrome,
         html! {
             p { a href={(BASE) "/pauses"} { "← All pauses" } }
-            h1 { "Pause " span.mono { (id) } }
+            h1.question { (pause.message) }
+            p.muted { "Pause " span.mono { (id) } }
             @if let Some((ok, text)) = notice {
                 p class={"notice " (if ok { "ok" } else { "error" })} role="status" { (text) }
             }
             dl.facts {
                 dt { "Status" } dd { (status(pause.status.as_str())) }
-                dt { "Message" } dd { (pause.message) }
                 dt { "Options" } dd { (pause.options.join(" · ")) }
                 dt { "Channel" } dd { (pause.channel) }
                 dt { "Recipient" } dd { (pause.recipient) }
