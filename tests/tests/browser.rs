@@ -70,24 +70,36 @@ async fn driver() -> Option<Driver> {
 
 /// A headless Chromium emulating a phone `width` CSS pixels wide.
 async fn phone(driver: &Driver, width: u32) -> Client {
-    let capabilities = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": CHROMIUM,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--disable-quic",
-                // Nothing but the server under test: every other name fails to resolve.
-                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-                format!("--user-data-dir={}", driver._profile.path().display()),
-            ],
-            "mobileEmulation": {
-                "deviceMetrics": { "width": width, "height": 780, "pixelRatio": 2.0, "touch": true },
-                "userAgent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Mobile Safari/537.36"
-            }
-        }
+    let emulation = json!({
+        "deviceMetrics": { "width": width, "height": 780, "pixelRatio": 2.0, "touch": true },
+        "userAgent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Mobile Safari/537.36"
     });
+    chromium(driver, Some(emulation), width).await
+}
+
+/// A headless desktop Chromium window `width` pixels wide.
+async fn desktop(driver: &Driver, width: u32) -> Client {
+    chromium(driver, None, width).await
+}
+
+/// A headless Chromium that reaches nothing but the server under test.
+async fn chromium(driver: &Driver, mobile_emulation: Option<Value>, width: u32) -> Client {
+    let mut options = json!({
+        "binary": CHROMIUM,
+        "args": [
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--no-first-run", "--disable-quic",
+            // Nothing but the server under test: every other name fails to resolve.
+            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+            format!("--window-size={width},900"),
+            format!("--user-data-dir={}", driver._profile.path().display()),
+        ]
+    });
+    if let Some(emulation) = mobile_emulation {
+        options["mobileEmulation"] = emulation;
+    }
+    let capabilities = json!({ "browserName": "chrome", "goog:chromeOptions": options });
     let Value::Object(capabilities) = capabilities else {
         unreachable!()
     };
@@ -637,32 +649,6 @@ async fn accessibility(browser: &Client, axe: &str) -> Vec<String> {
         .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
         .map(|v| format!("{} ({}) at {}", v["id"], v["impact"], v["nodes"]))
         .collect()
-}
-
-/// A desktop Chromium window `width` pixels wide.
-async fn desktop(driver: &Driver, width: u32) -> Client {
-    let capabilities = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": CHROMIUM,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--disable-quic",
-                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-                format!("--window-size={width},900"),
-                format!("--user-data-dir={}", driver._profile.path().display()),
-            ]
-        }
-    });
-    let Value::Object(capabilities) = capabilities else {
-        unreachable!()
-    };
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(capabilities)
-        .connect(&driver.url)
-        .await
-        .unwrap()
 }
 
 /// Signs in to the console through its form.

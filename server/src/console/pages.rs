@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Extension, Path, RawQuery, State};
+use axum::extract::{
+    ConnectInfo, Extension, FromRequest, FromRequestParts, Path, RawQuery, Request, State,
+};
 use axum::http::header::{RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -94,20 +96,37 @@ fn form<T: DeserializeOwned>(body: &Bytes) -> Result<T, Refusal> {
     serde_urlencoded::from_bytes(body).map_err(|_| Refusal::NotAForm)
 }
 
+/// A form that is its CSRF token alone (a button: cancel, resend, revoke, sign out).
 #[derive(Deserialize)]
-struct CsrfField {
+pub struct CsrfField {
     #[serde(default)]
     csrf: String,
 }
 
-/// A form posted by the signed-in operator from one of the console's pages: it carries
-/// the session's CSRF token.
-fn posted<T: DeserializeOwned>(operator: &Operator, body: &Bytes) -> Result<T, Refusal> {
-    let CsrfField { csrf } = form(body)?;
-    if !operator.csrf_ok(&csrf) {
-        return Err(Refusal::Forged);
+/// A form posted by the signed-in operator from one of the console's own pages: it carries
+/// the session's CSRF token. Anything else is refused before the handler runs (a request
+/// without a session goes to sign-in).
+pub struct Posted<T> {
+    pub operator: Operator,
+    pub form: T,
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Posted<T>, Response> {
+        let (mut parts, body) = request.into_parts();
+        let operator = Operator::from_request_parts(&mut parts, state).await?;
+        let body = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let CsrfField { csrf } = form(&body).map_err(IntoResponse::into_response)?;
+        if !operator.csrf_ok(&csrf) {
+            return Err(Refusal::Forged.into_response());
+        }
+        let form = form(&body).map_err(IntoResponse::into_response)?;
+        Ok(Posted { operator, form })
     }
-    form(body)
 }
 
 fn chrome<'a>(operator: &'a Operator, section: Section) -> Chrome<'a> {
@@ -218,10 +237,10 @@ pub async fn sign_in(
 }
 
 /// `POST /console/sign-out`.
-pub async fn sign_out(State(state): State<AppState>, operator: Operator, body: Bytes) -> Response {
-    if let Err(refusal) = posted::<CsrfField>(&operator, &body) {
-        return refusal.into_response();
-    }
+pub async fn sign_out(
+    State(state): State<AppState>,
+    Posted { operator, .. }: Posted<CsrfField>,
+) -> Response {
     match session::sign_out(&state, &operator).await {
         Ok(clear) => {
             let mut response = Redirect::to(&format!("{BASE}/sign-in")).into_response();
@@ -470,13 +489,9 @@ fn back_to_pause(id: PauseId, done: &str) -> Response {
 /// `POST /console/pauses/{id}/cancel`.
 pub async fn cancel(
     State(state): State<AppState>,
-    operator: Operator,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { operator, .. }: Posted<CsrfField>,
 ) -> Response {
-    if let Err(refusal) = posted::<CsrfField>(&operator, &body) {
-        return refusal.into_response();
-    }
     let id = match pause_id(&id) {
         Ok(id) => id,
         Err(refusal) => return refusal.into_response(),
@@ -498,13 +513,9 @@ pub async fn cancel(
 /// `POST /console/pauses/{id}/webhooks/{event_id}/resend`.
 pub async fn resend(
     State(state): State<AppState>,
-    operator: Operator,
     Path((id, event_id)): Path<(String, String)>,
-    body: Bytes,
+    Posted { operator, .. }: Posted<CsrfField>,
 ) -> Response {
-    if let Err(refusal) = posted::<CsrfField>(&operator, &body) {
-        return refusal.into_response();
-    }
     let id = match pause_id(&id) {
         Ok(id) => id,
         Err(refusal) => return refusal.into_response(),
@@ -719,8 +730,9 @@ async fn keys_page(
     }
 }
 
+/// The form that makes a key.
 #[derive(Deserialize)]
-struct NewKeyForm {
+pub struct NewKeyForm {
     #[serde(default)]
     name: String,
 }
@@ -728,13 +740,11 @@ struct NewKeyForm {
 /// `POST /console/keys`: a new key for this project, shown once.
 pub async fn create_key(
     State(state): State<AppState>,
-    operator: Operator,
-    body: Bytes,
+    Posted {
+        operator,
+        form: posted,
+    }: Posted<NewKeyForm>,
 ) -> Response {
-    let posted: NewKeyForm = match posted(&operator, &body) {
-        Ok(f) => f,
-        Err(refusal) => return refusal.into_response(),
-    };
     let name = posted.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return keys_page(
@@ -772,13 +782,9 @@ pub async fn create_key(
 /// `POST /console/keys/{id}/revoke`: only a key of this project.
 pub async fn revoke_key(
     State(state): State<AppState>,
-    operator: Operator,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { operator, .. }: Posted<CsrfField>,
 ) -> Response {
-    if let Err(refusal) = posted::<CsrfField>(&operator, &body) {
-        return refusal.into_response();
-    }
     let project = operator.caller.project_id();
     let Ok(id) = id.parse::<KeyId>() else {
         return NO_KEY.into_response();

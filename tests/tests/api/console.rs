@@ -99,15 +99,19 @@ impl Console {
     }
 
     async fn get(&self, path: &str) -> (StatusCode, String) {
-        let answer = self
-            .http
+        let answer = self.open(path).await;
+        let status = answer.status();
+        (status, answer.text().await.unwrap())
+    }
+
+    /// The answer to a GET with the session's cookie, unread.
+    async fn open(&self, path: &str) -> reqwest::Response {
+        self.http
             .get(format!("{}{path}", self.base))
             .header("cookie", format!("pp_console={}", self.cookie))
             .send()
             .await
-            .unwrap();
-        let status = answer.status();
-        (status, answer.text().await.unwrap())
+            .unwrap()
     }
 
     /// Posts a form as the console's own page does: its Origin, its token.
@@ -185,13 +189,7 @@ async fn signing_in_exchanges_the_key_for_a_session_cookie() {
     );
 
     let console = Console::sign_in(base, &server.client.key).await;
-    let answer = console
-        .http
-        .get(format!("{base}/console/pauses"))
-        .header("cookie", format!("pp_console={}", console.cookie))
-        .send()
-        .await
-        .unwrap();
+    let answer = console.open("/console/pauses").await;
     let headers = answer.headers().clone();
     let page = answer.text().await.unwrap();
     assert!(!page.contains(&server.client.key), "the key is on no page");
@@ -440,13 +438,7 @@ async fn a_session_ends_on_sign_out_expiry_or_revocation() {
     assert!(redirects_to_sign_in(answer.status(), answer.headers()));
     let cleared = set_cookie(answer.headers(), "pp_console").unwrap();
     assert!(cleared.contains("Max-Age=0"));
-    let answer = console
-        .http
-        .get(format!("{base}/console/pauses"))
-        .header("cookie", format!("pp_console={}", console.cookie))
-        .send()
-        .await
-        .unwrap();
+    let answer = console.open("/console/pauses").await;
     assert!(
         redirects_to_sign_in(answer.status(), answer.headers()),
         "the old cookie no longer works"
@@ -458,13 +450,7 @@ async fn a_session_ends_on_sign_out_expiry_or_revocation() {
         .execute(&db)
         .await
         .unwrap();
-    let answer = console
-        .http
-        .get(format!("{base}/console/keys"))
-        .header("cookie", format!("pp_console={}", console.cookie))
-        .send()
-        .await
-        .unwrap();
+    let answer = console.open("/console/keys").await;
     assert!(
         redirects_to_sign_in(answer.status(), answer.headers()),
         "expired"
@@ -491,13 +477,7 @@ async fn a_session_ends_on_sign_out_expiry_or_revocation() {
         .get(answer.headers()[LOCATION].to_str().unwrap())
         .await;
     assert!(page.contains("The key is revoked"));
-    let answer = console
-        .http
-        .get(format!("{base}/console/pauses"))
-        .header("cookie", format!("pp_console={}", console.cookie))
-        .send()
-        .await
-        .unwrap();
+    let answer = console.open("/console/pauses").await;
     assert!(
         redirects_to_sign_in(answer.status(), answer.headers()),
         "revoked"
@@ -610,16 +590,7 @@ async fn until_sent(answer: &mut reqwest::Response, text: &str, seconds: u64) ->
 async fn the_live_list_sends_the_rows_again_when_a_pause_is_created() {
     let server = TestServer::start().await;
     let console = Console::sign_in(&server.client.base, &server.client.key).await;
-    let mut answer = console
-        .http
-        .get(format!(
-            "{}/console/pauses/live?status=pending",
-            console.base
-        ))
-        .header("cookie", format!("pp_console={}", console.cookie))
-        .send()
-        .await
-        .unwrap();
+    let mut answer = console.open("/console/pauses/live?status=pending").await;
     assert_eq!(answer.status(), StatusCode::OK);
     assert_eq!(answer.headers()["content-type"], "text/event-stream");
     let mut body = sms_pause(None);
