@@ -451,8 +451,16 @@ impl TestServer {
         (key.key, key.record.project_id)
     }
 
-    /// A second connection to the server's database, as someone editing it by hand.
+    /// A second connection to the server's database, as someone editing it by hand. What
+    /// the default project's requests wrote is on its audit chain by then (on PostgreSQL
+    /// the sequencer puts it there moments after the commit), as it would be by the time
+    /// a person got to it.
     pub async fn behind_its_back(&self) -> sqlx::AnyPool {
+        self.app
+            .store()
+            .settle_audit(self.project_id)
+            .await
+            .unwrap();
         sqlx::any::install_default_drivers();
         let url = match self.backend {
             Backend::Sqlite => format!("sqlite://{}", self.database),

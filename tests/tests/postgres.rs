@@ -392,6 +392,109 @@ async fn a_server_killed_mid_batch_loses_and_repeats_nothing() {
     b.terminate().await;
 }
 
+/// A sequencer that dies in the middle of its batch (another server's, holding the
+/// sequencing lock, having put queued events on the chain in its transaction) leaves
+/// nothing behind: PostgreSQL rolls its batch back and frees the lock when its connection
+/// ends, and the server's own sequencer puts every event on the chain once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequencer_killed_mid_batch_has_its_batch_taken_over() {
+    use sqlx::Connection;
+    let Some(database) = fresh_postgres().await else {
+        return;
+    };
+    let key = admin_create_key(&database, "agents", "default").await;
+    let a = ServerProcess::start_with(&database, 0, FLAGS).await;
+    let client = Client::new(&a.base, &key);
+    let db = sqlx::PgPool::connect(&database).await.unwrap();
+
+    // The other server's sequencer, mid-batch.
+    let mut dying = sqlx::PgConnection::connect(&database).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut dying).await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(pausepoint_server::store::AUDIT_SEQUENCER_LOCK)
+        .execute(&mut dying)
+        .await
+        .unwrap();
+    let dying_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut dying)
+        .await
+        .unwrap();
+
+    let mut created = Vec::new();
+    for _ in 0..20 {
+        let response = client.create(sms_pause(None)).await;
+        created.push(response.pause(StatusCode::CREATED).pause_id);
+    }
+    // Committed and acknowledged, queued, not on the chain: the lock is held.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let queued: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM audit_queue WHERE event = 'pause.created'")
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        if queued == 20 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{queued} of 20 creates queued");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The dying batch puts them on the chain, wrongly hashed, and removes them from the
+    // queue; then its server dies before the commit.
+    sqlx::query(
+        "INSERT INTO audit_events (project_id, seq, event_id, event, pause_id, actor, \
+         occurred_at, data, prev_hash, hash) \
+         SELECT project_id, 1000 + id, event_id, event, pause_id, actor, occurred_at, data, \
+         'forged', 'forged' FROM audit_queue",
+    )
+    .execute(&mut dying)
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM audit_queue")
+        .execute(&mut dying)
+        .await
+        .unwrap();
+    let on_chain: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE event = 'pause.created'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(
+        on_chain, 0,
+        "nothing is on the chain while the batch is open"
+    );
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(dying_pid)
+        .execute(&db)
+        .await
+        .unwrap();
+
+    // Every event once, in order, and the chain verifies.
+    all_present_once(&client, &created).await;
+    let events = all_events(&client).await;
+    let created_events = events
+        .iter()
+        .filter(|e| e.event == AuditEventKind::PauseCreated)
+        .count();
+    assert_eq!(created_events, 20, "{events:?}");
+    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    let expected: Vec<i64> = (1..=events.len() as i64).collect();
+    assert_eq!(seqs, expected, "one line, no gaps");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_queue")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        if queued == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{queued} events left queued");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.terminate().await;
+}
+
 #[tokio::test]
 async fn pp_admin_migrate_and_keys_work_on_postgres() {
     let Some(database) = fresh_postgres().await else {

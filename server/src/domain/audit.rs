@@ -168,6 +168,7 @@ async fn check_batch(
         let Some(pause) = store.pause(project_id, id).await? else {
             continue;
         };
+        store.settle_audit(project_id).await?;
         let found = store
             .read(move |conn| Box::pin(conn.decision_events(project_id, id)))
             .await?;

@@ -493,6 +493,7 @@ impl Receipts {
             return Ok(());
         }
         let id = PauseId::from(pause.pause_id);
+        self.store.settle_audit(project_id).await?;
         let decisions = self
             .store
             .read(move |conn| Box::pin(conn.decision_events(project_id, id)))

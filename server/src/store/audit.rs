@@ -1,10 +1,10 @@
 //! The audit log's rows. Each project has one hash chain: `seq` from 1 with no gaps, each
-//! event hashed onto the one before. A write's events are put on the chain when its group
-//! commit ends ([`chain`]): the project's head is read (on PostgreSQL its row is locked,
-//! once per group and as late as possible, so that servers sharing the database take
-//! turns only for the last statement and the commit), each event is hashed onto it, and
-//! the events and the new head are written in the same transaction. The database refuses
-//! UPDATE and DELETE on `audit_events`.
+//! event hashed onto the one before. On SQLite a write's events are put on the chain when
+//! its group commit ends ([`chain`]): the project's head is read, each event is hashed
+//! onto it, and the events and the new head are written in the same transaction. On
+//! PostgreSQL they are queued with the write and put on the chain the same way, in
+//! batches, by the [`super::sequencer`] after the commit; reads wait for it
+//! ([`Store::settle_audit`]). The database refuses UPDATE and DELETE on `audit_events`.
 
 use std::fmt;
 
@@ -239,6 +239,7 @@ impl Store {
         after_seq: Option<i64>,
         limit: u32,
     ) -> Result<Vec<AuditEvent>, StoreError> {
+        self.settle_audit(project_id).await?;
         self.read(move |conn| Box::pin(audit_events(conn, project_id, filter, after_seq, limit)))
             .await
     }
@@ -252,6 +253,7 @@ impl Store {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<Result<AuditEvent, (i64, String)>>, StoreError> {
+        // Not settled: a walk reads up to a head it read (and settled) first.
         self.read(move |conn| {
             Box::pin(async move {
                 let sql = format!(
@@ -275,6 +277,7 @@ impl Store {
 
     /// The last sequence number on the project's chain, and its hash.
     pub async fn audit_head(&self, project_id: ProjectId) -> Result<(i64, String), StoreError> {
+        self.settle_audit(project_id).await?;
         self.read(move |conn| {
             Box::pin(async move {
                 conn.fetch_one(

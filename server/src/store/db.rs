@@ -277,11 +277,6 @@ impl PgHandle {
         self.connection()
     }
 
-    /// Opens the transaction now.
-    pub(super) async fn begin(&mut self) -> Result<(), StoreError> {
-        self.ready().await.map(|_| ())
-    }
-
     /// A request of the group starts: it opens a savepoint before its first statement.
     pub(super) fn start_request(&mut self) {
         self.savepoint = Savepoint::Wanted;

@@ -14,6 +14,7 @@
 //! - [`keys`]: API keys, stored as SHA-256 hashes only.
 //! - [`pauses`]: pause rows and their one-way status change.
 //! - [`audit`]: the append-only, hash-chained audit log.
+//! - [`sequencer`]: on PostgreSQL, puts committed events on their chains after the commit.
 //! - [`approvers`]: who is asked to decide a pause, and their votes.
 //! - [`deliveries`]: the durable notifications of each approver.
 //! - [`outbox`]: how workers claim rows of work (deliveries, webhook events).
@@ -35,6 +36,7 @@ pub mod postgres;
 pub mod projects;
 pub mod proof;
 pub mod rules;
+mod sequencer;
 pub mod sessions;
 pub mod settings;
 pub mod sqlite;
@@ -50,9 +52,12 @@ use sqlx::{ConnectOptions, Connection};
 use tokio::sync::oneshot;
 
 use crate::hub::Hub;
+use crate::ids::ProjectId;
 use crate::secrets::MasterKey;
 pub use audit::Actor;
 pub use db::Conn;
+/// The PostgreSQL advisory lock a sequencer holds for a batch.
+pub use sequencer::LOCK as AUDIT_SEQUENCER_LOCK;
 pub use tx::Tx;
 
 /// What went wrong below the domain: the database, or a row it holds that makes no sense.
@@ -288,6 +293,16 @@ impl Store {
             Backend::Postgres(pg) => pg.submit(job)?,
         }
         answered.await.map_err(|_| E::from(StoreError::Closed))?
+    }
+
+    /// Waits until every audit event of `project_id` committed before the call is on its
+    /// chain, so that a read after it sees them. On SQLite events are chained as they
+    /// commit; on PostgreSQL the sequencer takes them within milliseconds.
+    pub async fn settle_audit(&self, project_id: ProjectId) -> Result<(), StoreError> {
+        match &self.inner.backend {
+            Backend::Sqlite(_) => Ok(()),
+            Backend::Postgres(pg) => pg.settle(project_id).await,
+        }
     }
 
     /// On PostgreSQL, hears what other servers changed until `stop`; on SQLite there are

@@ -9,13 +9,12 @@
 //!   savepoint (they cost nothing), and runs a request's deferred statements at its end,
 //!   so that the next request in the group reads them.
 //! - PostgreSQL opens the transaction and a request's savepoint only when a statement
-//!   needs an answer, and sends every deferred statement of the group as one statement
-//!   at the end, then locks the audit heads (alone: see [`fetch_heads`]) and sends the
-//!   events, the heads and the notices for other servers as one more: a group of creates
-//!   costs the same few round trips whatever its size, and servers sharing the database
-//!   take turns on the audit heads only for the last statement and the commit. Rows of the same kind go as one
-//!   `INSERT … SELECT FROM UNNEST(…)`, whose text does not change with their number, so
-//!   that PostgreSQL plans it once.
+//!   needs an answer, and sends every deferred statement of the group, its audit events
+//!   (into the queue the [`super::sequencer`] takes them from, with no lock) and the
+//!   notices for other servers as one statement at the end: a group of creates is one
+//!   round trip whatever its size, and groups of several writers and servers commit side
+//!   by side. Rows of the same kind go as one `INSERT … SELECT FROM UNNEST(…)`, whose
+//!   text does not change with their number, so that PostgreSQL plans it once.
 
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
@@ -48,7 +47,9 @@ pub(super) enum Message {
 
 /// Runs `jobs` as one group and commits it; tells each job's caller how it ended, and
 /// the hub what changed. `origin` names this server in the notices other servers get.
-pub(super) async fn commit_group(tx: &mut Tx, jobs: Vec<Job>, hub: &Hub, origin: Uuid) {
+/// Returns whether the group committed audit events (on PostgreSQL, queued for the
+/// sequencer).
+pub(super) async fn commit_group(tx: &mut Tx, jobs: Vec<Job>, hub: &Hub, origin: Uuid) -> bool {
     let dialect = tx.dialect();
     // Each job's answer, and the reason it alone failed, if it did.
     let mut answers: Vec<(Answer, Option<StoreError>)> = Vec::with_capacity(jobs.len());
@@ -83,8 +84,10 @@ pub(super) async fn commit_group(tx: &mut Tx, jobs: Vec<Job>, hub: &Hub, origin:
         Some(e) => Err(e),
         None => finish(tx, origin).await,
     };
+    let mut appended = false;
     let changes = match committed {
-        Ok(changes) => {
+        Ok((changes, events)) => {
+            appended = events;
             hub.publish_local(&changes);
             Ok(())
         }
@@ -102,6 +105,7 @@ pub(super) async fn commit_group(tx: &mut Tx, jobs: Vec<Job>, hub: &Hub, origin:
             (None, Err(e)) => Err(StoreError::NotCommitted(e.to_string())),
         });
     }
+    appended
 }
 
 async fn begin(tx: &mut Tx) -> Result<(), StoreError> {
@@ -133,9 +137,9 @@ async fn end_request(tx: &mut Tx, keep: bool) -> Result<(), StoreError> {
     }
 }
 
-/// Chains the group's audit events, sends what was deferred, commits; returns the
-/// changes to announce.
-async fn finish(tx: &mut Tx, origin: Uuid) -> Result<Vec<Change>, StoreError> {
+/// Chains (SQLite) or queues (PostgreSQL) the group's audit events, sends what was
+/// deferred, commits; returns the changes to announce, and whether there were events.
+async fn finish(tx: &mut Tx, origin: Uuid) -> Result<(Vec<Change>, bool), StoreError> {
     let events = tx.take_audit();
     let changes = tx.take_changes();
     match tx.conn_mut() {
@@ -148,44 +152,28 @@ async fn finish(tx: &mut Tx, origin: Uuid) -> Result<Vec<Change>, StoreError> {
             conn.sqlite_batch("COMMIT")?;
         }
         Conn::Postgres(_) => {
-            let statements = tx.take_deferred();
+            let mut statements = tx.take_deferred();
             let cluster: Vec<Change> = changes
                 .iter()
                 .filter(|c| c.concerns_other_servers())
                 .cloned()
                 .collect();
             let notices = notify(&super::postgres::payloads(origin, &cluster)?);
+            // The events are queued with the rest, taking no lock; the sequencer puts
+            // them on their chains after the commit. A group of creates is one statement.
+            statements.extend(super::sequencer::queue(&events));
             let conn = tx.conn_mut();
-            if events.is_empty() {
-                // Nothing to chain: everything in one statement (atomic on its own, or
-                // inside the transaction a request opened).
-                send(conn, &statements, notices).await?;
-            } else {
-                // The bulk of the writes; then the audit heads, read and locked; then the
-                // events, the heads and the notices. The heads stay locked only for that
-                // last statement and the commit: other servers take turns on them only for
-                // that, and never wait on a row while holding them.
-                if let Conn::Postgres(handle) = &mut *conn {
-                    handle.begin().await?;
-                }
-                let query = super::audit::heads_query(
-                    Dialect::Postgres,
-                    &super::audit::projects_of(&events),
-                );
-                let heads = fetch_heads(conn, &statements, query).await?;
-                let chained = super::audit::chained(heads, &events)?;
-                send(conn, &chained, notices).await?;
-            }
+            send(conn, &statements, notices).await?;
             if let Conn::Postgres(handle) = conn {
                 handle.finish(true).await?;
             }
         }
     }
-    Ok(changes)
+    Ok((changes, !events.is_empty()))
 }
 
 /// Sends `statements`, then `main` (the notices), combined.
-async fn send(
+pub(super) async fn send(
     conn: &mut Conn,
     statements: &[Deferred],
     main: Option<Deferred>,
@@ -195,29 +183,6 @@ async fn send(
         conn.execute_once(&sql, &args, kept(&sql)).await?;
     }
     Ok(())
-}
-
-/// Sends `statements`, then `query` (the audit heads, read and locked) on its own, and
-/// reads the heads it returns.
-///
-/// The heads are locked only once every other write of the group is done, never in the
-/// same statement: a statement runs its parts in no set order, and a group that locked its
-/// project's head and then waited for a row (a delivery another server's group had
-/// updated) while that group waited for the head was a deadlock, which PostgreSQL broke by
-/// failing one group (seen by `scripts/bench --sections scale` with two servers). Holding
-/// the head, a group now only appends its events and commits, so it never waits for a
-/// row; it costs one more round trip a group.
-async fn fetch_heads(
-    conn: &mut Conn,
-    statements: &[Deferred],
-    query: Deferred,
-) -> Result<super::audit::Heads, StoreError> {
-    send(conn, statements, None).await?;
-    let args: Vec<Arg<'_>> = query.args.iter().map(OwnedArg::as_arg).collect();
-    let heads = conn
-        .fetch_all("projects", &query.sql, &args, super::audit::head_from_row)
-        .await?;
-    Ok(heads.into_iter().collect())
 }
 
 /// Groups of the usual kinds give the same few texts: kept prepared, they are planned

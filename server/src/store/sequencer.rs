@@ -1,0 +1,261 @@
+//! Sequencing after commit (PostgreSQL): how servers sharing a database keep each
+//! project's audit chain one line without making every write wait for it.
+//!
+//! A write inserts its events into `audit_queue` with the rest of its rows, taking no lock
+//! (see the writer): creates commit side by side, on every server, as fast as PostgreSQL
+//! commits. The sequencer then puts queued events on their chains, in batches: under a
+//! transaction-scoped advisory lock (so one batch at a time across every server), it reads
+//! the oldest queued events, reads and locks their projects' heads, hashes each event onto
+//! the one before, inserts them into `audit_events`, moves the heads and deletes them from
+//! the queue, all in one transaction. This is how Certificate Transparency logs sequence
+//! their entries.
+//!
+//! - Every server runs a sequencer. It is woken when its own writer commits events, when a
+//!   reader waits for events, and once a second (for events another server committed and
+//!   did not sequence before it died). A batch holds the lock only for its own few round
+//!   trips, so no server owns the sequencing: if one dies mid-batch, PostgreSQL rolls its
+//!   batch back and frees the lock, and the next server's batch takes the same events.
+//! - Events are sequenced in queue order. A write that depends on another (the decision
+//!   of a pause on its creation) starts after that one committed, so its events come later
+//!   in the queue and on the chain.
+//! - Audit reads show sequenced events only; before reading, they wait until every event
+//!   of the project committed before they asked is sequenced ([`settle`]): an agent that
+//!   cancels a pause and then reads the log sees the cancellation.
+//! - The heads are locked as the inline chaining of older versions locks them, so a
+//!   server of the version before this one, in a rolling deploy, takes turns with the
+//!   sequencer instead of forking the chain.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::audit::{chained, head_from_row, heads_query, projects_of, PendingEvent};
+use super::db::{args, Arg, Conn, OwnedArg, PgHandle, Row};
+use super::tx::Deferred;
+use super::{Dialect, StoreError};
+use crate::ids::{PauseId, ProjectId};
+
+/// The most events sequenced in one transaction.
+pub(super) const BATCH: u32 = 2_000;
+
+/// The advisory lock every sequencer takes for a batch ("pp-audit" in ASCII).
+pub const LOCK: i64 = 0x7070_2d61_7564_6974;
+
+/// How often a sequencer looks at the queue without being woken.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a reader waits for events committed before it asked to be sequenced, before
+/// it reads what is sequenced and says so in the log. Under any load a batch takes
+/// milliseconds; this is for a database that stopped answering.
+const SETTLE_AT_MOST: Duration = Duration::from_secs(10);
+
+/// What a server's sequencer hears and says.
+#[derive(Default)]
+pub(super) struct Bells {
+    /// Rung when there may be events to sequence (this server's writers committed some,
+    /// or a reader waits for some).
+    pub wake: Notify,
+    /// Rung after each batch this server's sequencer committed, for waiting readers.
+    pub sequenced: Notify,
+}
+
+/// The statements that queue `events`: one row each, merged into one `INSERT … UNNEST`
+/// by the writer.
+pub(super) fn queue(events: &[PendingEvent]) -> Vec<Deferred> {
+    events
+        .iter()
+        .map(|event| Deferred {
+            sql: "INSERT INTO audit_queue \
+                     (project_id, event_id, event, pause_id, actor, occurred_at, data) \
+                  VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                .into(),
+            args: vec![
+                OwnedArg::Text(Some(event.project_id.to_string())),
+                OwnedArg::Text(Some(event.event_id.to_string())),
+                OwnedArg::Text(Some(event.event.as_str().to_owned())),
+                OwnedArg::Text(event.pause_id.map(|id| id.to_string())),
+                OwnedArg::Text(Some(event.actor.clone())),
+                OwnedArg::Int(Some(event.occurred_at.as_millisecond())),
+                OwnedArg::Text(Some(event.data.to_string())),
+            ],
+        })
+        .collect()
+}
+
+/// Runs this server's sequencer until `stop`: a batch whenever `bells.wake` rings, and a
+/// look at the queue every second. On stop, sequences what is left (this server's last
+/// writes, or a `pp admin` command's, when no server runs).
+pub(super) async fn run(pool: PgPool, bells: Arc<Bells>, stop: CancellationToken) {
+    loop {
+        let woken = tokio::select! {
+            () = bells.wake.notified() => true,
+            () = tokio::time::sleep(LOOK_EVERY) => false,
+            () = stop.cancelled() => break,
+        };
+        if let Err(e) = drain(&pool, &bells, woken).await {
+            tracing::warn!(error = %e, "could not sequence audit events; trying again");
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                () = stop.cancelled() => break,
+            }
+        }
+    }
+    if let Err(e) = drain(&pool, &bells, false).await {
+        tracing::warn!(error = %e, "audit events left queued at stop; the next server sequences them");
+    }
+}
+
+/// Sequences batches until the queue is empty. Unless `woken`, first looks whether there
+/// is anything to do (one cheap read), so that an idle server's look costs no lock.
+async fn drain(pool: &PgPool, bells: &Bells, woken: bool) -> Result<(), StoreError> {
+    let mut conn = Conn::Postgres(PgHandle::reading(pool.acquire().await?));
+    if !woken && !queued(&mut conn).await? {
+        return Ok(());
+    }
+    drop(conn);
+    loop {
+        let sequenced = sequence_batch(pool).await?;
+        if sequenced > 0 {
+            bells.sequenced.notify_waiters();
+        }
+        if sequenced < BATCH as usize {
+            return Ok(());
+        }
+    }
+}
+
+async fn queued(conn: &mut Conn) -> Result<bool, StoreError> {
+    let any = conn
+        .fetch_optional(
+            "audit_queue",
+            "SELECT id FROM audit_queue LIMIT 1",
+            &[],
+            |row| row.int("id"),
+        )
+        .await?;
+    Ok(any.is_some())
+}
+
+/// Puts up to [`BATCH`] queued events on their chains in one transaction; returns how many.
+pub(super) async fn sequence_batch(pool: &PgPool) -> Result<usize, StoreError> {
+    let mut conn = Conn::Postgres(PgHandle::writing(pool.acquire().await?));
+    let sequenced = sequence_on(&mut conn).await;
+    if let Conn::Postgres(handle) = &mut conn {
+        let ended = handle.finish(sequenced.is_ok()).await;
+        if sequenced.is_ok() {
+            ended?;
+        }
+    }
+    sequenced
+}
+
+async fn sequence_on(conn: &mut Conn) -> Result<usize, StoreError> {
+    // A batch that waits longer than this for another server's is given up and retried,
+    // rather than hold a connection on a lock that something outside holds.
+    // The lock is taken in a statement of its own: the read below must see the queue as
+    // the batch before this one (on any server) left it, so its snapshot is taken after.
+    conn.execute(
+        "SELECT set_config('lock_timeout', '5s', true), pg_advisory_xact_lock($1)",
+        args![LOCK],
+    )
+    .await?;
+    let queued = conn
+        .fetch_all(
+            "audit_queue",
+            "SELECT id, project_id, event_id, event, pause_id, actor, occurred_at, data \
+             FROM audit_queue ORDER BY id LIMIT $1",
+            args![BATCH],
+            queued_from_row,
+        )
+        .await?;
+    if queued.is_empty() {
+        return Ok(0);
+    }
+    let (ids, events): (Vec<Option<i64>>, Vec<PendingEvent>) =
+        queued.into_iter().map(|(id, e)| (Some(id), e)).unzip();
+    let query = heads_query(Dialect::Postgres, &projects_of(&events));
+    let query_args: Vec<Arg<'_>> = query.args.iter().map(OwnedArg::as_arg).collect();
+    let heads = conn
+        .fetch_all("projects", &query.sql, &query_args, head_from_row)
+        .await?;
+    let mut statements = chained(heads.into_iter().collect(), &events)?;
+    statements.push(Deferred {
+        sql: "DELETE FROM audit_queue WHERE id = ANY($1::int8[])".into(),
+        args: vec![OwnedArg::Ints(ids)],
+    });
+    super::writer::send(conn, &statements, None).await?;
+    Ok(events.len())
+}
+
+fn queued_from_row(row: &dyn Row) -> Result<(i64, PendingEvent), StoreError> {
+    let corrupt = |detail: String| StoreError::corrupt("audit_queue", detail);
+    let data = row.text("data")?;
+    Ok((
+        row.int("id")?,
+        PendingEvent {
+            project_id: ProjectId::from(row.uuid("project_id")?),
+            event_id: row.uuid("event_id")?,
+            event: row.text("event")?.parse().map_err(corrupt)?,
+            pause_id: row.opt_uuid("pause_id")?.map(PauseId::from),
+            actor: row.text("actor")?,
+            occurred_at: row.time("occurred_at")?,
+            data: serde_json::from_str(&data).map_err(|e| corrupt(format!("data: {e}")))?,
+        },
+    ))
+}
+
+/// Waits until every event of `project_id` committed before the call is on the chain,
+/// waking this server's sequencer so that it takes them if no other has. After
+/// [`SETTLE_AT_MOST`] it gives up and says so: the read that follows shows what is
+/// sequenced.
+pub(super) async fn settle(
+    pool: &PgPool,
+    bells: &Bells,
+    project_id: ProjectId,
+) -> Result<(), StoreError> {
+    let Some(target) = queue_end(pool, project_id, "MAX").await? else {
+        return Ok(());
+    };
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        // Until this server's sequencer ends a batch, or (when another server's takes the
+        // events) a while. No connection is held while waiting: hundreds of long-polls
+        // woken by one decision may wait here at once.
+        let sequenced = bells.sequenced.notified();
+        bells.wake.notify_one();
+        tokio::select! {
+            () = sequenced => {}
+            () = tokio::time::sleep(pause) => pause = (pause * 2).min(Duration::from_millis(50)),
+        }
+        let oldest = queue_end(pool, project_id, "MIN").await?;
+        if oldest.is_none_or(|oldest| oldest > target) {
+            return Ok(());
+        }
+        if started.elapsed() >= SETTLE_AT_MOST {
+            tracing::warn!(
+                project_id = %project_id,
+                "audit events committed {} s ago are not sequenced yet; reading what is",
+                SETTLE_AT_MOST.as_secs()
+            );
+            return Ok(());
+        }
+    }
+}
+
+/// The first (`MIN`) or last (`MAX`) queue position of the project's queued events.
+async fn queue_end(
+    pool: &PgPool,
+    project_id: ProjectId,
+    end: &'static str,
+) -> Result<Option<i64>, StoreError> {
+    let mut conn = Conn::Postgres(PgHandle::reading(pool.acquire().await?));
+    let sql = format!("SELECT {end}(id) AS id FROM audit_queue WHERE project_id = $1");
+    conn.fetch_one("audit_queue", &sql, args![&project_id.to_string()], |row| {
+        row.opt_int("id")
+    })
+    .await
+}
