@@ -11,7 +11,8 @@
 //! status change) runs at once, and on PostgreSQL opens the transaction.
 //!
 //! Audit events are put on their project's chain when the group commit that holds the
-//! write ends (see [`super::audit::chain`]).
+//! write ends on SQLite (see [`super::audit::chain`]), and by the sequencer moments after
+//! it on PostgreSQL (see [`super::sequencer`]).
 
 use std::ops::{Deref, DerefMut};
 
