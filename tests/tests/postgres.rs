@@ -463,6 +463,15 @@ async fn a_sequencer_killed_mid_batch_has_its_batch_taken_over() {
         on_chain, 0,
         "nothing is on the chain while the batch is open"
     );
+    // An operator sees the lag on /metrics.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while audit_backlog(&a.base).await < 20.0 {
+        assert!(
+            Instant::now() < deadline,
+            "/metrics never showed the queued events"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     sqlx::query("SELECT pg_terminate_backend($1)")
         .bind(dying_pid)
         .execute(&db)
@@ -492,7 +501,27 @@ async fn a_sequencer_killed_mid_batch_has_its_batch_taken_over() {
         assert!(Instant::now() < deadline, "{queued} events left queued");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while audit_backlog(&a.base).await > 0.0 {
+        assert!(Instant::now() < deadline, "/metrics still shows a backlog");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     a.terminate().await;
+}
+
+/// The server's `pausepoint_backlog{queue="audit_queue"}` gauge: events committed and
+/// not yet on their chains.
+async fn audit_backlog(base: &str) -> f64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("pausepoint_backlog{queue=\"audit_queue\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 #[tokio::test]

@@ -75,6 +75,7 @@ impl Postgres {
         let stop = CancellationToken::new();
         let sequencer = tokio::spawn(sequencer::run(
             pool.clone(),
+            Arc::clone(&hub),
             Arc::clone(&sequencer_bells),
             stop.clone(),
         ));

@@ -28,6 +28,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use jiff::Timestamp;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -36,7 +37,10 @@ use super::audit::{chained, head_from_row, heads_query, projects_of, PendingEven
 use super::db::{args, Arg, Conn, OwnedArg, PgHandle, Row};
 use super::tx::Deferred;
 use super::{Dialect, StoreError};
+use crate::domain::status::seconds_between;
+use crate::hub::Hub;
 use crate::ids::{PauseId, ProjectId};
+use crate::metrics::QueueLabel;
 
 /// The most events sequenced in one transaction.
 pub(super) const BATCH: u32 = 2_000;
@@ -88,8 +92,13 @@ pub(super) fn queue(events: &[PendingEvent]) -> Vec<Deferred> {
 /// Runs this server's sequencer until `stop`: a batch whenever `bells.wake` rings, and a
 /// look at the queue every second. On stop, sequences what is left (this server's last
 /// writes, or a `pp admin` command's, when no server runs).
-pub(super) async fn run(pool: PgPool, bells: Arc<Bells>, stop: CancellationToken) {
+pub(super) async fn run(pool: PgPool, hub: Arc<Hub>, bells: Arc<Bells>, stop: CancellationToken) {
+    let mut measured: Option<Instant> = None;
     loop {
+        if measured.is_none_or(|at| at.elapsed() >= LOOK_EVERY) {
+            measure(&pool, &hub).await;
+            measured = Some(Instant::now());
+        }
         let woken = tokio::select! {
             () = bells.wake.notified() => true,
             () = tokio::time::sleep(LOOK_EVERY) => false,
@@ -106,6 +115,33 @@ pub(super) async fn run(pool: PgPool, bells: Arc<Bells>, stop: CancellationToken
     if let Err(e) = drain(&pool, &bells, false).await {
         tracing::warn!(error = %e, "audit events left queued at stop; the next server sequences them");
     }
+}
+
+/// Puts the queue's length and the age of its oldest event on `/metrics`, as the
+/// `audit_queue` backlog: how far sequencing is behind, on every server.
+async fn measure(pool: &PgPool, hub: &Hub) {
+    let measured = async {
+        let mut conn = Conn::Postgres(PgHandle::reading(pool.acquire().await?));
+        conn.fetch_one(
+            "audit_queue",
+            // Counted up to a bound: the count is for a dashboard, not worth a long scan.
+            "SELECT COUNT(*) AS queued, MIN(occurred_at) AS oldest \
+             FROM (SELECT occurred_at FROM audit_queue LIMIT 100000) AS q",
+            &[],
+            |row| Ok((row.int("queued")?, row.opt_time("oldest")?)),
+        )
+        .await
+    };
+    let Ok((queued, oldest)) = measured.await else {
+        return;
+    };
+    let queue = QueueLabel {
+        queue: "audit_queue".to_owned(),
+    };
+    let metrics = hub.metrics();
+    metrics.backlog.get_or_create(&queue).set(queued);
+    let age = oldest.map_or(0.0, |oldest| seconds_between(oldest, Timestamp::now()));
+    metrics.backlog_age.get_or_create(&queue).set(age);
 }
 
 /// Sequences batches until the queue is empty. Unless `woken`, first looks whether there
