@@ -512,6 +512,20 @@ pub async fn wait_until_healthy(base: &str) {
     panic!("the server at {base} never became healthy");
 }
 
+/// One series of the server's `/metrics` at `base`, named as it is printed (with its
+/// labels, if any): `None` while the server has not set it.
+pub async fn metric(base: &str, series: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+}
+
 /// The `pp` binary of this build: beside the test binary's `deps` folder, or `PP_BIN`.
 /// `cargo test --workspace` builds it afresh; `cargo test -p pausepoint-tests` alone does
 /// not, so build it (`cargo build -p pausepoint-cli`) after changing the server.

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use pausepoint_api::{AuditEvent, AuditEventKind, Pause, PauseStatus};
 use pausepoint_tests::receivers::WebhookReceiver;
-use pausepoint_tests::{admin_create_key, fresh_postgres, sms_pause, Client, ServerProcess};
+use pausepoint_tests::{
+    admin_create_key, fresh_postgres, metric, sms_pause, Client, ServerProcess,
+};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -512,15 +514,8 @@ async fn a_sequencer_killed_mid_batch_has_its_batch_taken_over() {
 /// The server's `pausepoint_backlog{queue="audit_queue"}` gauge: events committed and
 /// not yet on their chains.
 async fn audit_backlog(base: &str) -> f64 {
-    let text = reqwest::get(format!("{base}/metrics"))
+    metric(base, r#"pausepoint_backlog{queue="audit_queue"}"#)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("pausepoint_backlog{queue=\"audit_queue\"} "))
-        .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
 }
 

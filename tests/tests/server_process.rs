@@ -847,16 +847,9 @@ async fn an_unnamed_first_project_can_be_named_at_a_later_start() {
 
 /// The server's `pausepoint_long_polls_waiting` gauge.
 async fn long_polls_waiting(base: &str) -> usize {
-    let text = reqwest::get(format!("{base}/metrics"))
+    pausepoint_tests::metric(base, "pausepoint_long_polls_waiting")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("pausepoint_long_polls_waiting "))
-        .and_then(|v| v.parse().ok())
-        .unwrap()
+        .unwrap() as usize
 }
 
 /// Thousands of agents long-poll one `pp server` at once, each on a connection of its
