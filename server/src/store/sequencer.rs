@@ -147,11 +147,9 @@ async fn measure(pool: &PgPool, hub: &Hub) {
 /// Sequences batches until the queue is empty. Unless `woken`, first looks whether there
 /// is anything to do (one cheap read), so that an idle server's look costs no lock.
 async fn drain(pool: &PgPool, bells: &Bells, woken: bool) -> Result<(), StoreError> {
-    let mut conn = Conn::Postgres(PgHandle::reading(pool.acquire().await?));
-    if !woken && !queued(&mut conn).await? {
+    if !woken && !queued(pool).await? {
         return Ok(());
     }
-    drop(conn);
     loop {
         let sequenced = sequence_batch(pool).await?;
         if sequenced > 0 {
@@ -163,7 +161,8 @@ async fn drain(pool: &PgPool, bells: &Bells, woken: bool) -> Result<(), StoreErr
     }
 }
 
-async fn queued(conn: &mut Conn) -> Result<bool, StoreError> {
+async fn queued(pool: &PgPool) -> Result<bool, StoreError> {
+    let mut conn = Conn::Postgres(PgHandle::reading(pool.acquire().await?));
     let any = conn
         .fetch_optional(
             "audit_queue",
