@@ -5,6 +5,7 @@
 
 use std::sync::atomic::AtomicU64;
 
+use jiff::Timestamp;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -12,6 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::domain::status::seconds_between;
 use crate::work::outcome::SendOutcome;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -175,6 +177,16 @@ impl Metrics {
             backlog,
             backlog_age,
         }
+    }
+
+    /// Sets a queue's backlog: `rows` waiting, the oldest of them since `oldest`.
+    pub fn set_backlog(&self, queue: &str, rows: i64, oldest: Option<Timestamp>, now: Timestamp) {
+        let queue = QueueLabel {
+            queue: queue.to_owned(),
+        };
+        self.backlog.get_or_create(&queue).set(rows);
+        let age = oldest.map_or(0.0, |oldest| seconds_between(oldest, now));
+        self.backlog_age.get_or_create(&queue).set(age);
     }
 
     /// Counts one attempt to reach a human.

@@ -37,10 +37,8 @@ use super::audit::{chained, head_from_row, heads_query, projects_of, PendingEven
 use super::db::{args, Arg, Conn, OwnedArg, PgHandle, Row};
 use super::tx::Deferred;
 use super::{Dialect, StoreError};
-use crate::domain::status::seconds_between;
 use crate::hub::Hub;
 use crate::ids::{PauseId, ProjectId};
-use crate::metrics::QueueLabel;
 
 /// The most events sequenced in one transaction.
 pub(super) const BATCH: u32 = 2_000;
@@ -135,13 +133,8 @@ async fn measure(pool: &PgPool, hub: &Hub) {
     let Ok((queued, oldest)) = measured.await else {
         return;
     };
-    let queue = QueueLabel {
-        queue: "audit_queue".to_owned(),
-    };
-    let metrics = hub.metrics();
-    metrics.backlog.get_or_create(&queue).set(queued);
-    let age = oldest.map_or(0.0, |oldest| seconds_between(oldest, Timestamp::now()));
-    metrics.backlog_age.get_or_create(&queue).set(age);
+    hub.metrics()
+        .set_backlog("audit_queue", queued, oldest, Timestamp::now());
 }
 
 /// Sequences batches until the queue is empty. Unless `woken`, first looks whether there

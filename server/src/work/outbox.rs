@@ -16,8 +16,6 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::pauses::now;
-use crate::domain::status::seconds_between;
-use crate::metrics::QueueLabel;
 use crate::store::outbox::Outbox;
 use crate::store::{Store, StoreError};
 
@@ -269,15 +267,10 @@ async fn measure<W: OutboxWork>(work: &Arc<W>, store: &Store, now: Timestamp) {
         .read(move |conn| Box::pin(conn.backlog(outbox, now)))
         .await;
     let Ok(backlog) = backlog else { return };
-    let queue = QueueLabel {
-        queue: outbox.name().to_owned(),
-    };
-    let metrics = store.hub().metrics();
-    metrics.backlog.get_or_create(&queue).set(backlog.due);
-    let age = backlog
-        .oldest
-        .map_or(0.0, |oldest| seconds_between(oldest, now));
-    metrics.backlog_age.get_or_create(&queue).set(age);
+    store
+        .hub()
+        .metrics()
+        .set_backlog(outbox.name(), backlog.due, backlog.oldest, now);
 }
 
 #[cfg(test)]
