@@ -511,6 +511,54 @@ async fn a_sequencer_killed_mid_batch_has_its_batch_taken_over() {
     a.terminate().await;
 }
 
+/// Each batch a sequencer commits is announced to the other servers (their readers waiting
+/// for the chain wake at once instead of at their next look), and what it announces is on
+/// the chain by the time it is heard.
+#[tokio::test]
+async fn a_sequenced_batch_is_announced_to_the_other_servers() {
+    let Some(database) = fresh_postgres().await else {
+        return;
+    };
+    let key = admin_create_key(&database, "agents", "default").await;
+    let a = ServerProcess::start_with(&database, 0, FLAGS).await;
+    let client = Client::new(&a.base, &key);
+    let db = sqlx::PgPool::connect(&database).await.unwrap();
+    // Listening as another server does.
+    let mut other = sqlx::postgres::PgListener::connect(&database)
+        .await
+        .unwrap();
+    other.listen("pausepoint_sequenced").await.unwrap();
+
+    let pause = client
+        .create(sms_pause(None))
+        .await
+        .pause(StatusCode::CREATED);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let heard = tokio::time::timeout_at(deadline.into(), other.recv())
+            .await
+            .expect("no batch was announced")
+            .unwrap();
+        assert!(
+            uuid::Uuid::parse_str(heard.payload()).is_ok(),
+            "the notice names the server whose sequencer sent it: {}",
+            heard.payload()
+        );
+        let on_chain: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM audit_events WHERE pause_id = $1 AND event = 'pause.created'",
+        )
+        .bind(pause.pause_id.to_string())
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        // The first notice may be of a batch before the create (the server's own start).
+        if on_chain == 1 {
+            break;
+        }
+    }
+    a.terminate().await;
+}
+
 /// The server's `pausepoint_backlog{queue="audit_queue"}` gauge: events committed and
 /// not yet on their chains.
 async fn audit_backlog(base: &str) -> f64 {

@@ -77,6 +77,7 @@ impl Postgres {
             pool.clone(),
             Arc::clone(&hub),
             Arc::clone(&sequencer_bells),
+            origin,
             stop.clone(),
         ));
         Ok(Postgres {
@@ -108,18 +109,26 @@ impl Postgres {
             .map_err(|_| StoreError::Closed)
     }
 
-    /// Hears what other servers changed and hands it to `hub`, until `stop`. A notice
-    /// missed while reconnecting costs only time: waits run out and workers look at the
-    /// database at least once a minute.
+    /// Hears what other servers changed and hands it to `hub`, and when their sequencers
+    /// put events on the chains, until `stop`. A notice missed while reconnecting costs
+    /// only time: waits run out and workers look at the database at least once a minute.
     pub async fn listen(&self, hub: Arc<Hub>, stop: CancellationToken) {
         let mut backoff = Duration::from_millis(200);
         loop {
             let listening = async {
                 let mut listener = PgListener::connect_with(&self.pool).await?;
-                listener.listen(NOTIFY_CHANNEL).await?;
+                listener
+                    .listen_all([NOTIFY_CHANNEL, sequencer::SEQUENCED_CHANNEL])
+                    .await?;
                 tracing::info!("listening for changes made on other servers");
                 loop {
                     let notification = listener.recv().await?;
+                    if notification.channel() == sequencer::SEQUENCED_CHANNEL {
+                        if notification.payload() != self.origin.to_string() {
+                            self.sequencer_bells.sequenced.notify_waiters();
+                        }
+                        continue;
+                    }
                     match serde_json::from_str::<Notice>(notification.payload()) {
                         Ok(notice) if notice.origin == self.origin => {}
                         Ok(notice) => hub.publish(&notice.changes),

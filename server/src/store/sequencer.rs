@@ -32,6 +32,7 @@ use jiff::Timestamp;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::audit::{chained, head_from_row, heads_query, projects_of, PendingEvent};
 use super::db::{args, Arg, Conn, OwnedArg, PgHandle, Row};
@@ -45,6 +46,12 @@ pub(super) const BATCH: u32 = 2_000;
 
 /// The advisory lock every sequencer takes for a batch ("pp-audit" in ASCII).
 pub const LOCK: i64 = 0x7070_2d61_7564_6974;
+
+/// The channel a sequencer announces each batch on, for readers on other servers waiting
+/// for events to be sequenced ([`settle`]). Its own, not the servers' channel of changes:
+/// a server of the version before ignores it instead of warning of a notice it cannot
+/// read.
+pub(super) const SEQUENCED_CHANNEL: &str = "pausepoint_sequenced";
 
 /// How often a sequencer looks at the queue without being woken.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
@@ -60,7 +67,8 @@ pub(super) struct Bells {
     /// Rung when there may be events to sequence (this server's writers committed some,
     /// or a reader waits for some).
     pub wake: Notify,
-    /// Rung after each batch this server's sequencer committed, for waiting readers.
+    /// Rung after each batch committed, by this server's sequencer or (through a notice)
+    /// another's, for waiting readers.
     pub sequenced: Notify,
 }
 
@@ -89,8 +97,15 @@ pub(super) fn queue(events: &[PendingEvent]) -> Vec<Deferred> {
 
 /// Runs this server's sequencer until `stop`: a batch whenever `bells.wake` rings, and a
 /// look at the queue every second. On stop, sequences what is left (this server's last
-/// writes, or a `pp admin` command's, when no server runs).
-pub(super) async fn run(pool: PgPool, hub: Arc<Hub>, bells: Arc<Bells>, stop: CancellationToken) {
+/// writes, or a `pp admin` command's, when no server runs). `origin` names this server in
+/// the notice of each batch.
+pub(super) async fn run(
+    pool: PgPool,
+    hub: Arc<Hub>,
+    bells: Arc<Bells>,
+    origin: Uuid,
+    stop: CancellationToken,
+) {
     let mut measured: Option<Instant> = None;
     loop {
         if measured.is_none_or(|at| at.elapsed() >= LOOK_EVERY) {
@@ -102,7 +117,7 @@ pub(super) async fn run(pool: PgPool, hub: Arc<Hub>, bells: Arc<Bells>, stop: Ca
             () = tokio::time::sleep(LOOK_EVERY) => false,
             () = stop.cancelled() => break,
         };
-        if let Err(e) = drain(&pool, &bells, woken).await {
+        if let Err(e) = drain(&pool, &bells, woken, origin).await {
             tracing::warn!(error = %e, "could not sequence audit events; trying again");
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(200)) => {}
@@ -110,7 +125,7 @@ pub(super) async fn run(pool: PgPool, hub: Arc<Hub>, bells: Arc<Bells>, stop: Ca
             }
         }
     }
-    if let Err(e) = drain(&pool, &bells, false).await {
+    if let Err(e) = drain(&pool, &bells, false, origin).await {
         tracing::warn!(error = %e, "audit events left queued at stop; the next server sequences them");
     }
 }
@@ -139,12 +154,12 @@ async fn measure(pool: &PgPool, hub: &Hub) {
 
 /// Sequences batches until the queue is empty. Unless `woken`, first looks whether there
 /// is anything to do (one cheap read), so that an idle server's look costs no lock.
-async fn drain(pool: &PgPool, bells: &Bells, woken: bool) -> Result<(), StoreError> {
+async fn drain(pool: &PgPool, bells: &Bells, woken: bool, origin: Uuid) -> Result<(), StoreError> {
     if !woken && !queued(pool).await? {
         return Ok(());
     }
     loop {
-        let sequenced = sequence_batch(pool).await?;
+        let sequenced = sequence_batch(pool, origin).await?;
         if sequenced > 0 {
             bells.sequenced.notify_waiters();
         }
@@ -167,10 +182,11 @@ async fn queued(pool: &PgPool) -> Result<bool, StoreError> {
     Ok(any.is_some())
 }
 
-/// Puts up to [`BATCH`] queued events on their chains in one transaction; returns how many.
-pub(super) async fn sequence_batch(pool: &PgPool) -> Result<usize, StoreError> {
+/// Puts up to [`BATCH`] queued events on their chains in one transaction, and tells the
+/// other servers when it commits; returns how many.
+async fn sequence_batch(pool: &PgPool, origin: Uuid) -> Result<usize, StoreError> {
     let mut conn = Conn::Postgres(PgHandle::writing(pool.acquire().await?));
-    let sequenced = sequence_on(&mut conn).await;
+    let sequenced = sequence_on(&mut conn, origin).await;
     if let Conn::Postgres(handle) = &mut conn {
         let ended = handle.finish(sequenced.is_ok()).await;
         if sequenced.is_ok() {
@@ -180,7 +196,7 @@ pub(super) async fn sequence_batch(pool: &PgPool) -> Result<usize, StoreError> {
     sequenced
 }
 
-async fn sequence_on(conn: &mut Conn) -> Result<usize, StoreError> {
+async fn sequence_on(conn: &mut Conn, origin: Uuid) -> Result<usize, StoreError> {
     // A batch that waits longer than this for another server's is given up and retried,
     // rather than hold a connection on a lock that something outside holds.
     // The lock is taken in a statement of its own: the read below must see the queue as
@@ -221,7 +237,15 @@ async fn sequence_on(conn: &mut Conn) -> Result<usize, StoreError> {
         sql: "DELETE FROM audit_queue WHERE id = ANY($1::int8[])".into(),
         args: vec![OwnedArg::Ints(ids)],
     });
-    super::writer::send(conn, &statements, None).await?;
+    // Sent at commit, and only then: a reader woken by it finds the events sequenced.
+    let notice = Deferred {
+        sql: "SELECT pg_notify($1, $2)".into(),
+        args: vec![
+            OwnedArg::Text(Some(SEQUENCED_CHANNEL.to_owned())),
+            OwnedArg::Text(Some(origin.to_string())),
+        ],
+    };
+    super::writer::send(conn, &statements, Some(notice)).await?;
     Ok(events.len())
 }
 
@@ -255,12 +279,11 @@ pub(super) async fn settle(
         return Ok(());
     };
     let started = Instant::now();
-    // Short at first: when another server sequences the events, nothing rings here, and
-    // a batch takes a millisecond or two.
+    // Short at first, in case the notice of another server's batch is missed.
     let mut pause = Duration::from_millis(1);
     loop {
-        // Until this server's sequencer ends a batch, or (when another server's takes the
-        // events) a while. No connection is held while waiting: hundreds of long-polls
+        // Until a sequencer ends a batch (this server's, or another's through its notice),
+        // or a while: a notice missed while the listener reconnects costs only time. No connection is held while waiting: hundreds of long-polls
         // woken by one decision may wait here at once.
         let sequenced = bells.sequenced.notified();
         bells.wake.notify_one();
