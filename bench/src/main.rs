@@ -10,7 +10,9 @@
 //! - `waiters`: the server's memory with 10,000 long-polls open.
 //! - `wake`: the time from a decision to the waiting agent's answer, p50 and p99.
 //! - `scale` (PostgreSQL): creates/s of one server against two sharing the database,
-//!   the same 16 connections split between them; `--pin` gives each server one core.
+//!   the same 16 connections split between them; `--pin` gives each server one core,
+//!   `--server-cpu F` caps each at a fraction F of one core (a CPU cgroup), so that the
+//!   servers rather than a database on the same cores are the limit.
 //! - `burst`: creates at full rate with the console (logged) channel; the lag from each
 //!   `pause.created` to its `pause.notified` (p50, p99, max, from the audit export), the
 //!   most rows due at once, and the backlog when the burst ends.
@@ -39,7 +41,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Parser;
 use load::{Connection, Request};
-use server::Server;
+use server::{Placement, Server};
 
 #[derive(Parser)]
 #[command(
@@ -75,6 +77,11 @@ struct Args {
     /// In the `scale` section, pin each server to a core of its own (taskset)
     #[arg(long)]
     pin: bool,
+    /// In the `scale` section, cap each server at this fraction of one core (a CPU cgroup
+    /// of its own; needs root), so that the servers, not the database, are the limit, as
+    /// when each server has a machine of its own
+    #[arg(long, value_name = "FRACTION")]
+    server_cpu: Option<f64>,
     /// Pauses the `grow` section creates between its two measurements (give it
     /// `--sections grow`; on PostgreSQL, an empty database)
     #[arg(long, default_value_t = 1_000_000)]
@@ -113,8 +120,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let key = server::create_key(&pp, &database, "default")?;
     // One key holds every long-poll of the waiters section.
-    let server = Server::start(&pp, &database, &["--max-long-polls-per-key", "100000"])?;
-    let address = server.address;
+    let main_server = || Server::start(&pp, &database, &["--max-long-polls-per-key", "100000"]);
+    let mut server = main_server()?;
+    let mut address = server.address;
     println!("server memory at start: {:.1} MB", mb(server.rss()?));
 
     if args.sections.iter().any(|s| s == "create") {
@@ -200,7 +208,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         if !postgres {
             bail!("the scale section needs --db postgres://…: servers share only PostgreSQL");
         }
-        scale(&pp, &database, &key, duration, args.pin).await?;
+        // The scale servers run alone: this one would take part of their work (it claims
+        // deliveries and sequences events like any other) and count as one more server.
+        server.terminate()?;
+        scale(&pp, &database, &key, duration, args.pin, args.server_cpu).await?;
+        server = main_server()?;
+        address = server.address;
     }
 
     if args.sections.iter().any(|s| s == "burst") {
@@ -487,13 +500,29 @@ async fn scale(
     key: &str,
     duration: Duration,
     pin: bool,
+    cap: Option<f64>,
 ) -> anyhow::Result<()> {
     println!("\n## scale: one server against two on one database, one project, 16 connections\n");
-    let cpu = |n: usize| pin.then_some(n);
-    let one = Server::start_on(pp, database, &[], cpu(0))?;
+    let place = |n: usize| Placement {
+        core: pin.then_some(n),
+        cap,
+    };
+    let placed = |servers: usize| {
+        let each = if servers > 1 { " each" } else { "" };
+        match (pin, cap) {
+            (false, None) => String::new(),
+            (true, None) => format!(" (a core{each})"),
+            (false, Some(cap)) => format!(" (capped at {:.0} % of a core{each})", cap * 100.0),
+            (true, Some(cap)) => format!(" (a core{each}, capped at {:.0} % of it)", cap * 100.0),
+        }
+    };
+    let one = Server::start_on(pp, database, &[], place(0))?;
     let request = || Request::new("POST", "/v1/pause", Some(key), Some(CREATE_BODY), 201);
     let alone = load::run(one.address, 16, duration, request()).await?;
-    let two = Server::start_on(pp, database, &[], cpu(1))?;
+    let two = Server::start_on(pp, database, &[], place(1))?;
+    // Warmed up as the first was (its connections opened, its statements prepared), so
+    // that the two start even.
+    load::run(two.address, 8, Duration::from_secs(1), request()).await?;
     let (a, b) = tokio::join!(
         load::run(one.address, 8, duration, request()),
         load::run(two.address, 8, duration, request())
@@ -504,13 +533,13 @@ async fn scale(
     println!("| --- | --- | --- | --- |");
     println!(
         "| 1{} | {:.0} | 1.00× | {} |",
-        if pin { " (one core)" } else { "" },
+        placed(1),
         alone.per_second(),
         alone.failed
     );
     println!(
         "| 2{} | {:.0} + {:.0} = {together:.0} | {:.2}× | {} |",
-        if pin { " (a core each)" } else { "" },
+        placed(2),
         a.per_second(),
         b.per_second(),
         together / alone.per_second(),

@@ -14,22 +14,35 @@ use anyhow::{bail, Context};
 pub struct Server {
     child: Child,
     pub address: SocketAddr,
+    /// The CPU cgroup the server runs in, if capped; removed once the server has exited
+    /// (fields drop after [`Server`]'s own `drop`).
+    _cap: Option<CpuCap>,
+}
+
+/// Where a server runs: pinned to one core (`taskset`), capped at a fraction of one core
+/// (a CPU cgroup of its own), both or neither.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Placement {
+    pub core: Option<usize>,
+    pub cap: Option<f64>,
 }
 
 impl Server {
     /// Starts `pp server --db DATABASE` on a free port and waits until it listens.
     pub fn start(pp: &Path, database: &str, extra: &[&str]) -> anyhow::Result<Server> {
-        Server::start_on(pp, database, extra, None)
+        Server::start_on(pp, database, extra, Placement::default())
     }
 
-    /// Like [`Server::start`], pinned to one CPU with `taskset` when `cpu` is given.
+    /// Like [`Server::start`], placed as `placement` says.
     pub fn start_on(
         pp: &Path,
         database: &str,
         extra: &[&str],
-        cpu: Option<usize>,
+        placement: Placement,
     ) -> anyhow::Result<Server> {
-        let mut command = match cpu {
+        // Made before the server starts, so that a machine that cannot cap says so first.
+        let cap = placement.cap.map(CpuCap::new).transpose()?;
+        let mut command = match placement.core {
             Some(cpu) => {
                 let mut command = Command::new("taskset");
                 command.args(["-c", &cpu.to_string()]).arg(pp);
@@ -45,6 +58,14 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("cannot start {}", pp.display()))?;
+        if let Some(cap) = &cap {
+            // Moves every thread of the process; those it starts later stay in the group.
+            if let Err(e) = cap.add(child.id()) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        }
         let stdout = child.stdout.take().context("no stdout")?;
         let (found, address) = mpsc::channel();
         std::thread::spawn(move || {
@@ -62,7 +83,11 @@ impl Server {
             .recv_timeout(Duration::from_secs(60))
             .context("pp server did not say where it listens")?
             .parse()?;
-        Ok(Server { child, address })
+        Ok(Server {
+            child,
+            address,
+            _cap: cap,
+        })
     }
 
     /// The server's resident memory, in bytes.
@@ -89,6 +114,72 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A CPU cgroup that caps the processes in it at a fraction of one core: cgroup v2's
+/// `cpu.max` where the `cpu` controller is there, else v1's CFS quota. Needs root.
+pub struct CpuCap {
+    dir: PathBuf,
+}
+
+impl CpuCap {
+    /// The scheduler's period; the quota is `fraction` of it.
+    const PERIOD_US: u64 = 10_000;
+
+    pub fn new(fraction: f64) -> anyhow::Result<CpuCap> {
+        if !(0.01..=1.0).contains(&fraction) {
+            bail!("--server-cpu takes a fraction of one core, from 0.01 to 1 (got {fraction})");
+        }
+        let quota = (fraction * Self::PERIOD_US as f64).round() as u64;
+        let name = format!("pp-bench-{}-{}", std::process::id(), next_cap());
+        let v2 = Path::new("/sys/fs/cgroup");
+        let has_cpu = std::fs::read_to_string(v2.join("cgroup.controllers"))
+            .is_ok_and(|controllers| controllers.split_whitespace().any(|c| c == "cpu"));
+        if has_cpu {
+            // Children of the root get the controller only once the root hands it down.
+            let _ = std::fs::write(v2.join("cgroup.subtree_control"), "+cpu");
+            let cap = CpuCap { dir: v2.join(name) };
+            std::fs::create_dir(&cap.dir).context("cannot make a CPU cgroup (run as root)")?;
+            std::fs::write(
+                cap.dir.join("cpu.max"),
+                format!("{quota} {}", Self::PERIOD_US),
+            )?;
+            return Ok(cap);
+        }
+        for v1 in ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"] {
+            let v1 = Path::new(v1);
+            if !v1.join("cpu.cfs_quota_us").exists() {
+                continue;
+            }
+            let cap = CpuCap { dir: v1.join(name) };
+            std::fs::create_dir(&cap.dir).context("cannot make a CPU cgroup (run as root)")?;
+            std::fs::write(
+                cap.dir.join("cpu.cfs_period_us"),
+                Self::PERIOD_US.to_string(),
+            )?;
+            std::fs::write(cap.dir.join("cpu.cfs_quota_us"), quota.to_string())?;
+            return Ok(cap);
+        }
+        bail!("this machine has no CPU cgroup to cap servers with (cgroup v2 with the cpu controller, or v1's cpu): leave out --server-cpu")
+    }
+
+    fn add(&self, pid: u32) -> anyhow::Result<()> {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string())
+            .with_context(|| format!("cannot move pp server into {}", self.dir.display()))
+    }
+}
+
+impl Drop for CpuCap {
+    fn drop(&mut self) {
+        // Empty by now: its server has exited.
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// A number for each cgroup this run makes.
+fn next_cap() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// VmRSS of a process, in bytes.
