@@ -6,7 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 use maud::{html, Markup};
 use pausepoint_api::PauseStatus;
 
-use crate::store::activity::Activity;
+use crate::store::activity::{Activity, MAX_ROWS};
 
 /// How many days the charts look back.
 pub const DAYS: i64 = 14;
@@ -36,6 +36,8 @@ pub struct BarChart<'a> {
     pub series: Vec<Series>,
     pub x_label: &'a str,
     pub y_label: &'a str,
+    /// Shown under the chart when not empty: what a reader must know to trust it.
+    pub note: String,
 }
 
 /// A round number at or above `max` for the top of the y axis, and the step of its ticks.
@@ -144,6 +146,9 @@ impl BarChart<'_> {
                         }
                     }
                 }
+                @if !self.note.is_empty() {
+                    p.note { (self.note) }
+                }
             }
         }
     }
@@ -199,8 +204,38 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
+/// The note under a chart whose read reached [`MAX_ROWS`]: it counts only the newest of
+/// the window's rows, and says so rather than show a partial count as whole.
+fn capped(rows: usize, what: &str) -> String {
+    if rows as i64 >= MAX_ROWS {
+        format!(
+            "Counted from the newest {} {what} only: older ones of these {DAYS} days are left out (the audit export has them all).",
+            thousands(MAX_ROWS)
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// `n` with a comma between thousands, as people read counts.
+fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
 /// The four charts of the console's Charts page.
 pub fn all(activity: &Activity, now: Timestamp) -> Vec<Markup> {
+    let decisions_capped = capped(activity.decided.len(), "decisions");
     let days = days(now);
     let labels: Vec<String> = days.iter().map(|(_, label)| label.clone()).collect();
     let responded: Vec<_> = activity
@@ -242,6 +277,7 @@ pub fn all(activity: &Activity, now: Timestamp) -> Vec<Markup> {
         }],
         x_label: "time to answer (m minutes, h hours)",
         y_label: "answers",
+        note: decisions_capped.clone(),
     };
     // In seconds while answers come within two minutes: a chart of zeros says nothing.
     let medians: Vec<f64> = per_day.iter_mut().map(|v| median(v)).collect();
@@ -265,6 +301,7 @@ pub fn all(activity: &Activity, now: Timestamp) -> Vec<Markup> {
         }],
         x_label: "day (UTC)",
         y_label: unit,
+        note: decisions_capped.clone(),
     };
 
     let outcomes = [
@@ -311,6 +348,7 @@ pub fn all(activity: &Activity, now: Timestamp) -> Vec<Markup> {
         ],
         x_label: "day (UTC)",
         y_label: "pauses",
+        note: decisions_capped,
     };
 
     let deliveries = BarChart {
@@ -356,6 +394,7 @@ pub fn all(activity: &Activity, now: Timestamp) -> Vec<Markup> {
         ],
         x_label: "channel",
         y_label: "notices",
+        note: String::new(),
     };
 
     let mut failed = vec![0.0; days.len()];
@@ -376,7 +415,7 @@ pub fn all(activity: &Activity, now: Timestamp) -> Vec<Markup> {
         description: format!(
             "Webhook events that failed after every attempt, per day, over the last {DAYS} days: {} of {}.",
             failed_total,
-            activity.webhooks.len()
+            activity.webhooks.len(),
         ),
         categories: labels,
         series: vec![
@@ -393,6 +432,7 @@ pub fn all(activity: &Activity, now: Timestamp) -> Vec<Markup> {
         ],
         x_label: "day (UTC)",
         y_label: "events",
+        note: capped(activity.webhooks.len(), "webhook events"),
     };
     vec![
         time_to_decision.render(),
@@ -417,6 +457,72 @@ mod tests {
     }
 
     #[test]
+    fn a_chart_whose_read_was_capped_says_so() {
+        use crate::store::activity::{Decided, WebhookOutcome};
+        let now = Timestamp::now();
+        let decided = Decided {
+            created_at: now - SignedDuration::from_mins(5),
+            status: PauseStatus::Responded,
+            decided_at: now - SignedDuration::from_mins(1),
+        };
+        let webhook = WebhookOutcome {
+            created_at: now,
+            failed: false,
+        };
+        let charts = |decisions: usize, webhooks: usize| {
+            all(
+                &Activity {
+                    decided: vec![decided.clone(); decisions],
+                    deliveries: Vec::new(),
+                    webhooks: vec![webhook.clone(); webhooks],
+                },
+                now,
+            )
+            .into_iter()
+            .map(Markup::into_string)
+            .collect::<Vec<_>>()
+        };
+        let whole = charts(10, 10);
+        assert!(whole.iter().all(|c| !c.contains("Counted from the newest")));
+        let full = MAX_ROWS as usize;
+        let capped = charts(full, full);
+        let notes = |id: &str| {
+            capped
+                .iter()
+                .find(|c| c.contains(&format!("id=\"{id}")))
+                .map(|c| {
+                    c.matches("<p class=\"note\">Counted from the newest 20,000")
+                        .count()
+                })
+        };
+        for id in [
+            "time-to-decision",
+            "median-per-day",
+            "outcomes",
+            "webhook-failures",
+        ] {
+            assert!(
+                notes(id).is_some_and(|n| n > 0),
+                "{id} does not say it was capped"
+            );
+        }
+        assert_eq!(
+            notes("delivery-failures"),
+            Some(0),
+            "deliveries are counted whole"
+        );
+    }
+
+    #[test]
+    fn counts_read_with_commas_between_thousands() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(20_000), "20,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(-1_000), "-1,000");
+    }
+
+    #[test]
     fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
         assert_eq!(median(&mut []), 0.0);
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
@@ -437,6 +543,7 @@ mod tests {
             }],
             x_label: "x",
             y_label: "y",
+            note: String::new(),
         }
         .render()
         .into_string();
