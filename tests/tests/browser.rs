@@ -22,11 +22,26 @@ use tokio::process::{Child, Command};
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// chromedriver on a free loopback port, stopped when dropped.
+/// chromedriver on a free loopback port, stopped when dropped with every Chromium it
+/// started, also when a test panics with its browser session open.
 struct Driver {
-    _process: Child,
+    process: Child,
     url: String,
     _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // chromedriver leads a process group of its own, and the Chromium processes it
+        // starts stay in it: killing the group leaves none of them running. (Killing
+        // chromedriver alone would leave an open session's browser behind.)
+        if let Some(pid) = self.process.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-s", "KILL", "--", &format!("-{pid}")])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
 
 async fn driver() -> Option<Driver> {
@@ -49,6 +64,7 @@ async fn driver() -> Option<Driver> {
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -57,7 +73,7 @@ async fn driver() -> Option<Driver> {
         if let Ok(status) = reqwest::get(format!("{url}/status")).await {
             if status.status().is_success() {
                 return Some(Driver {
-                    _process: process,
+                    process,
                     url,
                     _profile: tempfile::tempdir().unwrap(),
                 });
