@@ -16,6 +16,7 @@ use pausepoint_api::{Channel, Pause, PauseStatus};
 
 use crate::ids::{PauseId, ProjectId};
 use crate::metrics::{ChannelLabel, DecisionLabels, Metrics, OutcomeLabel};
+use crate::work::handover::Handover;
 
 /// Something a committed write changed that others may be waiting for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +27,10 @@ pub enum Change {
         pause_id: PauseId,
         channel: Channel,
         expires_at: Timestamp,
+        /// Its notices due now went to the creating server's delivery worker through the
+        /// [`Handover`]: no worker needs to look for them.
+        #[serde(default)]
+        handed_over: bool,
     },
     /// A pause left `pending`, after `waited_ms` milliseconds.
     PauseDecided {
@@ -84,6 +89,7 @@ pub struct Hub {
     /// Moves whenever a pause is created or changes, for the console's live list.
     activity: tokio::sync::watch::Sender<u64>,
     pauses: PauseCache,
+    handover: Handover,
     metrics: Metrics,
 }
 
@@ -137,9 +143,15 @@ impl Hub {
         }
         for change in changes {
             match change {
-                Change::PauseCreated { expires_at, .. } => {
+                Change::PauseCreated {
+                    expires_at,
+                    handed_over,
+                    ..
+                } => {
                     self.metrics.pending.inc();
-                    self.deliveries.notify_one();
+                    if !handed_over {
+                        self.deliveries.notify_one();
+                    }
                     let sooner = lock(&self.next_deadline).is_none_or(|next| *expires_at < next);
                     if sooner {
                         self.timeouts.notify_one();
@@ -209,6 +221,11 @@ impl Hub {
     /// The server's metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// New pauses' first notices on their way to this server's delivery worker.
+    pub fn handover(&self) -> &Handover {
+        &self.handover
     }
 
     /// The pauses this server has read lately (see [`PauseCache`]).
@@ -366,6 +383,7 @@ mod tests {
             pause_id: PauseId::new(),
             channel: Channel::Sms,
             expires_at: at(200),
+            handed_over: false,
         };
         hub.publish(&[later]);
         let rung = tokio::time::timeout(
@@ -379,6 +397,7 @@ mod tests {
             pause_id: PauseId::new(),
             channel: Channel::Sms,
             expires_at: at(50),
+            handed_over: false,
         };
         hub.publish(&[sooner]);
         hub.bell(Bell::Timeouts).notified().await;

@@ -20,6 +20,7 @@ use crate::ids::{PauseId, ProjectId};
 pub use crate::store::pauses::Idempotency;
 use crate::store::pauses::Outcome;
 use crate::store::{Actor, Store, StoreError, Tx};
+use crate::work::handover::Handed;
 
 /// Why an operation on a pause did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -119,7 +120,10 @@ impl Pauses {
         let expires_at = now
             .checked_add(timeout)
             .map_err(|e| ValidationError::new("timeout_seconds", e.to_string()))?;
-        self.store
+        let hub = Arc::clone(self.store.hub());
+        let handover = hub.handover().lease_until(now);
+        let (created, handed) = self
+            .store
             .write(move |tx| {
                 Box::pin(async move {
                     if let Some(idempotency) = &idempotency {
@@ -132,14 +136,21 @@ impl Pauses {
                             {
                                 return Err(PauseError::IdempotencyConflict);
                             }
-                            return Ok(Created {
+                            let replayed = Created {
                                 pause: earlier.pause,
                                 replayed: true,
-                            });
+                            };
+                            return Ok((replayed, Vec::new()));
                         }
                     }
-                    let created = tx
-                        .insert_pause(project_id, &pause, now, expires_at, idempotency.as_ref())
+                    let (created, handed) = tx
+                        .insert_pause(
+                            project_id,
+                            &pause,
+                            (now, expires_at),
+                            idempotency.as_ref(),
+                            handover,
+                        )
                         .await?;
                     tx.append_audit(
                         project_id,
@@ -166,14 +177,29 @@ impl Pauses {
                         pause_id: created.pause_id.into(),
                         channel: created.channel,
                         expires_at: created.expires_at,
+                        handed_over: handover.is_some(),
                     });
-                    Ok(Created {
+                    let created = Created {
                         pause: created,
                         replayed: false,
-                    })
+                    };
+                    Ok((created, handed))
                 })
             })
-            .await
+            .await?;
+        if let Some(lease_until) = handover {
+            let handed = handed
+                .into_iter()
+                .map(|key| Handed {
+                    key,
+                    project_id,
+                    pause: created.pause.clone(),
+                    lease_until,
+                })
+                .collect();
+            hub.handover().give(handed);
+        }
+        Ok(created)
     }
 
     /// The project's pause: from the hub's cache when it holds it, else from the store.

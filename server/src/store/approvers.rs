@@ -183,16 +183,19 @@ impl Conn {
 impl Tx {
     /// Stores the approvers of a new pause and every notice they are due: the first at
     /// `created_at` (an escalation tier's later), and a reminder every `remind_every`
-    /// after it while before the deadline, at most [`MAX_REMINDERS`].
+    /// after it while before the deadline, at most [`MAX_REMINDERS`]. The notices due at
+    /// `created_at` are leased until `handover` when given, and their keys returned: they
+    /// go to this server's delivery worker with no claim.
     pub(crate) fn insert_approvers(
         &mut self,
         project_id: ProjectId,
         pause_id: PauseId,
         pause: &NewPause,
-        created_at: Timestamp,
-        expires_at: Timestamp,
-    ) -> Vec<Approver> {
+        (created_at, expires_at): (Timestamp, Timestamp),
+        handover: Option<Timestamp>,
+    ) -> (Vec<Approver>, Vec<DeliveryKey>) {
         let mut approvers = Vec::with_capacity(pause.approvers.len());
+        let mut handed = Vec::new();
         for (index, approver) in pause.approvers.iter().enumerate() {
             let index = u32::try_from(index).unwrap_or(u32::MAX);
             let notify_at = later(created_at, approver.after);
@@ -220,17 +223,16 @@ impl Tx {
                         break;
                     }
                 }
-                self.insert_delivery(
-                    project_id,
-                    DeliveryKey {
-                        pause_id,
-                        approver: index,
-                        reminder,
-                    },
-                    channel,
-                    due,
-                    created_at,
-                );
+                let key = DeliveryKey {
+                    pause_id,
+                    approver: index,
+                    reminder,
+                };
+                let lease_until = handover.filter(|_| due <= created_at);
+                if lease_until.is_some() {
+                    handed.push(key);
+                }
+                self.insert_delivery(project_id, key, channel, due, lease_until, created_at);
             }
             approvers.push(Approver {
                 recipient: approver.recipient.as_str().to_owned(),
@@ -246,7 +248,7 @@ impl Tx {
                 vote: None,
             });
         }
-        approvers
+        (approvers, handed)
     }
 
     /// Counts a vote for `choice` on the pause, if it is pending and before its deadline,

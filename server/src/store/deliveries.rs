@@ -95,19 +95,21 @@ impl DueDelivery {
 }
 
 impl Tx {
-    /// Writes a pending delivery, due at `due`.
+    /// Writes a pending delivery, due at `due`; leased until `lease_until` when it goes
+    /// to this server's delivery worker without a claim (see [`crate::work::handover`]).
     pub(crate) fn insert_delivery(
         &mut self,
         project_id: ProjectId,
         key: DeliveryKey,
         channel: Channel,
         due: Timestamp,
+        lease_until: Option<Timestamp>,
         now: Timestamp,
     ) {
         self.defer(
             "INSERT INTO deliveries (id, pause_id, approver, reminder, project_id, channel, \
-                 status, next_attempt_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 status, next_attempt_at, lease_until, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             args![
                 &key.to_string(),
                 &key.pause_id.to_string(),
@@ -117,6 +119,7 @@ impl Tx {
                 channel.as_str(),
                 DeliveryStatus::Pending.as_str(),
                 due,
+                lease_until,
                 now
             ],
         );

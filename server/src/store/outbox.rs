@@ -1,7 +1,8 @@
 //! Rows of work that must survive a crash (deliveries to humans, webhook events) and the
 //! one way workers take them: a row is due at `next_attempt_at`, a worker claims a batch
 //! with one UPDATE (skipping rows other servers are claiming) and a lease, and a crashed
-//! holder's lease runs out.
+//! holder's lease runs out. A new pause's first notices are written already leased to the
+//! server that created them, which sends them with no claim ([`crate::work::handover`]).
 
 use jiff::Timestamp;
 

@@ -7,6 +7,7 @@ use pausepoint_api::{Channel, Decision, Delivery, DeliveryStatus, Pause, PauseSt
 use serde_json::{Map, Value};
 
 use super::db::{args, Arg, Conn, OwnedArg, Query, Row};
+use super::deliveries::DeliveryKey;
 use super::{Dialect, Store, StoreError, Tx};
 use crate::ids::{PauseId, ProjectId};
 
@@ -405,15 +406,17 @@ impl Conn {
 }
 
 impl Tx {
-    /// Stores a new pending pause and its pending delivery.
+    /// Stores a new pending pause, its approvers and their notices. With `handover`, the
+    /// notices due now are leased until then, for this server's delivery worker; their
+    /// keys are returned with the pause.
     pub async fn insert_pause(
         &mut self,
         project_id: ProjectId,
         pause: &NewPause,
-        created_at: Timestamp,
-        expires_at: Timestamp,
+        (created_at, expires_at): (Timestamp, Timestamp),
         idempotency: Option<&Idempotency>,
-    ) -> Result<Pause, StoreError> {
+        handover: Option<Timestamp>,
+    ) -> Result<(Pause, Vec<DeliveryKey>), StoreError> {
         // The id carries the creation time, which lets a time filter search a range of ids.
         let id = PauseId::at(created_at);
         let options = Value::from(pause.options.as_slice().to_vec()).to_string();
@@ -460,8 +463,9 @@ impl Tx {
         } else {
             self.defer(sql, args);
         }
-        let approvers = self.insert_approvers(project_id, id, pause, created_at, expires_at);
-        Ok(Pause {
+        let (approvers, handed) =
+            self.insert_approvers(project_id, id, pause, (created_at, expires_at), handover);
+        let pause = Pause {
             pause_id: id.into(),
             status: PauseStatus::Pending,
             channel: pause.channel(),
@@ -486,7 +490,8 @@ impl Tx {
             approvers,
             quorum: pause.quorum.clone(),
             remind_every_seconds: pause.remind_every.map(|every| every.as_secs()),
-        })
+        };
+        Ok((pause, handed))
     }
 
     /// Moves the pause from `pending` to the outcome's status. None when it was not

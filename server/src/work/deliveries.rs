@@ -7,13 +7,15 @@
 //! records every attempt as an audit event and in the pause's `delivery` field. It runs
 //! as an [`super::outbox`] pipeline: many sends at once, results recorded in batches.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
 use pausepoint_api::{AuditEventKind, Channel};
 use serde_json::json;
 
+use super::handover::{Handed, Handover};
 use super::outbox::OutboxWork;
 use super::outcome::{self, SendOutcome};
 use crate::channels::pace::WAIT_IN_FLIGHT;
@@ -22,6 +24,7 @@ use crate::domain::links::{self, LinkTarget, Links};
 use crate::domain::pauses::now;
 use crate::domain::replies;
 use crate::hub::Change;
+use crate::ids::ProjectId;
 use crate::store::deliveries::{DeliveryKey, DeliveryState, DueDelivery};
 use crate::store::outbox::{Outbox, DELIVERIES};
 use crate::store::{Actor, Store, StoreError};
@@ -34,6 +37,8 @@ pub struct Deliveries {
     channels: Arc<Channels>,
     public_url: String,
     retry: Vec<Duration>,
+    /// Project names by id, as of a version of the keys (see [`Deliveries::project_name`]).
+    project_names: Mutex<(u64, HashMap<ProjectId, String>)>,
 }
 
 /// A claimed delivery: to send, or to skip (no longer wanted).
@@ -69,24 +74,19 @@ impl Deliveries {
             channels,
             public_url,
             retry,
+            project_names: Mutex::new((0, HashMap::new())),
         }
     }
 }
 
-impl OutboxWork for Deliveries {
-    type Item = Due;
-    type Done = Done;
-
-    fn outbox(&self) -> Outbox {
-        DELIVERIES
-    }
-
-    async fn load(&self, keys: Vec<String>, now: Timestamp) -> Result<Vec<Due>, StoreError> {
-        let claimed = keys.clone();
-        let found = self
-            .store
-            .read(move |conn| Box::pin(async move { conn.due_deliveries(&claimed).await }))
-            .await?;
+impl Deliveries {
+    /// Deliveries to send at `now`, or to skip when no longer wanted; an SMS to a number
+    /// with other questions open gets its reference.
+    async fn prepare(
+        &self,
+        found: Vec<DueDelivery>,
+        now: Timestamp,
+    ) -> Result<Vec<Due>, StoreError> {
         let mut due: Vec<Due> = found
             .into_iter()
             .map(|d| {
@@ -121,6 +121,48 @@ impl OutboxWork for Deliveries {
                 }
             }
         }
+        Ok(due)
+    }
+
+    /// The name of the project, as notices show it: read once, and again after a key
+    /// change (a rename changes its keys, on every server).
+    async fn project_name(&self, id: ProjectId) -> Result<Option<String>, StoreError> {
+        let version = self.store.hub().keys_version();
+        {
+            let names = self.project_names.lock().unwrap_or_else(|e| e.into_inner());
+            if names.0 == version {
+                if let Some(name) = names.1.get(&id) {
+                    return Ok(Some(name.clone()));
+                }
+            }
+        }
+        let Some(project) = self.store.project(id).await? else {
+            return Ok(None);
+        };
+        let mut names = self.project_names.lock().unwrap_or_else(|e| e.into_inner());
+        if names.0 != version {
+            *names = (version, HashMap::new());
+        }
+        names.1.insert(id, project.name.clone());
+        Ok(Some(project.name))
+    }
+}
+
+impl OutboxWork for Deliveries {
+    type Item = Due;
+    type Done = Done;
+
+    fn outbox(&self) -> Outbox {
+        DELIVERIES
+    }
+
+    async fn load(&self, keys: Vec<String>, now: Timestamp) -> Result<Vec<Due>, StoreError> {
+        let claimed = keys.clone();
+        let found = self
+            .store
+            .read(move |conn| Box::pin(async move { conn.due_deliveries(&claimed).await }))
+            .await?;
+        let mut due = self.prepare(found, now).await?;
         // A claimed row whose pause cannot be read is given up rather than left leased.
         for key in keys {
             if !due.iter().any(|d| Self::key(d) == key) {
@@ -132,13 +174,34 @@ impl OutboxWork for Deliveries {
         Ok(due)
     }
 
+    fn handover(&self) -> Option<&Handover> {
+        Some(self.store.hub().handover())
+    }
+
+    async fn adopt(&self, handed: Vec<Handed>, now: Timestamp) -> Result<Vec<Due>, StoreError> {
+        let mut found = Vec::with_capacity(handed.len());
+        for notice in handed {
+            let Some(project_name) = self.project_name(notice.project_id).await? else {
+                // Its lease runs out, and a claim reads it afresh.
+                continue;
+            };
+            found.push(DueDelivery {
+                key: notice.key,
+                project_id: notice.project_id,
+                project_name,
+                pause: notice.pause,
+                attempts: 0,
+            });
+        }
+        self.prepare(found, now).await
+    }
+
     fn key(item: &Due) -> String {
         match item {
             Due::Send(d, _) => d.key.to_string(),
             Due::Skip(key) => key.to_string(),
         }
     }
-
     fn send(
         self: &Arc<Self>,
         item: Due,

@@ -6,11 +6,13 @@
 //! - [`deliveries`]: sends each pause to its human.
 //! - [`webhooks`]: sends signed webhook events to agents.
 //! - [`outbox`]: the pipeline both of those run on.
+//! - [`handover`]: a new pause's first notices, from its create to the delivery worker.
 //! - [`outcome`]: what a send came to, and the retry rules.
 //! - [`timeouts`]: times out pauses at their deadline.
 
 pub mod checkpoints;
 pub mod deliveries;
+pub mod handover;
 pub mod outbox;
 pub mod outcome;
 pub mod timeouts;

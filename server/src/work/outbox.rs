@@ -1,6 +1,7 @@
 //! The loop of a worker over an outbox (deliveries, webhook events): a pipeline that keeps
 //! up to `concurrency` sends in flight, claims new rows as sends finish (so one slow
-//! receiver does not hold up the rest), and records finished sends in batches, one
+//! receiver does not hold up the rest), takes rows handed over at their creation with no
+//! claim (a new pause's first notices), and records finished sends in batches, one
 //! write for many. On stop it starts nothing new, gives the sends in flight a short grace,
 //! records what finished and gives back the rest unsent, due at once for the next start or
 //! another server; nothing unsent is ever marked sent.
@@ -15,6 +16,7 @@ use jiff::{SignedDuration, Timestamp};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::handover::{Handed, Handover};
 use crate::domain::pauses::now;
 use crate::store::outbox::Outbox;
 use crate::store::{Store, StoreError};
@@ -34,6 +36,20 @@ pub trait OutboxWork: Send + Sync + 'static {
         keys: Vec<String>,
         now: Timestamp,
     ) -> impl Future<Output = Result<Vec<Self::Item>, StoreError>> + Send;
+    /// Where rows come already leased to this server, at their creation, with what
+    /// sending them needs (see [`super::handover`]); none by default.
+    fn handover(&self) -> Option<&Handover> {
+        None
+    }
+    /// Handed-over rows, ready to send.
+    fn adopt(
+        &self,
+        handed: Vec<Handed>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<Self::Item>, StoreError>> + Send {
+        let _ = (handed, now);
+        async { Ok(Vec::new()) }
+    }
     /// The key of a loaded row.
     fn key(item: &Self::Item) -> String;
     /// Sends one row; never fails (a failure is an outcome to record).
@@ -101,11 +117,34 @@ pub async fn run<W: OutboxWork>(
     let mut last_partial_claim: Option<Instant> = None;
     let mut stopping_since: Option<Instant> = None;
     let mut measured: Option<Instant> = None;
+    let handover = work.handover();
+    if let Some(handover) = handover {
+        handover.open(lease);
+    }
 
     loop {
         if measured.is_none_or(|at| at.elapsed() >= MEASURE_EVERY) {
             measure(&work, &store, (settings.clock)()).await;
             measured = Some(Instant::now());
+        }
+        // Rows handed over at their creation need no claim: take them whenever there is room.
+        if let Some(handover) = handover.filter(|_| stopping_since.is_none()) {
+            let now = (settings.clock)();
+            let handed = handover.take(settings.concurrency.saturating_sub(in_flight.len()), now);
+            if !handed.is_empty() {
+                match work.adopt(handed, now).await {
+                    Ok(items) => {
+                        for item in items {
+                            keys_in_flight.insert(W::key(&item));
+                            in_flight.push(work.send(item));
+                        }
+                    }
+                    // Their leases run out, and a claim takes them.
+                    Err(e) => {
+                        tracing::error!(worker = name, error = %e, "cannot take handed-over work")
+                    }
+                }
+            }
         }
         // Take new work while rows may be due and half the room is free: a claim is a
         // write, and claiming a row or two each time one send finishes would make the
@@ -188,10 +227,11 @@ pub async fn run<W: OutboxWork>(
             tokio::select! {
                 biased;
                 () = stop.cancelled() => stopping_since = Some(Instant::now()),
-                () = bell.notified() => {}
-                () = tokio::time::sleep(sleep.min(MEASURE_EVERY)) => {}
+                () = bell.notified() => maybe_due = true,
+                // Handed-over rows are taken at the top of the loop, with no claim.
+                () = rung(handover) => {}
+                () = tokio::time::sleep(sleep.min(MEASURE_EVERY)) => maybe_due = true,
             }
-            maybe_due = true;
             continue;
         }
 
@@ -206,14 +246,19 @@ pub async fn run<W: OutboxWork>(
                 oldest_finished.get_or_insert_with(Instant::now);
             }
             () = bell.notified(), if !maybe_due => maybe_due = true,
+            () = rung(handover), if in_flight.len() < settings.concurrency => {}
             // Retries come due by the clock, with no bell: look again now and then.
             () = tokio::time::sleep(LOOK_AGAIN), if !maybe_due => maybe_due = true,
             () = tokio::time::sleep(flush_in.unwrap_or(super::MAX_SLEEP)), if flush_in.is_some() => {}
         }
     }
 
-    // Whatever did not finish in the grace goes back, due at once.
-    let unsent: Vec<String> = keys_in_flight.into_iter().collect();
+    // Whatever did not finish in the grace goes back, due at once, with whatever was
+    // handed over and not taken.
+    let mut unsent: Vec<String> = keys_in_flight.into_iter().collect();
+    if let Some(handover) = handover {
+        unsent.extend(handover.close().iter().map(|h| h.key.to_string()));
+    }
     let count = unsent.len();
     if count > 0 {
         let outbox = work.outbox();
@@ -225,6 +270,14 @@ pub async fn run<W: OutboxWork>(
         }
     }
     count
+}
+
+/// Waits for rows to be handed over, or forever when the work has no handover.
+async fn rung(handover: Option<&Handover>) {
+    match handover {
+        Some(handover) => handover.bell().notified().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Claims up to `room` due rows and loads them.
@@ -296,6 +349,8 @@ mod tests {
         finish: HashSet<String>,
         started: mpsc::UnboundedSender<String>,
         now: Timestamp,
+        /// Whether it takes rows handed over at their creation.
+        handover: bool,
     }
 
     impl OutboxWork for Gated {
@@ -308,6 +363,18 @@ mod tests {
 
         async fn load(&self, keys: Vec<String>, _: Timestamp) -> Result<Vec<String>, StoreError> {
             Ok(keys)
+        }
+
+        fn handover(&self) -> Option<&Handover> {
+            self.handover.then(|| self.store.hub().handover())
+        }
+
+        async fn adopt(
+            &self,
+            handed: Vec<Handed>,
+            _: Timestamp,
+        ) -> Result<Vec<String>, StoreError> {
+            Ok(handed.iter().map(|h| h.key.to_string()).collect())
         }
 
         fn key(item: &String) -> String {
@@ -417,6 +484,7 @@ mod tests {
             finish: finish.clone(),
             started,
             now: clock_now,
+            handover: false,
         });
         let settings = Settings {
             concurrency: 64,
@@ -458,6 +526,96 @@ mod tests {
         }
         let left = backlog(&store, clock_now).await;
         assert_eq!((left.due, left.queued), (6, 6));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn new_pauses_are_handed_over_with_no_claim_and_a_stop_gives_back_what_was_not_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db").display().to_string(), None)
+            .await
+            .unwrap();
+        let key = keys::create_key(&store, "default", "test", Actor::System, now())
+            .await
+            .unwrap();
+        let (started, mut starts) = mpsc::unbounded_channel();
+        // Two sends at once, and none finishes: the third notice on waits in the handover.
+        let work = Arc::new(Gated {
+            store: store.clone(),
+            finish: HashSet::new(),
+            started,
+            now: now(),
+            handover: true,
+        });
+        let settings = Settings {
+            concurrency: 2,
+            lease: Duration::from_secs(3600),
+            grace: Duration::from_millis(50),
+            clock: system_clock(),
+        };
+        let stop = CancellationToken::new();
+        let bell = Arc::new(Notify::new());
+        let pipeline = tokio::spawn({
+            let (store, stop, bell) = (store.clone(), stop.clone(), bell.clone());
+            async move { run(work, store, &bell, settings, stop).await }
+        });
+        // The pipeline opens the handover as it starts.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.hub().handover().lease_until(now()).is_none() {
+            assert!(Instant::now() < deadline, "the handover never opened");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let pauses = Pauses::new(store.clone());
+        let mut ids = HashSet::new();
+        for n in 0..5 {
+            let request: CreatePause = serde_json::from_value(json!({
+                "recipient": "+15550100", "channel": "sms",
+                "message": format!("Deploy {n}?"), "options": ["Yes", "No"]
+            }))
+            .unwrap();
+            let pause = NewPause::parse(request, Duration::from_secs(86_400)).unwrap();
+            let created = pauses
+                .create(key.record.project_id, Actor::System, pause, None)
+                .await
+                .unwrap();
+            ids.insert(format!("{}:0:0", created.pause.pause_id));
+        }
+        let mut seen = HashSet::new();
+        while seen.len() < 2 {
+            let started = tokio::time::timeout(Duration::from_secs(10), starts.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(
+                ids.contains(&started),
+                "{started} is not a new pause's notice"
+            );
+            seen.insert(started);
+        }
+        // Every notice is leased to this server as it was written: no claim can take one,
+        // here or on another server.
+        let written = backlog(&store, now()).await;
+        assert_eq!((written.due, written.queued), (0, 5));
+        for (id, status, lease) in statuses(&store).await {
+            assert_eq!(
+                (status.as_str(), lease.is_some()),
+                ("pending", true),
+                "{id}"
+            );
+        }
+
+        stop.cancel();
+        let given_back = tokio::time::timeout(Duration::from_secs(10), pipeline)
+            .await
+            .expect("the pipeline stops within its grace")
+            .unwrap();
+        // The two in flight and the three never taken go back, due at once.
+        assert_eq!(given_back, 5);
+        for (id, status, lease) in statuses(&store).await {
+            assert_eq!((status.as_str(), lease), ("pending", None), "{id}");
+        }
+        assert_eq!(backlog(&store, now()).await.due, 5);
+        // A create after the stop leaves its notice for a claim.
+        assert_eq!(store.hub().handover().lease_until(now()), None);
     }
 
     fn now_plus(seconds: i64) -> Timestamp {
