@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use super::db::{args, Arg, Conn, OwnedArg, Query, Row};
 use super::tx::Deferred;
-use super::{Dialect, Store, StoreError};
+use super::{Store, StoreError};
 use crate::ids::{KeyId, PauseId, ProjectId, RuleId};
 
 /// Who did what an audit event records.
@@ -122,20 +122,14 @@ pub(super) fn projects_of(events: &[PendingEvent]) -> Vec<ProjectId> {
     projects
 }
 
-/// The query that reads the heads of `projects`; on PostgreSQL it locks their rows until
-/// the transaction ends, in id order, so that two writers never wait on each other in a
-/// circle. (On SQLite the writer holds the database's write lock already.)
-pub(super) fn heads_query(dialect: Dialect, projects: &[ProjectId]) -> Deferred {
-    // NO KEY UPDATE: inserts that reference the project (its pauses, deliveries…) hold
-    // KEY SHARE on its row, which this lock does not wait for.
-    let lock = match dialect {
-        Dialect::Sqlite => "",
-        Dialect::Postgres => "FOR NO KEY UPDATE",
-    };
+/// The query that reads the heads of `projects`. Only SQLite chains events as it writes
+/// them, under the database's one write lock; on PostgreSQL the sequencer reads the heads
+/// with its batch (see [`super::sequencer`]).
+pub(super) fn heads_query(projects: &[ProjectId]) -> Deferred {
     let placeholders: Vec<String> = (1..=projects.len()).map(|i| format!("${i}")).collect();
     Deferred {
         sql: format!(
-            "SELECT id, audit_seq, audit_head FROM projects WHERE id IN ({}) ORDER BY id {lock}",
+            "SELECT id, audit_seq, audit_head FROM projects WHERE id IN ({}) ORDER BY id",
             placeholders.join(", ")
         ),
         args: projects
@@ -203,7 +197,8 @@ pub(super) fn chained(
     Ok(statements)
 }
 
-/// The statements that put `events` on their chains, reading (and locking) the heads now.
+/// The statements that put `events` on their chains, reading the heads now (SQLite, in
+/// the writer's transaction).
 pub(super) async fn chain(
     conn: &mut Conn,
     events: &[PendingEvent],
@@ -211,7 +206,7 @@ pub(super) async fn chain(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let query = heads_query(conn.dialect(), &projects_of(events));
+    let query = heads_query(&projects_of(events));
     let args: Vec<Arg<'_>> = query.args.iter().map(OwnedArg::as_arg).collect();
     let heads = conn
         .fetch_all("projects", &query.sql, &args, head_from_row)

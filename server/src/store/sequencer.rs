@@ -34,10 +34,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::audit::{chained, head_from_row, heads_query, projects_of, PendingEvent};
-use super::db::{args, Arg, Conn, OwnedArg, PgHandle, Row};
+use super::audit::{chained, Heads, PendingEvent};
+use super::db::{args, Conn, OwnedArg, PgHandle, Row};
 use super::tx::Deferred;
-use super::{Dialect, StoreError};
+use super::StoreError;
 use crate::hub::Hub;
 use crate::ids::{PauseId, ProjectId};
 
@@ -213,26 +213,42 @@ async fn sequence_on(conn: &mut Conn, origin: Uuid) -> Result<usize, StoreError>
         args![LOCK],
     )
     .await?;
+    // The batch with its projects' heads, in one round trip. Only batches move the heads,
+    // one at a time under the lock, so they need no row lock here; the UPDATE that moves
+    // them takes one.
     let queued = conn
         .fetch_all(
             "audit_queue",
-            "SELECT id, project_id, event_id, event, pause_id, actor, occurred_at, data \
-             FROM audit_queue ORDER BY id LIMIT $1",
+            "SELECT q.id, q.project_id, q.event_id, q.event, q.pause_id, q.actor, \
+                    q.occurred_at, q.data, p.audit_seq, p.audit_head \
+             FROM (SELECT * FROM audit_queue ORDER BY id LIMIT $1) q \
+             LEFT JOIN projects p ON p.id = q.project_id \
+             ORDER BY q.id",
             args![BATCH],
-            queued_from_row,
+            |row| {
+                let head = match row.opt_int("audit_seq")? {
+                    Some(seq) => Some((seq, row.text("audit_head")?)),
+                    None => None,
+                };
+                Ok((queued_from_row(row)?, head))
+            },
         )
         .await?;
     if queued.is_empty() {
         return Ok(0);
     }
-    let (ids, events): (Vec<Option<i64>>, Vec<PendingEvent>) =
-        queued.into_iter().map(|(id, e)| (Some(id), e)).unzip();
-    let query = heads_query(Dialect::Postgres, &projects_of(&events));
-    let query_args: Vec<Arg<'_>> = query.args.iter().map(OwnedArg::as_arg).collect();
-    let heads = conn
-        .fetch_all("projects", &query.sql, &query_args, head_from_row)
-        .await?;
-    let mut statements = chained(heads.into_iter().collect(), &events)?;
+    let mut heads = Heads::new();
+    let mut ids = Vec::with_capacity(queued.len());
+    let mut events = Vec::with_capacity(queued.len());
+    for ((id, event), head) in queued {
+        // An event of a missing project finds no head: `chained` refuses the batch.
+        if let Some(head) = head {
+            heads.entry(event.project_id).or_insert(head);
+        }
+        ids.push(Some(id));
+        events.push(event);
+    }
+    let mut statements = chained(heads, &events)?;
     statements.push(Deferred {
         sql: "DELETE FROM audit_queue WHERE id = ANY($1::int8[])".into(),
         args: vec![OwnedArg::Ints(ids)],
