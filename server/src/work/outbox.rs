@@ -84,10 +84,7 @@ pub struct Settings {
     pub clock: Clock,
 }
 
-/// Finished sends are recorded when this many wait, or when the oldest has waited this
-/// long. Not sooner when the pipeline empties: sends that trickle in one at a time (a new
-/// pause's notice, each handed over as it is created) would each cost a write of its own,
-/// and those writes would take turns with the creates in the writer.
+/// Finished sends are recorded when this many wait, or when the oldest has waited this long.
 const RECORD_BATCH: usize = 256;
 const RECORD_AFTER: Duration = Duration::from_millis(10);
 /// While new rows trickle in, claims come at most this often (each claim is a write).
@@ -190,6 +187,7 @@ pub async fn run<W: OutboxWork>(
         // Record what finished, in batches.
         let record_now = !finished.is_empty()
             && (finished.len() >= RECORD_BATCH
+                || in_flight.is_empty()
                 || oldest_finished.is_some_and(|t| t.elapsed() >= RECORD_AFTER)
                 || stopping_since.is_some());
         if record_now {
@@ -217,9 +215,8 @@ pub async fn run<W: OutboxWork>(
             continue;
         }
 
-        if in_flight.is_empty() && !maybe_due && finished.is_empty() {
-            // Idle (nothing in flight, due or to record): sleep until the next row is due,
-            // the bell rings, rows are handed over, or the server stops.
+        if in_flight.is_empty() && !maybe_due {
+            // Idle: sleep until the next row is due, the bell rings, or the server stops.
             let sleep = match next_due(&work, &store, (settings.clock)()).await {
                 Ok(sleep) => sleep,
                 Err(e) => {
