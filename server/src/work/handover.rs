@@ -7,8 +7,11 @@
 //! if this server dies first, the lease runs out and any server claims them, as it would
 //! a crashed claimer's.
 //!
-//! The handover is open only while the worker runs, and holds a bounded number of
-//! notices: a create that finds it closed or full writes its notices unleased, for a claim.
+//! The handover is open only while the worker runs and has no backlog, and holds a
+//! bounded number of notices: a create that finds it closed or full writes its notices
+//! unleased, for a claim. While claimable rows wait (a burst beyond what the worker can
+//! send, retries that came due), it is closed too, so that new notices queue behind the
+//! waiting ones in the order they came due, rather than overtake them.
 //! A notice that waited here until less than half its lease was left is dropped, not sent:
 //! its lease runs out and a claim takes it, so no notice is sent by two servers because it
 //! waited too long on one.
@@ -40,6 +43,8 @@ pub struct Handed {
 struct State {
     /// The worker's lease, while it runs.
     lease: Option<SignedDuration>,
+    /// Whether the worker takes new notices this way: not while claimable rows wait.
+    accepting: bool,
     notices: VecDeque<Handed>,
 }
 
@@ -51,24 +56,32 @@ pub struct Handover {
 }
 
 impl Handover {
-    /// Opens the handover to creates: the worker runs, and leases its notices for `lease`.
+    /// Opens the handover: the worker runs, and leases its notices for `lease`. Creates
+    /// hand notices over once the worker says it accepts them.
     pub fn open(&self, lease: SignedDuration) {
         self.state().lease = Some(lease);
+    }
+
+    /// Whether creates hand their notices over (the worker has no backlog to claim), or
+    /// leave them for a claim.
+    pub fn accept(&self, accepting: bool) {
+        self.state().accepting = accepting;
     }
 
     /// Closes it, as the worker stops; returns the notices it never took.
     pub fn close(&self) -> Vec<Handed> {
         let mut state = self.state();
         state.lease = None;
+        state.accepting = false;
         state.notices.drain(..).collect()
     }
 
     /// The lease a create at `now` writes its first notices with, or none when they are
-    /// for a claim (the worker is not running, or has enough waiting already).
+    /// for a claim (the worker is not running, has a backlog, or has enough waiting).
     pub fn lease_until(&self, now: Timestamp) -> Option<Timestamp> {
         let state = self.state();
         let lease = state.lease?;
-        if state.notices.len() >= CAPACITY {
+        if !state.accepting || state.notices.len() >= CAPACITY {
             return None;
         }
         now.checked_add(lease).ok()
@@ -152,13 +165,19 @@ mod tests {
     }
 
     #[test]
-    fn a_closed_handover_leases_nothing_and_keeps_nothing() {
+    fn a_closed_or_unaccepting_handover_leases_nothing_and_a_closed_one_keeps_nothing() {
         let handover = Handover::default();
         let now = Timestamp::from_second(1_900_000_000).unwrap();
         assert_eq!(handover.lease_until(now), None);
         handover.give(vec![notice(now, now + SignedDuration::from_secs(60))]);
         handover.open(SignedDuration::from_secs(60));
         assert!(handover.take(10, now).is_empty());
+        // Open, it leases nothing either until the worker accepts notices.
+        assert_eq!(handover.lease_until(now), None);
+        handover.accept(true);
+        assert!(handover.lease_until(now).is_some());
+        handover.accept(false);
+        assert_eq!(handover.lease_until(now), None);
     }
 
     #[test]
@@ -166,6 +185,7 @@ mod tests {
         let handover = Handover::default();
         let now = Timestamp::from_second(1_900_000_000).unwrap();
         handover.open(SignedDuration::from_secs(60));
+        handover.accept(true);
         let until = handover.lease_until(now).unwrap();
         assert_eq!(until, now + SignedDuration::from_secs(60));
         let notices: Vec<Handed> = (0..3).map(|_| notice(now, until)).collect();
@@ -183,6 +203,7 @@ mod tests {
         let handover = Handover::default();
         let now = Timestamp::from_second(1_900_000_000).unwrap();
         handover.open(SignedDuration::from_secs(60));
+        handover.accept(true);
         let until = handover.lease_until(now).unwrap();
         handover.give(vec![notice(now, until), notice(now, until)]);
         assert_eq!(
@@ -199,6 +220,7 @@ mod tests {
         let handover = Handover::default();
         let now = Timestamp::from_second(1_900_000_000).unwrap();
         handover.open(SignedDuration::from_secs(60));
+        handover.accept(true);
         let until = handover.lease_until(now).unwrap();
         handover.give((0..CAPACITY).map(|_| notice(now, until)).collect());
         assert_eq!(handover.lease_until(now), None);

@@ -127,10 +127,16 @@ pub async fn run<W: OutboxWork>(
             measure(&work, &store, (settings.clock)()).await;
             measured = Some(Instant::now());
         }
-        // Rows handed over at their creation need no claim: take them whenever there is room.
+        // Rows handed over at their creation need no claim: take them whenever there is
+        // room. While claimable rows may wait, only up to half the room, so that a claim
+        // gets its turn (see below).
         if let Some(handover) = handover.filter(|_| stopping_since.is_none()) {
             let now = (settings.clock)();
-            let handed = handover.take(settings.concurrency.saturating_sub(in_flight.len()), now);
+            let limit = match maybe_due {
+                true => settings.concurrency / 2,
+                false => settings.concurrency,
+            };
+            let handed = handover.take(limit.saturating_sub(in_flight.len()), now);
             if !handed.is_empty() {
                 match work.adopt(handed, now).await {
                     Ok(items) => {
@@ -182,6 +188,12 @@ pub async fn run<W: OutboxWork>(
                     continue;
                 }
             }
+        }
+
+        // While claimable rows wait, creates write theirs for a claim too, and they queue
+        // behind the waiting ones in the order they came due (see `super::handover`).
+        if let Some(handover) = handover {
+            handover.accept(!maybe_due && stopping_since.is_none());
         }
 
         // Record what finished, in batches.
@@ -616,6 +628,82 @@ mod tests {
         assert_eq!(backlog(&store, now()).await.due, 5);
         // A create after the stop leaves its notice for a claim.
         assert_eq!(store.hub().handover().lease_until(now()), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn while_notices_wait_for_a_claim_new_ones_queue_behind_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db").display().to_string(), None)
+            .await
+            .unwrap();
+        let key = keys::create_key(&store, "default", "test", Actor::System, now())
+            .await
+            .unwrap();
+        let pauses = Pauses::new(store.clone());
+        let create = |n: usize| {
+            let pauses = pauses.clone();
+            async move {
+                let request: CreatePause = serde_json::from_value(json!({
+                    "recipient": "+15550100", "channel": "sms",
+                    "message": format!("Deploy {n}?"), "options": ["Yes", "No"]
+                }))
+                .unwrap();
+                let pause = NewPause::parse(request, Duration::from_secs(86_400)).unwrap();
+                let created = pauses
+                    .create(key.record.project_id, Actor::System, pause, None)
+                    .await
+                    .unwrap();
+                format!("{}:0:0", created.pause.pause_id)
+            }
+        };
+        // Three notices written while no worker runs: due, for a claim.
+        let mut waiting = HashSet::new();
+        for n in 0..3 {
+            waiting.insert(create(n).await);
+        }
+        // A worker with room for two, whose sends never finish, claims two of them: a
+        // full claim, so more may wait.
+        let (started, mut starts) = mpsc::unbounded_channel();
+        let work = Arc::new(Gated {
+            store: store.clone(),
+            finish: HashSet::new(),
+            started,
+            now: now(),
+            handover: true,
+        });
+        let settings = Settings {
+            concurrency: 2,
+            lease: Duration::from_secs(3600),
+            grace: Duration::from_millis(50),
+            clock: system_clock(),
+        };
+        let stop = CancellationToken::new();
+        let bell = Arc::new(Notify::new());
+        let pipeline = tokio::spawn({
+            let (store, stop, bell) = (store.clone(), stop.clone(), bell.clone());
+            async move { run(work, store, &bell, settings, stop).await }
+        });
+        for _ in 0..2 {
+            let started = tokio::time::timeout(Duration::from_secs(10), starts.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(waiting.remove(&started), "{started} was not waiting");
+        }
+        // A pause created now is not handed over: its notice goes behind the one still
+        // waiting, for a claim, rather than overtake it.
+        let late = create(3).await;
+        for (id, status, lease) in statuses(&store).await {
+            if waiting.contains(&id) || id == late {
+                assert_eq!((status.as_str(), lease), ("pending", None), "{id}");
+            }
+        }
+        assert_eq!(backlog(&store, now()).await.due, 2);
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(10), pipeline)
+            .await
+            .expect("the pipeline stops within its grace")
+            .unwrap();
     }
 
     fn now_plus(seconds: i64) -> Timestamp {
