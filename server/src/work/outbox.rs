@@ -459,6 +459,63 @@ mod tests {
             .unwrap()
     }
 
+    /// Creates an SMS pause; returns the key of its first notice.
+    async fn create_sms(pauses: &Pauses, project_id: crate::ids::ProjectId, n: usize) -> String {
+        let request: CreatePause = serde_json::from_value(json!({
+            "recipient": "+15550100", "channel": "sms",
+            "message": format!("Deploy {n}?"), "options": ["Yes", "No"]
+        }))
+        .unwrap();
+        let pause = NewPause::parse(request, Duration::from_secs(86_400)).unwrap();
+        let created = pauses
+            .create(project_id, Actor::System, pause, None)
+            .await
+            .unwrap();
+        format!("{}:0:0", created.pause.pause_id)
+    }
+
+    /// Runs the pipeline of `work` until the returned token is cancelled.
+    fn start(
+        work: Arc<Gated>,
+        store: &Store,
+        settings: Settings,
+    ) -> (CancellationToken, tokio::task::JoinHandle<usize>) {
+        let stop = CancellationToken::new();
+        let pipeline = tokio::spawn({
+            let (store, stop) = (store.clone(), stop.clone());
+            async move { run(work, store, &Notify::new(), settings, stop).await }
+        });
+        (stop, pipeline)
+    }
+
+    /// A pipeline with room for `concurrency` sends, which never finish, taking handed-over
+    /// notices; with the keys of the sends as they start.
+    fn start_hanging(
+        store: &Store,
+        concurrency: usize,
+    ) -> (
+        mpsc::UnboundedReceiver<String>,
+        CancellationToken,
+        tokio::task::JoinHandle<usize>,
+    ) {
+        let (started, starts) = mpsc::unbounded_channel();
+        let work = Arc::new(Gated {
+            store: store.clone(),
+            finish: HashSet::new(),
+            started,
+            now: now(),
+            handover: true,
+        });
+        let settings = Settings {
+            concurrency,
+            lease: Duration::from_secs(3600),
+            grace: Duration::from_millis(50),
+            clock: system_clock(),
+        };
+        let (stop, pipeline) = start(work, store, settings);
+        (starts, stop, pipeline)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stop_mid_batch_records_what_finished_and_gives_the_rest_back_due_at_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -472,18 +529,7 @@ mod tests {
         let pauses = Pauses::new(store.clone());
         let mut ids = Vec::new();
         for n in 0..10 {
-            let request: CreatePause = serde_json::from_value(json!({
-                "recipient": "+15550100", "channel": "sms",
-                "message": format!("Deploy {n}?"), "options": ["Yes", "No"]
-            }))
-            .unwrap();
-            let pause = NewPause::parse(request, Duration::from_secs(86_400)).unwrap();
-            let created = pauses
-                .create(key.record.project_id, Actor::System, pause, None)
-                .await
-                .unwrap();
-            // The first approver's first notice.
-            ids.push(format!("{}:0:0", created.pause.pause_id));
+            ids.push(create_sms(&pauses, key.record.project_id, n).await);
         }
         // The clock stands still a minute after the creates: every row is due.
         let clock_now = now_plus(60);
@@ -504,12 +550,7 @@ mod tests {
             grace: Duration::from_millis(50),
             clock: Arc::new(move || clock_now),
         };
-        let stop = CancellationToken::new();
-        let bell = Arc::new(Notify::new());
-        let pipeline = tokio::spawn({
-            let (store, stop, bell) = (store.clone(), stop.clone(), bell.clone());
-            async move { run(work, store, &bell, settings, stop).await }
-        });
+        let (stop, pipeline) = start(work, &store, settings);
         // Stop once every row is in flight: four finished, six hang.
         let mut seen = HashSet::new();
         while seen.len() < 10 {
@@ -549,27 +590,8 @@ mod tests {
         let key = keys::create_key(&store, "default", "test", Actor::System, now())
             .await
             .unwrap();
-        let (started, mut starts) = mpsc::unbounded_channel();
         // Two sends at once, and none finishes: the third notice on waits in the handover.
-        let work = Arc::new(Gated {
-            store: store.clone(),
-            finish: HashSet::new(),
-            started,
-            now: now(),
-            handover: true,
-        });
-        let settings = Settings {
-            concurrency: 2,
-            lease: Duration::from_secs(3600),
-            grace: Duration::from_millis(50),
-            clock: system_clock(),
-        };
-        let stop = CancellationToken::new();
-        let bell = Arc::new(Notify::new());
-        let pipeline = tokio::spawn({
-            let (store, stop, bell) = (store.clone(), stop.clone(), bell.clone());
-            async move { run(work, store, &bell, settings, stop).await }
-        });
+        let (mut starts, stop, pipeline) = start_hanging(&store, 2);
         // The pipeline opens the handover as it starts.
         let deadline = Instant::now() + Duration::from_secs(10);
         while store.hub().handover().lease_until(now()).is_none() {
@@ -579,17 +601,7 @@ mod tests {
         let pauses = Pauses::new(store.clone());
         let mut ids = HashSet::new();
         for n in 0..5 {
-            let request: CreatePause = serde_json::from_value(json!({
-                "recipient": "+15550100", "channel": "sms",
-                "message": format!("Deploy {n}?"), "options": ["Yes", "No"]
-            }))
-            .unwrap();
-            let pause = NewPause::parse(request, Duration::from_secs(86_400)).unwrap();
-            let created = pauses
-                .create(key.record.project_id, Actor::System, pause, None)
-                .await
-                .unwrap();
-            ids.insert(format!("{}:0:0", created.pause.pause_id));
+            ids.insert(create_sms(&pauses, key.record.project_id, n).await);
         }
         let mut seen = HashSet::new();
         while seen.len() < 2 {
@@ -640,49 +652,15 @@ mod tests {
             .await
             .unwrap();
         let pauses = Pauses::new(store.clone());
-        let create = |n: usize| {
-            let pauses = pauses.clone();
-            async move {
-                let request: CreatePause = serde_json::from_value(json!({
-                    "recipient": "+15550100", "channel": "sms",
-                    "message": format!("Deploy {n}?"), "options": ["Yes", "No"]
-                }))
-                .unwrap();
-                let pause = NewPause::parse(request, Duration::from_secs(86_400)).unwrap();
-                let created = pauses
-                    .create(key.record.project_id, Actor::System, pause, None)
-                    .await
-                    .unwrap();
-                format!("{}:0:0", created.pause.pause_id)
-            }
-        };
+        let project_id = key.record.project_id;
         // Three notices written while no worker runs: due, for a claim.
         let mut waiting = HashSet::new();
         for n in 0..3 {
-            waiting.insert(create(n).await);
+            waiting.insert(create_sms(&pauses, project_id, n).await);
         }
         // A worker with room for two, whose sends never finish, claims two of them: a
         // full claim, so more may wait.
-        let (started, mut starts) = mpsc::unbounded_channel();
-        let work = Arc::new(Gated {
-            store: store.clone(),
-            finish: HashSet::new(),
-            started,
-            now: now(),
-            handover: true,
-        });
-        let settings = Settings {
-            concurrency: 2,
-            lease: Duration::from_secs(3600),
-            grace: Duration::from_millis(50),
-            clock: system_clock(),
-        };
-        let stop = CancellationToken::new();
-        let bell = Arc::new(Notify::new());
-        let pipeline = tokio::spawn({
-            let (store, stop, bell) = (store.clone(), stop.clone(), bell.clone());
-            async move { run(work, store, &bell, settings, stop).await }
-        });
+        let (mut starts, stop, pipeline) = start_hanging(&store, 2);
         for _ in 0..2 {
             let started = tokio::time::timeout(Duration::from_secs(10), starts.recv())
                 .await
@@ -692,7 +670,7 @@ mod tests {
         }
         // A pause created now is not handed over: its notice goes behind the one still
         // waiting, for a claim, rather than overtake it.
-        let late = create(3).await;
+        let late = create_sms(&pauses, project_id, 3).await;
         for (id, status, lease) in statuses(&store).await {
             if waiting.contains(&id) || id == late {
                 assert_eq!((status.as_str(), lease), ("pending", None), "{id}");
