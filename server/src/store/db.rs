@@ -80,7 +80,7 @@ impl From<Option<Timestamp>> for Arg<'_> {
 
 /// An argument kept until a deferred statement is sent. The arrays exist only where
 /// PostgreSQL gets many rows in one statement (`UNNEST`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum OwnedArg {
     Text(Option<String>),
     Int(Option<i64>),
@@ -374,6 +374,27 @@ impl Conn {
                     .await?;
                 Ok(done.rows_affected())
             }
+        }
+    }
+
+    /// As [`Conn::execute_once`], and on PostgreSQL outside any transaction when none is
+    /// open: PostgreSQL runs a lone statement as a transaction of its own, as atomic as
+    /// one between `BEGIN` and `COMMIT`, without their two round trips.
+    pub(super) async fn execute_alone(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+        keep: bool,
+    ) -> Result<u64, StoreError> {
+        match self {
+            Conn::Postgres(handle) if !handle.begun => {
+                let done = sqlx::query_with(sql, pg_arguments(args)?)
+                    .persistent(keep)
+                    .execute(handle.connection()?)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+            _ => self.execute_once(sql, args, keep).await,
         }
     }
 

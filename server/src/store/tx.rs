@@ -28,7 +28,7 @@ use crate::hub::Change;
 use crate::ids::{PauseId, ProjectId};
 
 /// A statement kept for the end of the write.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) struct Deferred {
     pub sql: String,
     pub args: Vec<OwnedArg>,

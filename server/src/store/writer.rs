@@ -12,9 +12,13 @@
 //!   needs an answer, and sends every deferred statement of the group, its audit events
 //!   (into the queue the [`super::sequencer`] takes them from, with no lock) and the
 //!   notices for other servers as one statement at the end: a group of creates is one
-//!   round trip whatever its size, and groups of several writers and servers commit side
-//!   by side. Rows of the same kind go as one `INSERT … SELECT FROM UNNEST(…)`, whose
-//!   text does not change with their number, so that PostgreSQL plans it once.
+//!   round trip whatever its size (a group that read nothing opens no transaction: its
+//!   one statement is one), and groups of several writers and servers commit side by
+//!   side. Rows of the same kind go as one `INSERT … SELECT FROM UNNEST(…)`, and changes
+//!   of rows by key as one `UPDATE … FROM UNNEST(…)`, whose texts do not change with
+//!   their number, so that PostgreSQL plans them once.
+
+use std::collections::HashSet;
 
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
@@ -178,7 +182,15 @@ pub(super) async fn send(
     statements: &[Deferred],
     main: Option<Deferred>,
 ) -> Result<(), StoreError> {
-    for (sql, args) in combine(statements, main) {
+    let mut combined = combine(statements, main);
+    if combined.len() == 1 {
+        // A group that read nothing has no transaction open yet: its one statement is one.
+        let (sql, args) = combined.remove(0);
+        let args: Vec<Arg<'_>> = args.iter().map(OwnedArg::as_arg).collect();
+        conn.execute_alone(&sql, &args, kept(&sql)).await?;
+        return Ok(());
+    }
+    for (sql, args) in combined {
         let args: Vec<Arg<'_>> = args.iter().map(OwnedArg::as_arg).collect();
         conn.execute_once(&sql, &args, kept(&sql)).await?;
     }
@@ -236,7 +248,7 @@ const MAX_ARGS: usize = 30_000;
 /// query is `main`, split only when there are too many arguments for one. `main` is in
 /// the last statement.
 fn combine(statements: &[Deferred], main: Option<Deferred>) -> Vec<(String, Vec<OwnedArg>)> {
-    let statements = merge_inserts(statements);
+    let statements = merge_rows(statements);
     let mut combined = Vec::new();
     let mut parts: Vec<String> = Vec::new();
     let mut args: Vec<OwnedArg> = Vec::new();
@@ -251,28 +263,44 @@ fn combine(statements: &[Deferred], main: Option<Deferred>) -> Vec<(String, Vec<
     combined
 }
 
-/// Single-row inserts into the same table, merged: every `INSERT INTO t (c…) VALUES ($1,
-/// …, $n)` of one text becomes one `INSERT INTO t (c…) SELECT * FROM UNNEST($1::T[], …)`
-/// with a column of values per argument, where the first of them stood. Other statements
-/// keep their place.
-fn merge_inserts(statements: &[Deferred]) -> Vec<Deferred> {
+/// Single-row writes of one text, merged into one statement whatever their number, so
+/// that PostgreSQL plans a group's statement once (its text does not change with the
+/// group's size) and runs each kind of row once:
+/// - every `INSERT INTO t (c…) VALUES ($1, …, $n)` becomes `INSERT INTO t (c…) SELECT *
+///   FROM UNNEST($1::T[], …)`, with a column of values per argument;
+/// - every `UPDATE t SET … WHERE k = $1 [AND …]` (no subquery) becomes `UPDATE t SET …
+///   FROM UNNEST($1::T[], …) AS merged (v1, …) WHERE k = merged.v1 [AND …]`, its `$i`
+///   read from `merged.vi`. Rows with different `$1` change different rows; a row whose
+///   `$1` is already in the merged statement starts another, because PostgreSQL changes a
+///   row at most once per statement.
+///
+/// Each merged statement stands where the first of its rows stood; other statements keep
+/// their place.
+fn merge_rows(statements: &[Deferred]) -> Vec<Deferred> {
     let mut merged: Vec<Deferred> = Vec::with_capacity(statements.len());
-    // Where each mergeable text's statement is in `merged`.
-    let mut at: Vec<(&str, usize)> = Vec::new();
+    // Where each mergeable text's latest statement is in `merged`, and the `$1` of the
+    // rows it holds.
+    let mut at: Vec<(&str, usize, HashSet<&OwnedArg>)> = Vec::new();
     for statement in statements {
-        let Some(target) = insert_target(statement) else {
+        let Some(shape) = Mergeable::of(statement) else {
             merged.push(statement.clone());
             continue;
         };
-        match at.iter().find(|(sql, _)| *sql == statement.sql) {
-            Some((_, index)) => {
+        let key = &statement.args[0];
+        let open = at
+            .iter_mut()
+            .find(|(sql, _, _)| *sql == statement.sql)
+            .filter(|(_, _, keys)| matches!(shape, Mergeable::Insert(_)) || !keys.contains(key));
+        match open {
+            Some((_, index, keys)) => {
+                keys.insert(key);
                 for (column, arg) in merged[*index].args.iter_mut().zip(&statement.args) {
                     match (column, arg) {
                         (OwnedArg::Texts(values), OwnedArg::Text(value)) => {
                             values.push(value.clone())
                         }
                         (OwnedArg::Ints(values), OwnedArg::Int(value)) => values.push(*value),
-                        // insert_target checked that every argument is a single value.
+                        // Mergeable::of checked that every argument is a single value.
                         _ => unreachable!("a column changed type between rows"),
                     }
                 }
@@ -291,37 +319,98 @@ fn merge_inserts(statements: &[Deferred]) -> Vec<Deferred> {
                             columns.push(OwnedArg::Ints(vec![*value]));
                         }
                         OwnedArg::Texts(_) | OwnedArg::Ints(_) => {
-                            unreachable!("insert_target refuses arrays")
+                            unreachable!("Mergeable::of refuses arrays")
                         }
                     }
                 }
-                at.push((&statement.sql, merged.len()));
-                merged.push(Deferred {
-                    sql: format!("{target} SELECT * FROM UNNEST({})", casts.join(", ")),
-                    args: columns,
-                });
+                let sql = match shape {
+                    Mergeable::Insert(target) => {
+                        format!("{target} SELECT * FROM UNNEST({})", casts.join(", "))
+                    }
+                    Mergeable::Update { set, filter } => {
+                        let names: Vec<String> =
+                            (1..=casts.len()).map(|i| format!("v{i}")).collect();
+                        format!(
+                            "{} FROM UNNEST({}) AS merged ({}) WHERE {}",
+                            from_merged(set),
+                            casts.join(", "),
+                            names.join(", "),
+                            from_merged(filter)
+                        )
+                    }
+                };
+                at.retain(|(sql, _, _)| *sql != statement.sql);
+                at.push((&statement.sql, merged.len(), HashSet::from([key])));
+                merged.push(Deferred { sql, args: columns });
             }
         }
     }
     merged
 }
 
-/// `INSERT INTO t (c…)` when `statement` is exactly that followed by `VALUES ($1, …, $n)`
-/// with one single-valued argument per placeholder, in order.
-fn insert_target(statement: &Deferred) -> Option<&str> {
-    if !statement.sql.starts_with("INSERT INTO ")
-        || statement
-            .args
-            .iter()
-            .any(|a| matches!(a, OwnedArg::Texts(_) | OwnedArg::Ints(_)))
-    {
-        return None;
+/// The shapes of statement [`merge_rows`] merges, split where it rewrites them.
+enum Mergeable<'s> {
+    /// `INSERT INTO t (c…)`, before its `VALUES ($1, …, $n)`.
+    Insert(&'s str),
+    /// `UPDATE t SET …`, and what follows its ` WHERE `, which starts with `k = $1`.
+    Update { set: &'s str, filter: &'s str },
+}
+
+impl<'s> Mergeable<'s> {
+    /// How `statement` can be merged, if it can: one single-valued argument per
+    /// placeholder, and one of the two shapes.
+    fn of(statement: &'s Deferred) -> Option<Mergeable<'s>> {
+        let sql = statement.sql.as_str();
+        if statement.args.is_empty()
+            || statement
+                .args
+                .iter()
+                .any(|a| matches!(a, OwnedArg::Texts(_) | OwnedArg::Ints(_)))
+        {
+            return None;
+        }
+        if sql.starts_with("INSERT INTO ") {
+            let (target, values) = sql.split_once(" VALUES ")?;
+            let expected: Vec<String> = (1..=statement.args.len())
+                .map(|i| format!("${i}"))
+                .collect();
+            return (values.trim() == format!("({})", expected.join(", ")))
+                .then_some(Mergeable::Insert(target.trim_end()));
+        }
+        if sql.starts_with("UPDATE ")
+            && sql.contains(" SET ")
+            && ![" FROM ", "SELECT", "RETURNING", "merged"]
+                .iter()
+                .any(|word| sql.contains(word))
+            && highest_placeholder(sql) <= statement.args.len()
+        {
+            let (set, filter) = sql.split_once(" WHERE ")?;
+            let (column, rest) = filter.split_once(" = $1")?;
+            let keyed = !column.is_empty()
+                && column
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && (rest.is_empty() || rest.starts_with(" AND "))
+                && !filter.contains(" OR ");
+            return keyed.then_some(Mergeable::Update { set, filter });
+        }
+        None
     }
-    let (target, values) = statement.sql.split_once(" VALUES ")?;
-    let expected: Vec<String> = (1..=statement.args.len())
-        .map(|i| format!("${i}"))
-        .collect();
-    (values.trim() == format!("({})", expected.join(", "))).then_some(target.trim_end())
+}
+
+/// `sql` with every `$i` read from the merged rows' column `vi`.
+fn from_merged(sql: &str) -> String {
+    rewrite_placeholders(sql, |n| format!("merged.v{n}"))
+}
+
+/// The highest `$n` in `sql`.
+fn highest_placeholder(sql: &str) -> usize {
+    let mut highest = 0;
+    rewrite_placeholders(sql, |n| {
+        highest = highest.max(n);
+        String::new()
+    });
+    highest
 }
 
 /// `parts` as the `WITH` parts of one statement whose main query is `main`.
@@ -361,6 +450,11 @@ fn renumber(sql: &str, offset: usize) -> String {
     if offset == 0 {
         return sql.to_owned();
     }
+    rewrite_placeholders(sql, |n| format!("${}", n + offset))
+}
+
+/// `sql` with every placeholder `$n` replaced by `with(n)`.
+fn rewrite_placeholders(sql: &str, mut with: impl FnMut(usize) -> String) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {
@@ -374,7 +468,7 @@ fn renumber(sql: &str, offset: usize) -> String {
             chars.next();
         }
         match digits.parse::<usize>() {
-            Ok(n) => out.push_str(&format!("${}", n + offset)),
+            Ok(n) => out.push_str(&with(n)),
             Err(_) => out.push('$'),
         }
     }
@@ -425,7 +519,7 @@ mod tests {
             sql: "UPDATE u SET x = $1".into(),
             args: vec![OwnedArg::Int(Some(7))],
         };
-        let merged = merge_inserts(&[row("a", 1), other.clone(), row("b", 2)]);
+        let merged = merge_rows(&[row("a", 1), other.clone(), row("b", 2)]);
         assert_eq!(merged.len(), 2);
         assert_eq!(
             merged[0].sql,
@@ -439,7 +533,7 @@ mod tests {
             ]
         );
         assert_eq!(merged[1].sql, other.sql);
-        let one = merge_inserts(&[row("a", 1)]);
+        let one = merge_rows(&[row("a", 1)]);
         assert_eq!(
             one[0].sql, merged[0].sql,
             "the text does not depend on the count"
@@ -449,9 +543,65 @@ mod tests {
             args: vec![OwnedArg::Int(Some(1))],
         };
         assert_eq!(
-            merge_inserts(std::slice::from_ref(&literal))[0].sql,
+            merge_rows(std::slice::from_ref(&literal))[0].sql,
             literal.sql
         );
+    }
+
+    #[test]
+    fn keyed_updates_of_one_text_become_one_update_and_a_repeated_key_another() {
+        let update = |id: &str, status: &str| Deferred {
+            sql: "UPDATE d SET status = $2, lease_until = NULL WHERE id = $1 AND status <> $2"
+                .into(),
+            args: vec![
+                OwnedArg::Text(Some(id.into())),
+                OwnedArg::Text(Some(status.into())),
+            ],
+        };
+        let merged = merge_rows(&[
+            update("a", "sent"),
+            update("b", "failed"),
+            update("a", "skipped"),
+            update("c", "sent"),
+        ]);
+        assert_eq!(merged.len(), 2, "{merged:?}");
+        assert_eq!(
+            merged[0].sql,
+            "UPDATE d SET status = merged.v2, lease_until = NULL \
+             FROM UNNEST($1::text[], $2::text[]) AS merged (v1, v2) \
+             WHERE id = merged.v1 AND status <> merged.v2"
+        );
+        assert_eq!(
+            merged[0].args,
+            [
+                OwnedArg::Texts(vec![Some("a".into()), Some("b".into())]),
+                OwnedArg::Texts(vec![Some("sent".into()), Some("failed".into())])
+            ]
+        );
+        // The second change of "a" comes after the first, in a statement of its own, and
+        // the rows after it join that one.
+        assert_eq!(merged[1].sql, merged[0].sql);
+        assert_eq!(
+            merged[1].args[0],
+            OwnedArg::Texts(vec![Some("a".into()), Some("c".into())])
+        );
+
+        let unmergeable = [
+            "UPDATE d SET x = $1",
+            "UPDATE d SET x = $2 WHERE id = $10",
+            "UPDATE d SET x = $2 WHERE id = $1 OR y = $2",
+            "UPDATE d SET x = $2 WHERE id = $1 AND y IN (SELECT y FROM e)",
+            "UPDATE d SET x = $2 WHERE id = $1 RETURNING id",
+            "UPDATE d SET x = $3 WHERE id = $1",
+        ];
+        for sql in unmergeable {
+            let statement = Deferred {
+                sql: sql.into(),
+                args: vec![OwnedArg::Int(Some(1)), OwnedArg::Int(Some(2))],
+            };
+            let kept = merge_rows(&[statement.clone(), statement.clone()]);
+            assert_eq!(kept, [statement.clone(), statement], "{sql}");
+        }
     }
 
     #[test]
