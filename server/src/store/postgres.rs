@@ -32,10 +32,16 @@ const MAX_PAYLOAD: usize = 7900;
 
 /// What one commit tells the other servers.
 #[derive(Serialize, Deserialize)]
-struct Notice {
+struct Notice<C> {
     /// The server that made the changes; it has acted on them already.
     origin: Uuid,
-    changes: Vec<Change>,
+    changes: C,
+}
+
+/// A notice's sender alone: a server reads its own notices this far, and no further.
+#[derive(Deserialize)]
+struct Sender {
+    origin: Uuid,
 }
 
 /// A PostgreSQL database: its pool for reads, and this server's writer.
@@ -129,8 +135,13 @@ impl Postgres {
                         }
                         continue;
                     }
-                    match serde_json::from_str::<Notice>(notification.payload()) {
-                        Ok(notice) if notice.origin == self.origin => {}
+                    let payload = notification.payload();
+                    if serde_json::from_str::<Sender>(payload)
+                        .is_ok_and(|sender| sender.origin == self.origin)
+                    {
+                        continue;
+                    }
+                    match serde_json::from_str::<Notice<Vec<Change>>>(payload) {
                         Ok(notice) => hub.publish(&notice.changes),
                         Err(e) => {
                             tracing::warn!(error = %e, "ignoring a notice this server cannot read")
@@ -239,47 +250,57 @@ async fn write_loop(
 }
 
 /// A connection for the writer. Its statements never scan a table whole: they write and
-/// read rows by key. A group's statement is planned once per connection and kept, so a
-/// plan made while the tables were small (PostgreSQL had not analyzed them yet) would
-/// stay: the merged update of a group's deliveries was planned as a scan of every
-/// delivery, hashed against the group's rows: on a new database, groups took 3.7 ms instead
-/// of 0.4 ms within seconds (`pp-bench`, `pg_stat_statements`).
+/// read rows by key. A group's statement is planned once per connection and kept (its
+/// generic plan, whatever the group's size: a plan for its actual rows, chosen when a
+/// few rows made it look cheaper, was made again for every group), so a plan made while
+/// the tables were small (PostgreSQL had not analyzed them yet) would stay: the merged
+/// update of a group's deliveries was planned as a scan of every delivery, hashed
+/// against the group's rows, and on a new database groups took 3.7 ms instead of 0.4 ms
+/// within seconds (`pp-bench`, `pg_stat_statements`).
 async fn writer_connection(
     pool: &PgPool,
 ) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, sqlx::Error> {
     let mut connection = pool.acquire().await?;
-    if let Err(e) = sqlx::Executor::execute(&mut *connection, "SET enable_seqscan = off").await {
+    if let Err(e) = sqlx::Executor::execute(
+        &mut *connection,
+        "SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan",
+    )
+    .await
+    {
         connection.close_on_drop();
         return Err(e);
     }
     Ok(connection)
 }
 
-/// The notices that carry `changes`, each under PostgreSQL's payload limit.
+/// The notices that carry `changes`, each under PostgreSQL's payload limit. A notice's
+/// length is known from its changes' own (`{"origin":…,"changes":[` and `]}` around them,
+/// a comma between two), so each change is encoded once to measure and once in its notice.
 pub(super) fn payloads(origin: Uuid, changes: &[Change]) -> Result<Vec<String>, StoreError> {
+    let around = encode(origin, &[])?.len();
     let mut payloads = Vec::new();
-    let mut chunk: Vec<Change> = Vec::new();
-    for change in changes {
-        chunk.push(change.clone());
-        let text = encode(origin, &chunk)?;
-        if text.len() > MAX_PAYLOAD && chunk.len() > 1 {
-            let last = chunk.pop();
-            payloads.push(encode(origin, &chunk)?);
-            chunk = last.into_iter().collect();
+    // The notice being filled holds changes[start..], and would be `length` long.
+    let mut start = 0;
+    let mut length = around;
+    for (i, change) in changes.iter().enumerate() {
+        let own = serde_json::to_string(change)
+            .map_err(|e| StoreError::corrupt("notice", e))?
+            .len();
+        if i > start && length + 1 + own > MAX_PAYLOAD {
+            payloads.push(encode(origin, &changes[start..i])?);
+            start = i;
+            length = around;
         }
+        length += usize::from(i > start) + own;
     }
-    if !chunk.is_empty() {
-        payloads.push(encode(origin, &chunk)?);
+    if start < changes.len() {
+        payloads.push(encode(origin, &changes[start..])?);
     }
     Ok(payloads)
 }
 
 fn encode(origin: Uuid, changes: &[Change]) -> Result<String, StoreError> {
-    serde_json::to_string(&Notice {
-        origin,
-        changes: changes.to_vec(),
-    })
-    .map_err(|e| StoreError::corrupt("notice", e))
+    serde_json::to_string(&Notice { origin, changes }).map_err(|e| StoreError::corrupt("notice", e))
 }
 
 #[cfg(test)]
@@ -295,13 +316,23 @@ mod tests {
             })
             .collect();
         let origin = Uuid::now_v7();
-        let payloads = payloads(origin, &changes).unwrap();
-        assert!(payloads.len() > 1);
+        let notices = payloads(origin, &changes).unwrap();
+        assert!(notices.len() > 1);
         let mut back = Vec::new();
-        for payload in &payloads {
+        for payload in &notices {
             assert!(payload.len() <= MAX_PAYLOAD);
-            back.extend(serde_json::from_str::<Notice>(payload).unwrap().changes);
+            let notice: Notice<Vec<Change>> = serde_json::from_str(payload).unwrap();
+            let sender: Sender = serde_json::from_str(payload).unwrap();
+            assert_eq!((notice.origin, sender.origin), (origin, origin));
+            back.extend(notice.changes);
         }
         assert_eq!(back, changes);
+        // Each notice but the last is full: the next change would not have fitted.
+        let one = serde_json::to_string(&changes[0]).unwrap().len();
+        for payload in &notices[..notices.len() - 1] {
+            assert!(payload.len() + 1 + one > MAX_PAYLOAD, "{}", payload.len());
+        }
+        assert_eq!(payloads(origin, &changes[..1]).unwrap().len(), 1);
+        assert!(payloads(origin, &[]).unwrap().is_empty());
     }
 }

@@ -205,10 +205,13 @@ async fn sequence_on(conn: &mut Conn, origin: Uuid) -> Result<usize, StoreError>
     // thousand between vacuums, and a plan made while it looked small scanned every dead
     // row of it on each delete (seen with `perf`: most of PostgreSQL's time under load).
     // So its statements can stay prepared, planned once (planning each batch's anew cost
-    // about a tenth of its time, seen in `pg_stat_statements`).
+    // about a tenth of its time, seen in `pg_stat_statements`), and generic: with a plan
+    // for its actual rows, chosen when batches of one or two events made it look
+    // cheaper, every batch was planned again.
     conn.execute(
         "SELECT set_config('lock_timeout', '5s', true), \
                 set_config('enable_seqscan', 'off', true), \
+                set_config('plan_cache_mode', 'force_generic_plan', true), \
                 pg_advisory_xact_lock($1)",
         args![LOCK],
     )
