@@ -107,6 +107,7 @@ pub(super) async fn run(
     stop: CancellationToken,
 ) {
     let mut measured: Option<Instant> = None;
+    let mut kept = Kept::default();
     loop {
         if measured.is_none_or(|at| at.elapsed() >= LOOK_EVERY) {
             measure(&pool, &hub).await;
@@ -117,7 +118,7 @@ pub(super) async fn run(
             () = tokio::time::sleep(LOOK_EVERY) => false,
             () = stop.cancelled() => break,
         };
-        if let Err(e) = drain(&pool, &bells, woken, origin).await {
+        if let Err(e) = drain(&pool, &mut kept, &bells, woken, origin).await {
             tracing::warn!(error = %e, "could not sequence audit events; trying again");
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(200)) => {}
@@ -125,7 +126,7 @@ pub(super) async fn run(
             }
         }
     }
-    if let Err(e) = drain(&pool, &bells, false, origin).await {
+    if let Err(e) = drain(&pool, &mut kept, &bells, false, origin).await {
         tracing::warn!(error = %e, "audit events left queued at stop; the next server sequences them");
     }
 }
@@ -154,12 +155,18 @@ async fn measure(pool: &PgPool, hub: &Hub) {
 
 /// Sequences batches until the queue is empty. Unless `woken`, first looks whether there
 /// is anything to do (one cheap read), so that an idle server's look costs no lock.
-async fn drain(pool: &PgPool, bells: &Bells, woken: bool, origin: Uuid) -> Result<(), StoreError> {
+async fn drain(
+    pool: &PgPool,
+    kept: &mut Kept,
+    bells: &Bells,
+    woken: bool,
+    origin: Uuid,
+) -> Result<(), StoreError> {
     if !woken && !queued(pool).await? {
         return Ok(());
     }
     loop {
-        let sequenced = sequence_batch(pool, origin).await?;
+        let sequenced = sequence_batch(pool, kept, origin).await?;
         if sequenced > 0 {
             bells.sequenced.notify_waiters();
         }
@@ -182,15 +189,28 @@ async fn queued(pool: &PgPool) -> Result<bool, StoreError> {
     Ok(any.is_some())
 }
 
+/// The connection a sequencer keeps between batches, as the writer keeps its own: a
+/// batch then needs no check of a connection from the pool (a round trip) and finds its
+/// statements prepared.
+type Kept = Option<sqlx::pool::PoolConnection<sqlx::Postgres>>;
+
 /// Puts up to [`BATCH`] queued events on their chains in one transaction, and tells the
-/// other servers when it commits; returns how many.
-async fn sequence_batch(pool: &PgPool, origin: Uuid) -> Result<usize, StoreError> {
-    let mut conn = Conn::Postgres(PgHandle::writing(pool.acquire().await?));
-    let sequenced = sequence_on(&mut conn, origin).await;
-    if let Conn::Postgres(handle) = &mut conn {
+/// other servers when it commits; returns how many. A batch that fails gives up its
+/// connection.
+async fn sequence_batch(pool: &PgPool, kept: &mut Kept, origin: Uuid) -> Result<usize, StoreError> {
+    let connection = match kept.take() {
+        Some(connection) => connection,
+        None => pool.acquire().await?,
+    };
+    let mut conn = Conn::Postgres(PgHandle::writing(connection));
+    let mut sequenced = sequence_on(&mut conn, origin).await;
+    if let Conn::Postgres(mut handle) = conn {
         let ended = handle.finish(sequenced.is_ok()).await;
+        if let (Ok(_), Err(e)) = (&sequenced, ended) {
+            sequenced = Err(e);
+        }
         if sequenced.is_ok() {
-            ended?;
+            *kept = handle.into_inner();
         }
     }
     sequenced
