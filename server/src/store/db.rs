@@ -358,43 +358,31 @@ impl Conn {
     }
 
     /// Runs a statement whose text is seldom the same twice (a batch of any size): on
-    /// PostgreSQL it is kept prepared only when `keep` says it will come again.
+    /// PostgreSQL it is kept prepared only when `keep` says it will come again. With
+    /// `alone`, and no transaction open, it opens none: PostgreSQL runs a lone statement
+    /// as a transaction of its own, as atomic as one between `BEGIN` and `COMMIT`, without
+    /// their two round trips.
     pub(super) async fn execute_once(
         &mut self,
         sql: &str,
         args: &[Arg<'_>],
         keep: bool,
+        alone: bool,
     ) -> Result<u64, StoreError> {
         match self {
             Conn::Sqlite(_) => self.execute(sql, args).await,
             Conn::Postgres(handle) => {
+                let conn = if alone && !handle.begun {
+                    handle.connection()?
+                } else {
+                    handle.ready().await?
+                };
                 let done = sqlx::query_with(sql, pg_arguments(args)?)
                     .persistent(keep)
-                    .execute(handle.ready().await?)
+                    .execute(conn)
                     .await?;
                 Ok(done.rows_affected())
             }
-        }
-    }
-
-    /// As [`Conn::execute_once`], and on PostgreSQL outside any transaction when none is
-    /// open: PostgreSQL runs a lone statement as a transaction of its own, as atomic as
-    /// one between `BEGIN` and `COMMIT`, without their two round trips.
-    pub(super) async fn execute_alone(
-        &mut self,
-        sql: &str,
-        args: &[Arg<'_>],
-        keep: bool,
-    ) -> Result<u64, StoreError> {
-        match self {
-            Conn::Postgres(handle) if !handle.begun => {
-                let done = sqlx::query_with(sql, pg_arguments(args)?)
-                    .persistent(keep)
-                    .execute(handle.connection()?)
-                    .await?;
-                Ok(done.rows_affected())
-            }
-            _ => self.execute_once(sql, args, keep).await,
         }
     }
 

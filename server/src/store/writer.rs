@@ -182,17 +182,12 @@ pub(super) async fn send(
     statements: &[Deferred],
     main: Option<Deferred>,
 ) -> Result<(), StoreError> {
-    let mut combined = combine(statements, main);
-    if combined.len() == 1 {
-        // A group that read nothing has no transaction open yet: its one statement is one.
-        let (sql, args) = combined.remove(0);
-        let args: Vec<Arg<'_>> = args.iter().map(OwnedArg::as_arg).collect();
-        conn.execute_alone(&sql, &args, kept(&sql)).await?;
-        return Ok(());
-    }
+    let combined = combine(statements, main);
+    // A group that read nothing has no transaction open yet: its one statement is one.
+    let alone = combined.len() == 1;
     for (sql, args) in combined {
         let args: Vec<Arg<'_>> = args.iter().map(OwnedArg::as_arg).collect();
-        conn.execute_once(&sql, &args, kept(&sql)).await?;
+        conn.execute_once(&sql, &args, kept(&sql), alone).await?;
     }
     Ok(())
 }
