@@ -460,6 +460,21 @@ mod tests {
     }
 
     /// Creates an SMS pause; returns the key of its first notice.
+    /// A new SQLite store in its own directory (kept as long as the store is used), with
+    /// a project whose key was made at `now`.
+    async fn store_with_project(
+        now: Timestamp,
+    ) -> (tempfile::TempDir, Store, crate::ids::ProjectId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db").display().to_string(), None)
+            .await
+            .unwrap();
+        let key = keys::create_key(&store, "default", "test", Actor::System, now)
+            .await
+            .unwrap();
+        (dir, store, key.record.project_id)
+    }
+
     async fn create_sms(pauses: &Pauses, project_id: crate::ids::ProjectId, n: usize) -> String {
         let request: CreatePause = serde_json::from_value(json!({
             "recipient": "+15550100", "channel": "sms",
@@ -518,18 +533,12 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stop_mid_batch_records_what_finished_and_gives_the_rest_back_due_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db").display().to_string(), None)
-            .await
-            .unwrap();
         let now = Timestamp::from_second(1_900_000_000).unwrap();
-        let key = keys::create_key(&store, "default", "test", Actor::System, now)
-            .await
-            .unwrap();
+        let (_dir, store, project_id) = store_with_project(now).await;
         let pauses = Pauses::new(store.clone());
         let mut ids = Vec::new();
         for n in 0..10 {
-            ids.push(create_sms(&pauses, key.record.project_id, n).await);
+            ids.push(create_sms(&pauses, project_id, n).await);
         }
         // The clock stands still a minute after the creates: every row is due.
         let clock_now = now_plus(60);
@@ -583,13 +592,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn new_pauses_are_handed_over_with_no_claim_and_a_stop_gives_back_what_was_not_sent() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db").display().to_string(), None)
-            .await
-            .unwrap();
-        let key = keys::create_key(&store, "default", "test", Actor::System, now())
-            .await
-            .unwrap();
+        let (_dir, store, project_id) = store_with_project(now()).await;
         // Two sends at once, and none finishes: the third notice on waits in the handover.
         let (mut starts, stop, pipeline) = start_hanging(&store, 2);
         // The pipeline opens the handover as it starts.
@@ -601,7 +604,7 @@ mod tests {
         let pauses = Pauses::new(store.clone());
         let mut ids = HashSet::new();
         for n in 0..5 {
-            ids.insert(create_sms(&pauses, key.record.project_id, n).await);
+            ids.insert(create_sms(&pauses, project_id, n).await);
         }
         let mut seen = HashSet::new();
         while seen.len() < 2 {
@@ -644,15 +647,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn while_notices_wait_for_a_claim_new_ones_queue_behind_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db").display().to_string(), None)
-            .await
-            .unwrap();
-        let key = keys::create_key(&store, "default", "test", Actor::System, now())
-            .await
-            .unwrap();
+        let (_dir, store, project_id) = store_with_project(now()).await;
         let pauses = Pauses::new(store.clone());
-        let project_id = key.record.project_id;
         // Three notices written while no worker runs: due, for a claim.
         let mut waiting = HashSet::new();
         for n in 0..3 {
