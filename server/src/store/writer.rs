@@ -273,22 +273,22 @@ fn combine(statements: &[Deferred], main: Option<Deferred>) -> Vec<(String, Vec<
 /// their place.
 fn merge_rows(statements: &[Deferred]) -> Vec<Deferred> {
     let mut merged: Vec<Deferred> = Vec::with_capacity(statements.len());
-    // Where each mergeable text's latest statement is in `merged`, and the `$1` of the
-    // rows it holds.
+    // Where each mergeable text's latest statement is in `merged`, and (for an update)
+    // the `$1` of the rows it holds.
     let mut at: Vec<(&str, usize, HashSet<&OwnedArg>)> = Vec::new();
     for statement in statements {
         let Some(shape) = Mergeable::of(statement) else {
             merged.push(statement.clone());
             continue;
         };
-        let key = &statement.args[0];
+        let key = matches!(shape, Mergeable::Update { .. }).then(|| &statement.args[0]);
         let open = at
             .iter_mut()
             .find(|(sql, _, _)| *sql == statement.sql)
-            .filter(|(_, _, keys)| matches!(shape, Mergeable::Insert(_)) || !keys.contains(key));
+            .filter(|(_, _, keys)| key.is_none_or(|key| !keys.contains(key)));
         match open {
             Some((_, index, keys)) => {
-                keys.insert(key);
+                keys.extend(key);
                 for (column, arg) in merged[*index].args.iter_mut().zip(&statement.args) {
                     match (column, arg) {
                         (OwnedArg::Texts(values), OwnedArg::Text(value)) => {
@@ -335,7 +335,7 @@ fn merge_rows(statements: &[Deferred]) -> Vec<Deferred> {
                     }
                 };
                 at.retain(|(sql, _, _)| *sql != statement.sql);
-                at.push((&statement.sql, merged.len(), HashSet::from([key])));
+                at.push((&statement.sql, merged.len(), key.into_iter().collect()));
                 merged.push(Deferred { sql, args: columns });
             }
         }
