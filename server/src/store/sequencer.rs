@@ -284,7 +284,7 @@ async fn sequence_on(conn: &mut Conn, origin: Uuid) -> Result<usize, StoreError>
             OwnedArg::Text(Some(origin.to_string())),
         ],
     };
-    super::writer::send(conn, &statements, Some(notice)).await?;
+    super::writer::send(conn, statements, Some(notice)).await?;
     Ok(events.len())
 }
 

@@ -167,7 +167,7 @@ async fn finish(tx: &mut Tx, origin: Uuid) -> Result<(Vec<Change>, bool), StoreE
             // them on their chains after the commit. A group of creates is one statement.
             statements.extend(super::sequencer::queue(&events));
             let conn = tx.conn_mut();
-            send(conn, &statements, notices).await?;
+            send(conn, statements, notices).await?;
             if let Conn::Postgres(handle) = conn {
                 handle.finish(true).await?;
             }
@@ -179,7 +179,7 @@ async fn finish(tx: &mut Tx, origin: Uuid) -> Result<(Vec<Change>, bool), StoreE
 /// Sends `statements`, then `main` (the notices), combined.
 pub(super) async fn send(
     conn: &mut Conn,
-    statements: &[Deferred],
+    statements: Vec<Deferred>,
     main: Option<Deferred>,
 ) -> Result<(), StoreError> {
     let combined = combine(statements, main);
@@ -242,17 +242,16 @@ const MAX_ARGS: usize = 30_000;
 /// data-modifying `WITH` parts of one statement (PostgreSQL runs it atomically) whose main
 /// query is `main`, split only when there are too many arguments for one. `main` is in
 /// the last statement.
-fn combine(statements: &[Deferred], main: Option<Deferred>) -> Vec<(String, Vec<OwnedArg>)> {
-    let statements = merge_rows(statements);
+fn combine(statements: Vec<Deferred>, main: Option<Deferred>) -> Vec<(String, Vec<OwnedArg>)> {
     let mut combined = Vec::new();
     let mut parts: Vec<String> = Vec::new();
     let mut args: Vec<OwnedArg> = Vec::new();
-    for statement in &statements {
+    for statement in merge_rows(statements) {
         if !parts.is_empty() && args.len() + statement.args.len() > MAX_ARGS {
             combined.extend(one_statement(&mut parts, &mut args, None));
         }
         parts.push(renumber(&statement.sql, args.len()));
-        args.extend(statement.args.iter().cloned());
+        args.extend(statement.args);
     }
     combined.extend(one_statement(&mut parts, &mut args, main));
     combined
@@ -270,31 +269,30 @@ fn combine(statements: &[Deferred], main: Option<Deferred>) -> Vec<(String, Vec<
 ///   row at most once per statement.
 ///
 /// Each merged statement stands where the first of its rows stood; other statements keep
-/// their place.
-fn merge_rows(statements: &[Deferred]) -> Vec<Deferred> {
+/// their place. The rows' values are moved, not copied: a group's are most of what it
+/// sends.
+fn merge_rows(statements: Vec<Deferred>) -> Vec<Deferred> {
     let mut merged: Vec<Deferred> = Vec::with_capacity(statements.len());
     // Where each mergeable text's latest statement is in `merged`, and (for an update)
     // the `$1` of the rows it holds.
-    let mut at: Vec<(&str, usize, HashSet<&OwnedArg>)> = Vec::new();
+    let mut at: Vec<(String, usize, HashSet<OwnedArg>)> = Vec::new();
     for statement in statements {
-        let Some(shape) = Mergeable::of(statement) else {
-            merged.push(statement.clone());
+        let Some(shape) = Mergeable::of(&statement.sql, &statement.args) else {
+            merged.push(statement);
             continue;
         };
-        let key = matches!(shape, Mergeable::Update { .. }).then(|| &statement.args[0]);
+        let key = matches!(shape, Mergeable::Update { .. }).then(|| statement.args[0].clone());
         let open = at
             .iter_mut()
             .find(|(sql, _, _)| *sql == statement.sql)
-            .filter(|(_, _, keys)| key.is_none_or(|key| !keys.contains(key)));
+            .filter(|(_, _, keys)| key.as_ref().is_none_or(|key| !keys.contains(key)));
         match open {
             Some((_, index, keys)) => {
                 keys.extend(key);
-                for (column, arg) in merged[*index].args.iter_mut().zip(&statement.args) {
+                for (column, arg) in merged[*index].args.iter_mut().zip(statement.args) {
                     match (column, arg) {
-                        (OwnedArg::Texts(values), OwnedArg::Text(value)) => {
-                            values.push(value.clone())
-                        }
-                        (OwnedArg::Ints(values), OwnedArg::Int(value)) => values.push(*value),
+                        (OwnedArg::Texts(values), OwnedArg::Text(value)) => values.push(value),
+                        (OwnedArg::Ints(values), OwnedArg::Int(value)) => values.push(value),
                         // Mergeable::of checked that every argument is a single value.
                         _ => unreachable!("a column changed type between rows"),
                     }
@@ -303,15 +301,15 @@ fn merge_rows(statements: &[Deferred]) -> Vec<Deferred> {
             None => {
                 let mut casts = Vec::with_capacity(statement.args.len());
                 let mut columns = Vec::with_capacity(statement.args.len());
-                for (i, arg) in statement.args.iter().enumerate() {
+                for (i, arg) in statement.args.into_iter().enumerate() {
                     match arg {
                         OwnedArg::Text(value) => {
                             casts.push(format!("${}::text[]", i + 1));
-                            columns.push(OwnedArg::Texts(vec![value.clone()]));
+                            columns.push(OwnedArg::Texts(vec![value]));
                         }
                         OwnedArg::Int(value) => {
                             casts.push(format!("${}::int8[]", i + 1));
-                            columns.push(OwnedArg::Ints(vec![*value]));
+                            columns.push(OwnedArg::Ints(vec![value]));
                         }
                         OwnedArg::Texts(_) | OwnedArg::Ints(_) => {
                             unreachable!("Mergeable::of refuses arrays")
@@ -335,7 +333,7 @@ fn merge_rows(statements: &[Deferred]) -> Vec<Deferred> {
                     }
                 };
                 at.retain(|(sql, _, _)| *sql != statement.sql);
-                at.push((&statement.sql, merged.len(), key.into_iter().collect()));
+                at.push((statement.sql, merged.len(), key.into_iter().collect()));
                 merged.push(Deferred { sql, args: columns });
             }
         }
@@ -352,13 +350,11 @@ enum Mergeable<'s> {
 }
 
 impl<'s> Mergeable<'s> {
-    /// How `statement` can be merged, if it can: one single-valued argument per
-    /// placeholder, and one of the two shapes.
-    fn of(statement: &'s Deferred) -> Option<Mergeable<'s>> {
-        let sql = statement.sql.as_str();
-        if statement.args.is_empty()
-            || statement
-                .args
+    /// How a statement of `sql` with `args` can be merged, if it can: one single-valued
+    /// argument per placeholder, and one of the two shapes.
+    fn of(sql: &'s str, args: &[OwnedArg]) -> Option<Mergeable<'s>> {
+        if args.is_empty()
+            || args
                 .iter()
                 .any(|a| matches!(a, OwnedArg::Texts(_) | OwnedArg::Ints(_)))
         {
@@ -366,9 +362,7 @@ impl<'s> Mergeable<'s> {
         }
         if sql.starts_with("INSERT INTO ") {
             let (target, values) = sql.split_once(" VALUES ")?;
-            let expected: Vec<String> = (1..=statement.args.len())
-                .map(|i| format!("${i}"))
-                .collect();
+            let expected: Vec<String> = (1..=args.len()).map(|i| format!("${i}")).collect();
             return (values.trim() == format!("({})", expected.join(", ")))
                 .then_some(Mergeable::Insert(target.trim_end()));
         }
@@ -377,7 +371,7 @@ impl<'s> Mergeable<'s> {
             && ![" FROM ", "SELECT", "RETURNING", "merged"]
                 .iter()
                 .any(|word| sql.contains(word))
-            && highest_placeholder(sql) <= statement.args.len()
+            && highest_placeholder(sql) <= args.len()
         {
             let (set, filter) = sql.split_once(" WHERE ")?;
             let (column, rest) = filter.split_once(" = $1")?;
@@ -484,7 +478,7 @@ mod tests {
             deferred("INSERT INTO a (x, y) VALUES ($1, $2)", 2),
             deferred("INSERT INTO b (x) VALUES ($1)", 1),
         ];
-        let combined = combine(&statements, notify(&["{}".to_owned()]));
+        let combined = combine(statements.to_vec(), notify(&["{}".to_owned()]));
         assert_eq!(combined.len(), 1);
         assert_eq!(
             combined[0].0,
@@ -493,13 +487,13 @@ mod tests {
              SELECT pg_notify($4, $5)"
         );
         assert_eq!(combined[0].1.len(), 5);
-        let alone = combine(&statements[..1], None);
+        let alone = combine(statements[..1].to_vec(), None);
         assert_eq!(
             alone[0].0,
             "INSERT INTO a (x, y) SELECT * FROM UNNEST($1::int8[], $2::int8[])"
         );
-        assert!(combine(&[], None).is_empty());
-        let notice_only = combine(&[], notify(&["{}".to_owned()]));
+        assert!(combine(Vec::new(), None).is_empty());
+        let notice_only = combine(Vec::new(), notify(&["{}".to_owned()]));
         assert_eq!(notice_only[0].0, "SELECT pg_notify($1, $2)");
         assert_eq!(renumber("$1 $10 $2", 10), "$11 $20 $12");
     }
@@ -514,7 +508,7 @@ mod tests {
             sql: "UPDATE u SET x = $1".into(),
             args: vec![OwnedArg::Int(Some(7))],
         };
-        let merged = merge_rows(&[row("a", 1), other.clone(), row("b", 2)]);
+        let merged = merge_rows(vec![row("a", 1), other.clone(), row("b", 2)]);
         assert_eq!(merged.len(), 2);
         assert_eq!(
             merged[0].sql,
@@ -528,7 +522,7 @@ mod tests {
             ]
         );
         assert_eq!(merged[1].sql, other.sql);
-        let one = merge_rows(&[row("a", 1)]);
+        let one = merge_rows(vec![row("a", 1)]);
         assert_eq!(
             one[0].sql, merged[0].sql,
             "the text does not depend on the count"
@@ -537,10 +531,7 @@ mod tests {
             sql: "INSERT INTO t (a, b) VALUES ($1, 'x')".into(),
             args: vec![OwnedArg::Int(Some(1))],
         };
-        assert_eq!(
-            merge_rows(std::slice::from_ref(&literal))[0].sql,
-            literal.sql
-        );
+        assert_eq!(merge_rows(vec![literal.clone()])[0].sql, literal.sql);
     }
 
     #[test]
@@ -553,7 +544,7 @@ mod tests {
                 OwnedArg::Text(Some(status.into())),
             ],
         };
-        let merged = merge_rows(&[
+        let merged = merge_rows(vec![
             update("a", "sent"),
             update("b", "failed"),
             update("a", "skipped"),
@@ -594,7 +585,7 @@ mod tests {
                 sql: sql.into(),
                 args: vec![OwnedArg::Int(Some(1)), OwnedArg::Int(Some(2))],
             };
-            let kept = merge_rows(&[statement.clone(), statement.clone()]);
+            let kept = merge_rows(vec![statement.clone(), statement.clone()]);
             assert_eq!(kept, [statement.clone(), statement], "{sql}");
         }
     }
@@ -605,7 +596,7 @@ mod tests {
             sql: "INSERT INTO a VALUES ($1)".into(),
             args: vec![OwnedArg::Int(Some(1)); 20_000],
         };
-        let combined = combine(&[big.clone(), big.clone(), big], None);
+        let combined = combine(vec![big.clone(), big.clone(), big], None);
         assert_eq!(combined.len(), 3);
         assert!(combined.iter().all(|(_, args)| args.len() <= MAX_ARGS));
     }
