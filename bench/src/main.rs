@@ -28,6 +28,7 @@
 
 #![forbid(unsafe_code)]
 
+mod cpu;
 mod grow;
 mod load;
 mod raw;
@@ -126,37 +127,52 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!("server memory at start: {:.1} MB", mb(server.rss()?));
 
     if args.sections.iter().any(|s| s == "create") {
+        let meter = cpu::Meter::start();
         let raw = if postgres {
             raw::pgbench_inserts_per_second(&database, 16, duration)?
         } else {
             raw::sqlite_inserts_per_second(dir.path(), duration)?
         };
+        // Its rate over the load's length: the few inserts of its start and end are
+        // within the CPU figure's own precision.
+        let raw_cpu = meter.and_then(|m| m.micros_per((raw * duration.as_secs_f64()) as u64));
         let raw_name = if postgres {
             "pgbench one-row insert, 16 clients"
         } else {
             "raw SQLite autocommit insert (WAL, synchronous=FULL)"
         };
         println!("\n## create: POST /v1/pause (the spec's SMS body)\n");
-        println!("{raw_name}: {raw:.0}/s\n");
-        // Notices not yet sent when a load ends: a server that creates faster by leaving
-        // its deliveries behind shows it here.
         println!(
-            "| connections | creates/s | ratio to raw | p50 ms | p99 ms | errors | notices unsent at the end |"
+            "{raw_name}: {raw:.0}/s, {} of the machine's CPU each\n",
+            micros(raw_cpu)
         );
-        println!("| --- | --- | --- | --- | --- | --- | --- |");
+        // Notices not yet sent when a load ends: a server that creates faster by leaving
+        // its deliveries behind shows it here. The CPU of a create is the whole machine's
+        // during the load (server, database, load generator, kernel), as the raw insert's.
+        println!(
+            "| connections | creates/s | ratio to raw | p50 ms | p99 ms | errors | notices unsent at the end | CPU per create (ratio to raw) |"
+        );
+        println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
         for connections in [1, 4, 16, 64] {
             let request = Request::new("POST", "/v1/pause", Some(&key), Some(CREATE_BODY), 201);
+            let meter = cpu::Meter::start();
             let stats = load::run(address, connections, duration, request).await?;
+            let cpu = meter.and_then(|m| m.micros_per(stats.ok));
             let unsent = admin_status(&pp, &database)?["deliveries"]["queued"]
                 .as_u64()
                 .unwrap_or(0);
+            let cpu_ratio = match (cpu, raw_cpu) {
+                (Some(cpu), Some(raw_cpu)) => format!(" ({:.1}×)", cpu / raw_cpu),
+                _ => String::new(),
+            };
             println!(
-                "| {connections} | {:.0} | {:.2}× | {:.2} | {:.2} | {} | {unsent} |",
+                "| {connections} | {:.0} | {:.2}× | {:.2} | {:.2} | {} | {unsent} | {}{cpu_ratio} |",
                 stats.per_second(),
                 stats.per_second() / raw,
                 stats.percentile_ms(50.0),
                 stats.percentile_ms(99.0),
-                stats.failed
+                stats.failed,
+                micros(cpu),
             );
         }
     }
@@ -708,6 +724,14 @@ pub(crate) async fn metric(address: SocketAddr, name: &str) -> anyhow::Result<f6
 
 fn request_bytes(request: &Request) -> Vec<u8> {
     request.bytes().to_vec()
+}
+
+/// A CPU time per operation, or why there is none.
+fn micros(cpu: Option<f64>) -> String {
+    match cpu {
+        Some(cpu) => format!("{cpu:.0} µs"),
+        None => "(no /proc/stat)".to_owned(),
+    }
 }
 
 fn mb(bytes: u64) -> f64 {
