@@ -459,7 +459,6 @@ mod tests {
             .unwrap()
     }
 
-    /// Creates an SMS pause; returns the key of its first notice.
     /// A new SQLite store in its own directory (kept as long as the store is used), with
     /// a project whose key was made at `now`.
     async fn store_with_project(
@@ -475,6 +474,7 @@ mod tests {
         (dir, store, key.record.project_id)
     }
 
+    /// Creates an SMS pause; returns the key of its first notice.
     async fn create_sms(pauses: &Pauses, project_id: crate::ids::ProjectId, n: usize) -> String {
         let request: CreatePause = serde_json::from_value(json!({
             "recipient": "+15550100", "channel": "sms",
