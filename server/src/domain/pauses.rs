@@ -228,6 +228,11 @@ impl Pauses {
         wait: Duration,
         stop: &CancellationToken,
     ) -> Result<Pause, PauseError> {
+        // A plain read is not a watcher: subscribing for it would count it in `watching`,
+        // which says who is waiting, and take the hub's lock for nothing.
+        if wait.is_zero() {
+            return Box::pin(self.get(project_id, id)).await;
+        }
         let subscription = self.store.hub().subscribe(id);
         let woken = subscription.notify().notified();
         tokio::pin!(woken);
@@ -236,7 +241,7 @@ impl Pauses {
         // The reads are boxed: thousands of waiters each hold this future while they wait,
         // and a read's state is most of its size.
         let pause = Box::pin(self.get(project_id, id)).await?;
-        if pause.status.is_final() || wait.is_zero() {
+        if pause.status.is_final() {
             return Ok(pause);
         }
         // Not held while waiting: the answer is read again when the wait ends.
