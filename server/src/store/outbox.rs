@@ -127,17 +127,87 @@ impl Conn {
     }
 
     /// When the next pending row is due (or its lease runs out).
+    ///
+    /// Read as the earliest rows in the order of the `_due` index, cut short, rather than
+    /// as a `MIN` over every pending row. Each sent row leaves a dead entry in that index
+    /// until the next vacuum; a scan over all of it visited every one of them on each
+    /// call (which the delivery worker makes each time it goes idle, at one connection
+    /// once per create), while an ordered scan marks them dead as it passes and stops at
+    /// the first live rows.
     pub async fn outbox_next_at(
         &mut self,
         outbox: Outbox,
     ) -> Result<Option<Timestamp>, StoreError> {
         let sql = format!(
-            "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at \
-                             THEN lease_until ELSE next_attempt_at END) AS next \
-             FROM {} WHERE status = 'pending'",
+            "SELECT next_attempt_at, lease_until FROM {} WHERE status = 'pending' \
+             ORDER BY next_attempt_at LIMIT {NEXT_AT_LOOKAHEAD}",
             outbox.table
         );
-        self.fetch_one(outbox.table, &sql, &[], |row| row.opt_time("next"))
-            .await
+        let rows = self
+            .fetch_all(outbox.table, &sql, &[], |row| {
+                Ok((row.time("next_attempt_at")?, row.opt_time("lease_until")?))
+            })
+            .await?;
+        Ok(next_at(&rows))
+    }
+}
+
+/// How many of the earliest pending rows [`Conn::outbox_next_at`] reads.
+const NEXT_AT_LOOKAHEAD: usize = 32;
+
+/// When the next of `rows` (the earliest pending rows by `next_attempt_at`, at most
+/// [`NEXT_AT_LOOKAHEAD`]) can be claimed: when it is due and nobody holds it.
+fn next_at(rows: &[(Timestamp, Option<Timestamp>)]) -> Option<Timestamp> {
+    let soonest = rows
+        .iter()
+        .map(|&(due, lease)| lease.map_or(due, |lease| lease.max(due)))
+        .min();
+    match rows.last() {
+        // Rows not read come due no sooner than the last one read. When every row read is
+        // held past that, the answer may be among them: waking then is early, never late.
+        Some(&(last, _)) if rows.len() == NEXT_AT_LOOKAHEAD => soonest.map(|s| s.min(last)),
+        _ => soonest,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(second: i64) -> Timestamp {
+        Timestamp::from_second(1_900_000_000 + second).unwrap()
+    }
+
+    #[test]
+    fn the_next_row_is_the_earliest_due_and_unheld() {
+        assert_eq!(next_at(&[]), None);
+        // The first row is held until 50; the second is due at 20 and held by nobody.
+        assert_eq!(
+            next_at(&[(at(10), Some(at(50))), (at(20), None)]),
+            Some(at(20))
+        );
+        // A lease that ran out before the row came due does not delay it.
+        assert_eq!(
+            next_at(&[(at(10), Some(at(5))), (at(20), None)]),
+            Some(at(10))
+        );
+        // Every row is held: the first lease to run out.
+        assert_eq!(
+            next_at(&[(at(10), Some(at(60))), (at(20), Some(at(40)))]),
+            Some(at(40))
+        );
+    }
+
+    #[test]
+    fn a_full_read_of_held_rows_wakes_no_later_than_the_rows_it_did_not_read() {
+        let mut rows: Vec<_> = (0..NEXT_AT_LOOKAHEAD as i64)
+            .map(|n| (at(n), Some(at(1_000))))
+            .collect();
+        // A row past the read may be due at the last one's time, unheld.
+        assert_eq!(next_at(&rows), Some(at(NEXT_AT_LOOKAHEAD as i64 - 1)));
+        // One row fewer than a full read: every pending row was read, and the answer is
+        // exact.
+        rows.pop();
+        assert_eq!(next_at(&rows), Some(at(1_000)));
     }
 }

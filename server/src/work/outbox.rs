@@ -680,6 +680,46 @@ mod tests {
             .unwrap();
     }
 
+    #[tokio::test]
+    async fn the_next_row_due_is_read_past_the_held_ones_and_none_once_all_are_sent() {
+        let (_dir, store, project_id) = store_with_project(now()).await;
+        let pauses = Pauses::new(store.clone());
+        for n in 0..3 {
+            create_sms(&pauses, project_id, n).await;
+        }
+        let next_at = || store.read(|conn| Box::pin(conn.outbox_next_at(DELIVERIES)));
+        let claim = |limit: u32, seconds: i64| {
+            let lease = Timestamp::from_second(now().as_second() + seconds).unwrap();
+            let claimed = store.write(move |tx| {
+                Box::pin(async move { tx.claim_due(DELIVERIES, now(), lease, limit).await })
+            });
+            async move { (claimed.await.unwrap(), lease) }
+        };
+        assert!(next_at().await.unwrap().unwrap() <= now());
+        // Two held for an hour: the third is due, and held by nobody.
+        let (mut keys, first_lease) = claim(2, 3600).await;
+        assert_eq!(keys.len(), 2);
+        assert!(next_at().await.unwrap().unwrap() <= now());
+        // All three held: the next is when the first lease runs out.
+        keys.extend(claim(1, 7200).await.0);
+        assert_eq!(next_at().await.unwrap(), Some(first_lease));
+        // All three sent: nothing is due, ever.
+        let at = now();
+        store
+            .write(move |tx| {
+                Box::pin(async move {
+                    for key in keys {
+                        let key: DeliveryKey = key.parse().unwrap();
+                        tx.record_delivery_attempt(key, 1, DeliveryState::Sent, None, None, at);
+                    }
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(next_at().await.unwrap(), None);
+    }
+
     fn now_plus(seconds: i64) -> Timestamp {
         Timestamp::from_second(1_900_000_000 + seconds).unwrap()
     }
