@@ -17,6 +17,7 @@ use pausepoint_api::{Channel, Pause, PauseStatus};
 use crate::ids::{PauseId, ProjectId};
 use crate::metrics::{ChannelLabel, DecisionLabels, Metrics, OutcomeLabel};
 use crate::work::handover::Handover;
+use crate::work::unrecorded::Unrecorded;
 
 /// Something a committed write changed that others may be waiting for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +91,7 @@ pub struct Hub {
     activity: tokio::sync::watch::Sender<u64>,
     pauses: PauseCache,
     handover: Handover,
+    unrecorded: Unrecorded,
     metrics: Metrics,
 }
 
@@ -226,6 +228,11 @@ impl Hub {
     /// New pauses' first notices on their way to this server's delivery worker.
     pub fn handover(&self) -> &Handover {
         &self.handover
+    }
+
+    /// Notices this server sent whose record is still to be written.
+    pub fn unrecorded(&self) -> &Unrecorded {
+        &self.unrecorded
     }
 
     /// The pauses this server has read lately (see [`PauseCache`]).

@@ -318,6 +318,9 @@ impl Pauses {
         }
         let decision = Decision::parse(&pause.options, pause.allow_text_response, choice, text)?;
         let several = pause.approvers.len() > 1;
+        // A notice answered as soon as it came: its record first, so that the audit log
+        // shows the question before its answer.
+        self.store.hub().unrecorded().settle(id).await;
         let now = now();
         let pause = self
             .store

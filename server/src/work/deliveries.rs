@@ -14,6 +14,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use pausepoint_api::{AuditEventKind, Channel};
 use serde_json::json;
+use tokio::sync::Notify;
 
 use super::handover::{Handed, Handover};
 use super::outbox::OutboxWork;
@@ -24,7 +25,7 @@ use crate::domain::links::{self, LinkTarget, Links};
 use crate::domain::pauses::now;
 use crate::domain::replies;
 use crate::hub::Change;
-use crate::ids::ProjectId;
+use crate::ids::{PauseId, ProjectId};
 use crate::store::deliveries::{DeliveryKey, DeliveryState, DueDelivery};
 use crate::store::outbox::{Outbox, DELIVERIES};
 use crate::store::{Actor, Store, StoreError};
@@ -178,6 +179,10 @@ impl OutboxWork for Deliveries {
         Some(self.store.hub().handover())
     }
 
+    fn flush(&self) -> Option<&Notify> {
+        Some(self.store.hub().unrecorded().flush())
+    }
+
     async fn adopt(&self, handed: Vec<Handed>, now: Timestamp) -> Result<Vec<Due>, StoreError> {
         let mut found = Vec::with_capacity(handed.len());
         for notice in handed {
@@ -250,6 +255,7 @@ impl OutboxWork for Deliveries {
                         },
                         other => other,
                     };
+                    this.store.hub().unrecorded().sent(due.key.pause_id);
                     Done::Attempted { due, outcome, at }
                 }
             }
@@ -258,6 +264,13 @@ impl OutboxWork for Deliveries {
 
     async fn record(&self, done: Vec<Done>) -> Result<(), StoreError> {
         let retry = self.retry.clone();
+        let attempted: Vec<PauseId> = done
+            .iter()
+            .filter_map(|d| match d {
+                Done::Attempted { due, .. } => Some(due.key.pause_id),
+                Done::Skipped(..) | Done::Paced(..) => None,
+            })
+            .collect();
         let counted: Vec<(String, SendOutcome)> = done
             .iter()
             .filter_map(|d| match d {
@@ -267,7 +280,8 @@ impl OutboxWork for Deliveries {
                 Done::Skipped(..) | Done::Paced(..) => None,
             })
             .collect();
-        self.store
+        let written = self
+            .store
             .write(move |tx| {
                 Box::pin(async move {
                     for done in done {
@@ -287,7 +301,11 @@ impl OutboxWork for Deliveries {
                     Ok::<_, StoreError>(())
                 })
             })
-            .await?;
+            .await;
+        // Written or not (then their leases run out and they go again), no answer waits
+        // for these records any longer.
+        self.store.hub().unrecorded().recorded(attempted);
+        written?;
         let metrics = self.store.hub().metrics();
         for (channel, outcome) in &counted {
             metrics.delivery_attempt(channel, outcome);

@@ -7,6 +7,7 @@
 //! - [`webhooks`]: sends signed webhook events to agents.
 //! - [`outbox`]: the pipeline both of those run on.
 //! - [`handover`]: a new pause's first notices, from its create to the delivery worker.
+//! - [`unrecorded`]: notices sent and not yet recorded, which an answer waits for.
 //! - [`outcome`]: what a send came to, and the retry rules.
 //! - [`timeouts`]: times out pauses at their deadline.
 
@@ -16,6 +17,7 @@ pub mod handover;
 pub mod outbox;
 pub mod outcome;
 pub mod timeouts;
+pub mod unrecorded;
 pub mod webhooks;
 
 use std::fmt::Display;

@@ -41,6 +41,11 @@ pub trait OutboxWork: Send + Sync + 'static {
     fn handover(&self) -> Option<&Handover> {
         None
     }
+    /// Rung when something waits for the records of sends that finished: they are
+    /// written at once rather than in the batch's time; none by default.
+    fn flush(&self) -> Option<&Notify> {
+        None
+    }
     /// Handed-over rows, ready to send.
     fn adopt(
         &self,
@@ -118,6 +123,8 @@ pub async fn run<W: OutboxWork>(
     let mut stopping_since: Option<Instant> = None;
     let mut measured: Option<Instant> = None;
     let handover = work.handover();
+    let flush = work.flush();
+    let mut flush_asked = false;
     if let Some(handover) = handover {
         handover.open(lease);
     }
@@ -196,10 +203,13 @@ pub async fn run<W: OutboxWork>(
             handover.accept(!maybe_due && stopping_since.is_none());
         }
 
-        // Record what finished, in batches.
+        // Record what finished, in batches: even when nothing else is in flight, since a
+        // record is a write (and its audit events a pass of the sequencer), and new pauses
+        // coming one at a time would each pay for one of their own. An answer that waits
+        // for a record asks for it at once (see `super::unrecorded`).
         let record_now = !finished.is_empty()
             && (finished.len() >= RECORD_BATCH
-                || in_flight.is_empty()
+                || std::mem::take(&mut flush_asked)
                 || oldest_finished.is_some_and(|t| t.elapsed() >= RECORD_AFTER)
                 || stopping_since.is_some());
         if record_now {
@@ -227,7 +237,7 @@ pub async fn run<W: OutboxWork>(
             continue;
         }
 
-        if in_flight.is_empty() && !maybe_due {
+        if in_flight.is_empty() && !maybe_due && finished.is_empty() {
             // Idle: sleep until the next row is due, the bell rings, or the server stops.
             let sleep = match next_due(&work, &store, (settings.clock)()).await {
                 Ok(sleep) => sleep,
@@ -262,6 +272,7 @@ pub async fn run<W: OutboxWork>(
             // Retries come due by the clock, with no bell: look again now and then.
             () = tokio::time::sleep(LOOK_AGAIN), if !maybe_due => maybe_due = true,
             () = tokio::time::sleep(flush_in.unwrap_or(super::MAX_SLEEP)), if flush_in.is_some() => {}
+            () = asked_to_flush(flush), if !finished.is_empty() => flush_asked = true,
         }
     }
 
@@ -282,6 +293,14 @@ pub async fn run<W: OutboxWork>(
         }
     }
     count
+}
+
+/// Waits for a request to record now, or forever when the work takes none.
+async fn asked_to_flush(flush: Option<&Notify>) {
+    match flush {
+        Some(flush) => flush.notified().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Waits for rows to be handed over, or forever when the work has no handover.
