@@ -128,12 +128,16 @@ impl Conn {
 
     /// When the next pending row is due (or its lease runs out).
     ///
-    /// Read as the earliest rows in the order of the `_due` index, cut short, rather than
-    /// as a `MIN` over every pending row. Each sent row leaves a dead entry in that index
-    /// until the next vacuum; a scan over all of it visited every one of them on each
-    /// call (which the delivery worker makes each time it goes idle, at one connection
-    /// once per create), while an ordered scan marks them dead as it passes and stops at
-    /// the first live rows.
+    /// Read first as the earliest rows in the order of the `_due` index, cut short, rather
+    /// than as a `MIN` over every pending row. Each sent row leaves a dead entry in that
+    /// index until the next vacuum; a scan over all of it visited every one of them on
+    /// each call (which the delivery worker makes each time it goes idle, at one
+    /// connection once per create), while an ordered scan marks them dead as it passes and
+    /// stops at the first live rows. Only when every row it read is held past the due time
+    /// of the last one can a row it did not read come sooner, and then the whole `MIN` is
+    /// read. (Answering with that due time instead, early but never late, made a worker
+    /// whose own handed-over notices were the rows read wake, claim nothing and read again
+    /// in a loop.)
     pub async fn outbox_next_at(
         &mut self,
         outbox: Outbox,
@@ -148,25 +152,38 @@ impl Conn {
                 Ok((row.time("next_attempt_at")?, row.opt_time("lease_until")?))
             })
             .await?;
-        Ok(next_at(&rows))
+        if let Some(next) = next_at(&rows) {
+            return Ok(next);
+        }
+        let sql = format!(
+            "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at \
+                             THEN lease_until ELSE next_attempt_at END) AS next \
+             FROM {} WHERE status = 'pending'",
+            outbox.table
+        );
+        self.fetch_one(outbox.table, &sql, &[], |row| row.opt_time("next"))
+            .await
     }
 }
 
-/// How many of the earliest pending rows [`Conn::outbox_next_at`] reads.
+/// How many of the earliest pending rows [`Conn::outbox_next_at`] reads first.
 const NEXT_AT_LOOKAHEAD: usize = 32;
 
-/// When the next of `rows` (the earliest pending rows by `next_attempt_at`, at most
-/// [`NEXT_AT_LOOKAHEAD`]) can be claimed: when it is due and nobody holds it.
-fn next_at(rows: &[(Timestamp, Option<Timestamp>)]) -> Option<Timestamp> {
+/// When the next pending row can be claimed (it is due and nobody holds it), as far as
+/// `rows` tell: the earliest pending rows by `next_attempt_at`, at most
+/// [`NEXT_AT_LOOKAHEAD`]. `None` when they cannot tell.
+fn next_at(rows: &[(Timestamp, Option<Timestamp>)]) -> Option<Option<Timestamp>> {
     let soonest = rows
         .iter()
         .map(|&(due, lease)| lease.map_or(due, |lease| lease.max(due)))
         .min();
-    match rows.last() {
-        // Rows not read come due no sooner than the last one read. When every row read is
-        // held past that, the answer may be among them: waking then is early, never late.
-        Some(&(last, _)) if rows.len() == NEXT_AT_LOOKAHEAD => soonest.map(|s| s.min(last)),
-        _ => soonest,
+    match (rows.last(), soonest) {
+        // Rows not read come due no sooner than the last one read, but may be free then:
+        // sooner than every row read, each held past that time.
+        (Some(&(last, _)), Some(soonest)) if rows.len() == NEXT_AT_LOOKAHEAD && soonest > last => {
+            None
+        }
+        _ => Some(soonest),
     }
 }
 
@@ -180,34 +197,37 @@ mod tests {
 
     #[test]
     fn the_next_row_is_the_earliest_due_and_unheld() {
-        assert_eq!(next_at(&[]), None);
+        assert_eq!(next_at(&[]), Some(None));
         // The first row is held until 50; the second is due at 20 and held by nobody.
         assert_eq!(
             next_at(&[(at(10), Some(at(50))), (at(20), None)]),
-            Some(at(20))
+            Some(Some(at(20)))
         );
         // A lease that ran out before the row came due does not delay it.
         assert_eq!(
             next_at(&[(at(10), Some(at(5))), (at(20), None)]),
-            Some(at(10))
+            Some(Some(at(10)))
         );
         // Every row is held: the first lease to run out.
         assert_eq!(
             next_at(&[(at(10), Some(at(60))), (at(20), Some(at(40)))]),
-            Some(at(40))
+            Some(Some(at(40)))
         );
     }
 
     #[test]
-    fn a_full_read_of_held_rows_wakes_no_later_than_the_rows_it_did_not_read() {
+    fn a_full_read_of_held_rows_cannot_tell_and_anything_else_can() {
         let mut rows: Vec<_> = (0..NEXT_AT_LOOKAHEAD as i64)
             .map(|n| (at(n), Some(at(1_000))))
             .collect();
-        // A row past the read may be due at the last one's time, unheld.
-        assert_eq!(next_at(&rows), Some(at(NEXT_AT_LOOKAHEAD as i64 - 1)));
-        // One row fewer than a full read: every pending row was read, and the answer is
-        // exact.
+        // A row past the read may be due at the last one's time, and free.
+        assert_eq!(next_at(&rows), None);
+        // One of them free: nothing past the read comes sooner.
+        rows[5].1 = None;
+        assert_eq!(next_at(&rows), Some(Some(at(5))));
+        // One row fewer than a full read: every pending row was read.
+        rows[5].1 = Some(at(1_000));
         rows.pop();
-        assert_eq!(next_at(&rows), Some(at(1_000)));
+        assert_eq!(next_at(&rows), Some(Some(at(1_000))));
     }
 }

@@ -739,6 +739,30 @@ mod tests {
         assert_eq!(next_at().await.unwrap(), None);
     }
 
+    #[tokio::test]
+    async fn the_next_row_due_is_the_first_lease_to_end_when_more_are_held_than_read_first() {
+        let (_dir, store, project_id) = store_with_project(now()).await;
+        let pauses = Pauses::new(store.clone());
+        for n in 0..40 {
+            create_sms(&pauses, project_id, n).await;
+        }
+        let lease = Timestamp::from_second(now().as_second() + 3600).unwrap();
+        let claimed = store
+            .write(move |tx| {
+                Box::pin(async move { tx.claim_due(DELIVERIES, now(), lease, 40).await })
+            })
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 40);
+        // Not the due time of a held row (the worker would wake, claim nothing and read
+        // again at once): when the leases run out.
+        let next = store
+            .read(|conn| Box::pin(conn.outbox_next_at(DELIVERIES)))
+            .await
+            .unwrap();
+        assert_eq!(next, Some(lease));
+    }
+
     fn now_plus(seconds: i64) -> Timestamp {
         Timestamp::from_second(1_900_000_000 + seconds).unwrap()
     }
