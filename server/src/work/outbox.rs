@@ -209,11 +209,12 @@ pub async fn run<W: OutboxWork>(
         // for a record asks for it at once (see `super::unrecorded`).
         let record_now = !finished.is_empty()
             && (finished.len() >= RECORD_BATCH
-                || std::mem::take(&mut flush_asked)
+                || flush_asked
                 || oldest_finished.is_some_and(|t| t.elapsed() >= RECORD_AFTER)
                 || stopping_since.is_some());
         if record_now {
             let batch = std::mem::take(&mut finished);
+            flush_asked = false;
             let count = batch.len();
             if let Err(e) = work.record(batch).await {
                 // Their leases run out and they go again: at least once, never lost.
@@ -706,22 +707,14 @@ mod tests {
         for n in 0..3 {
             create_sms(&pauses, project_id, n).await;
         }
-        let next_at = || store.read(|conn| Box::pin(conn.outbox_next_at(DELIVERIES)));
-        let claim = |limit: u32, seconds: i64| {
-            let lease = Timestamp::from_second(now().as_second() + seconds).unwrap();
-            let claimed = store.write(move |tx| {
-                Box::pin(async move { tx.claim_due(DELIVERIES, now(), lease, limit).await })
-            });
-            async move { (claimed.await.unwrap(), lease) }
-        };
-        assert!(next_at().await.unwrap().unwrap() <= now());
+        assert!(next_at(&store).await.unwrap() <= now());
         // Two held for an hour: the third is due, and held by nobody.
-        let (mut keys, first_lease) = claim(2, 3600).await;
+        let (mut keys, first_lease) = claim(&store, 2, 3600).await;
         assert_eq!(keys.len(), 2);
-        assert!(next_at().await.unwrap().unwrap() <= now());
+        assert!(next_at(&store).await.unwrap() <= now());
         // All three held: the next is when the first lease runs out.
-        keys.extend(claim(1, 7200).await.0);
-        assert_eq!(next_at().await.unwrap(), Some(first_lease));
+        keys.extend(claim(&store, 1, 7200).await.0);
+        assert_eq!(next_at(&store).await, Some(first_lease));
         // All three sent: nothing is due, ever.
         let at = now();
         store
@@ -736,7 +729,7 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_eq!(next_at().await.unwrap(), None);
+        assert_eq!(next_at(&store).await, None);
     }
 
     #[tokio::test]
@@ -746,21 +739,31 @@ mod tests {
         for n in 0..40 {
             create_sms(&pauses, project_id, n).await;
         }
-        let lease = Timestamp::from_second(now().as_second() + 3600).unwrap();
-        let claimed = store
-            .write(move |tx| {
-                Box::pin(async move { tx.claim_due(DELIVERIES, now(), lease, 40).await })
-            })
-            .await
-            .unwrap();
+        let (claimed, lease) = claim(&store, 40, 3600).await;
         assert_eq!(claimed.len(), 40);
         // Not the due time of a held row (the worker would wake, claim nothing and read
         // again at once): when the leases run out.
-        let next = store
+        assert_eq!(next_at(&store).await, Some(lease));
+    }
+
+    /// When the next delivery is due, as the worker reads it.
+    async fn next_at(store: &Store) -> Option<Timestamp> {
+        store
             .read(|conn| Box::pin(conn.outbox_next_at(DELIVERIES)))
             .await
+            .unwrap()
+    }
+
+    /// Claims up to `limit` due deliveries for `seconds`; their keys, and the lease's end.
+    async fn claim(store: &Store, limit: u32, seconds: i64) -> (Vec<String>, Timestamp) {
+        let lease = Timestamp::from_second(now().as_second() + seconds).unwrap();
+        let claimed = store
+            .write(move |tx| {
+                Box::pin(async move { tx.claim_due(DELIVERIES, now(), lease, limit).await })
+            })
+            .await
             .unwrap();
-        assert_eq!(next, Some(lease));
+        (claimed, lease)
     }
 
     fn now_plus(seconds: i64) -> Timestamp {
