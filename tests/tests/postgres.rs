@@ -559,6 +559,65 @@ async fn a_sequenced_batch_is_announced_to_the_other_servers() {
     a.terminate().await;
 }
 
+/// During a rolling deploy a server of the version before queues events as serde_json
+/// writes their `data`, which is not always the canonical form their hash covers (here
+/// `1e21`, which RFC 8785 spells `1e+21`). The sequencer puts such text in canonical form
+/// before it hashes and stores it, so the chain still verifies.
+#[tokio::test]
+async fn events_queued_by_the_version_before_are_hashed_in_canonical_form() {
+    let Some(database) = fresh_postgres().await else {
+        return;
+    };
+    let key = admin_create_key(&database, "agents", "default").await;
+    let a = ServerProcess::start_with(&database, 0, FLAGS).await;
+    let client = Client::new(&a.base, &key);
+    let db = sqlx::PgPool::connect(&database).await.unwrap();
+    let pause = client
+        .create(sms_pause(None))
+        .await
+        .pause(StatusCode::CREATED);
+    let before = all_events(&client).await;
+    let project_id: String = sqlx::query_scalar(
+        "SELECT project_id FROM audit_events WHERE pause_id = $1 AND event = 'pause.created'",
+    )
+    .bind(pause.pause_id.to_string())
+    .fetch_one(&db)
+    .await
+    .unwrap();
+
+    // As the version before queues an event: no `data_canonical` column.
+    let event_id = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO audit_queue (project_id, event_id, event, pause_id, actor, occurred_at, data) \
+         VALUES ($1, $2, 'pause.viewed', $3, 'recipient:+1312***28', $4, $5)",
+    )
+    .bind(&project_id)
+    .bind(event_id.to_string())
+    .bind(pause.pause_id.to_string())
+    .bind(jiff::Timestamp::now().as_millisecond())
+    .bind(r#"{"b":"caf\u00e9","a":1e21,"c":1.50}"#)
+    .execute(&db)
+    .await
+    .unwrap();
+
+    let after = all_events(&client).await;
+    let old = after
+        .iter()
+        .find(|e| e.event_id == event_id)
+        .unwrap_or_else(|| panic!("the queued event was never sequenced: {after:?}"));
+    assert!(old.seq > before.len() as i64, "{after:?}");
+    assert_eq!(old.data, json!({"a": 1e21, "b": "café", "c": 1.5}));
+    let stored: String = sqlx::query_scalar("SELECT data FROM audit_events WHERE event_id = $1")
+        .bind(event_id.to_string())
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(stored, r#"{"a":1e+21,"b":"café","c":1.5}"#);
+    let report = client.get_path("/v1/audit/verify?full=true").await;
+    assert_eq!(report.body["ok"], true, "{}", report.body);
+    a.terminate().await;
+}
+
 /// The server's `pausepoint_backlog{queue="audit_queue"}` gauge: events committed and
 /// not yet on their chains.
 async fn audit_backlog(base: &str) -> f64 {

@@ -158,9 +158,34 @@ pub struct AuditEvent {
     pub hash: String,
 }
 
+/// An event's `data` in canonical form ([`crate::canonical`]): what its hash covers, and
+/// the text a server stores, so that the one serialization serves both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanonicalData(String);
+
+impl CanonicalData {
+    pub fn of(data: &Value) -> CanonicalData {
+        CanonicalData(crate::canonical::to_string(data))
+    }
+
+    /// Text that [`CanonicalData::of`] made and a store kept: taken as it is, not checked
+    /// (checking means parsing it, which is the work this type saves). Only for text
+    /// this program wrote as canonical; a wrong text makes a hash that verify refuses.
+    pub fn from_stored(text: String) -> CanonicalData {
+        CanonicalData(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
 /// The fields of an event that its hash covers: everything but `prev_hash` and `hash`,
 /// `occurred_at` spelled as the export spells it.
-#[derive(Serialize)]
 struct Hashed<'a> {
     event_id: &'a Uuid,
     seq: i64,
@@ -168,45 +193,94 @@ struct Hashed<'a> {
     pause_id: &'a Option<Uuid>,
     actor: &'a str,
     occurred_at: &'a str,
-    data: &'a Value,
+    data: &'a CanonicalData,
+}
+
+impl Hashed<'_> {
+    /// The canonical JSON of these fields, as an auditor makes it from the exported event
+    /// without `prev_hash` and `hash`. Written member by member: their names are ASCII,
+    /// so this order (by bytes) is RFC 8785's (by UTF-16), and `data` is canonical already.
+    fn canonical(&self) -> Vec<u8> {
+        use crate::canonical::{write_number, write_str};
+        let mut out = Vec::with_capacity(160 + self.data.as_str().len());
+        out.extend_from_slice(b"{\"actor\":");
+        write_str(self.actor, &mut out);
+        out.extend_from_slice(b",\"data\":");
+        out.extend_from_slice(self.data.as_str().as_bytes());
+        out.extend_from_slice(b",\"event\":");
+        write_str(self.event.as_str(), &mut out);
+        out.extend_from_slice(b",\"event_id\":");
+        write_str(
+            self.event_id
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer()),
+            &mut out,
+        );
+        out.extend_from_slice(b",\"occurred_at\":");
+        write_str(self.occurred_at, &mut out);
+        out.extend_from_slice(b",\"pause_id\":");
+        match self.pause_id {
+            Some(id) => write_str(
+                id.hyphenated().encode_lower(&mut Uuid::encode_buffer()),
+                &mut out,
+            ),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"seq\":");
+        // As JavaScript writes it, as every JSON number is: exact up to 2^53.
+        write_number(self.seq as f64, &mut out);
+        out.push(b'}');
+        out
+    }
+
+    /// `hex(SHA-256(prev_hash || JCS(fields)))`.
+    fn hash(&self, prev_hash: &str) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(prev_hash.as_bytes());
+        hasher.update(self.canonical());
+        hex::encode(hasher.finalize())
+    }
 }
 
 impl AuditEvent {
     /// The hash this event must carry, given the hash of the event before it.
-    pub fn chain_hash(&self, prev_hash: &str) -> Result<String, serde_json::Error> {
-        self.hash_with(prev_hash, &crate::time::format(&self.occurred_at))
+    pub fn chain_hash(&self, prev_hash: &str) -> String {
+        self.hash_with(
+            prev_hash,
+            &crate::time::format(&self.occurred_at),
+            &CanonicalData::of(&self.data),
+        )
     }
 
     /// Whether `hash` is this event's hash after `prev_hash`. Events written before times
     /// had one spelling hashed `occurred_at` in its shortest form (`…31.59Z` for
     /// `…31.590Z`); both spell the same instant, so either binds the event.
-    pub fn hash_holds(&self, prev_hash: &str) -> Result<bool, serde_json::Error> {
-        if self.chain_hash(prev_hash)? == self.hash {
-            return Ok(true);
+    pub fn hash_holds(&self, prev_hash: &str) -> bool {
+        let data = CanonicalData::of(&self.data);
+        let formatted = crate::time::format(&self.occurred_at);
+        if self.hash_with(prev_hash, &formatted, &data) == self.hash {
+            return true;
         }
         let shortest = self.occurred_at.to_string();
-        Ok(self.hash_with(prev_hash, &shortest)? == self.hash)
+        self.hash_with(prev_hash, &shortest, &data) == self.hash
     }
 
-    fn hash_with(&self, prev_hash: &str, occurred_at: &str) -> Result<String, serde_json::Error> {
-        hash_of(
-            prev_hash,
-            &Hashed {
-                event_id: &self.event_id,
-                seq: self.seq,
-                event: self.event,
-                pause_id: &self.pause_id,
-                actor: &self.actor,
-                occurred_at,
-                data: &self.data,
-            },
-        )
+    fn hash_with(&self, prev_hash: &str, occurred_at: &str, data: &CanonicalData) -> String {
+        Hashed {
+            event_id: &self.event_id,
+            seq: self.seq,
+            event: self.event,
+            pause_id: &self.pause_id,
+            actor: &self.actor,
+            occurred_at,
+            data,
+        }
+        .hash(prev_hash)
     }
 }
 
 /// `hex(SHA-256(prev_hash || JCS(event)))` over the fields of an event, `occurred_at` with
-/// three fractional digits. Fails, rather than hash something else, when the event cannot
-/// be put in canonical form.
+/// three fractional digits.
 #[allow(clippy::too_many_arguments)]
 pub fn chain_hash(
     prev_hash: &str,
@@ -216,28 +290,18 @@ pub fn chain_hash(
     pause_id: &Option<Uuid>,
     actor: &str,
     occurred_at: &Timestamp,
-    data: &Value,
-) -> Result<String, serde_json::Error> {
-    hash_of(
-        prev_hash,
-        &Hashed {
-            event_id,
-            seq,
-            event,
-            pause_id,
-            actor,
-            occurred_at: &crate::time::format(occurred_at),
-            data,
-        },
-    )
-}
-
-fn hash_of(prev_hash: &str, hashed: &Hashed<'_>) -> Result<String, serde_json::Error> {
-    let canonical = serde_jcs::to_vec(hashed)?;
-    let mut hasher = Sha256::new();
-    hasher.update(prev_hash.as_bytes());
-    hasher.update(&canonical);
-    Ok(hex::encode(hasher.finalize()))
+    data: &CanonicalData,
+) -> String {
+    Hashed {
+        event_id,
+        seq,
+        event,
+        pause_id,
+        actor,
+        occurred_at: &crate::time::format(occurred_at),
+        data,
+    }
+    .hash(prev_hash)
 }
 
 /// One page of `GET /v1/audit`, oldest first.
@@ -303,24 +367,78 @@ mod tests {
             prev_hash: GENESIS_HASH.into(),
             hash: String::new(),
         };
-        event.hash = event.chain_hash(GENESIS_HASH).unwrap();
+        event.hash = event.chain_hash(GENESIS_HASH);
 
         // An auditor's recomputation from the exported JSON: drop the hashes, JCS, SHA-256.
-        let mut exported = serde_json::to_value(&event).unwrap();
+        assert_eq!(recomputed(&event, GENESIS_HASH), event.hash);
+        let exported = serde_json::to_value(&event).unwrap();
+        assert!(exported["occurred_at"] == "2023-11-14T22:13:20.120Z");
+        assert!(event.hash_holds(GENESIS_HASH));
+
+        event.data = serde_json::json!({"b": 2, "a": [1, 2]});
+        assert_ne!(event.chain_hash(GENESIS_HASH), event.hash);
+        assert!(!event.hash_holds(GENESIS_HASH));
+    }
+
+    /// An auditor's recomputation, with another implementation of RFC 8785.
+    fn recomputed(event: &AuditEvent, prev_hash: &str) -> String {
+        let mut exported = serde_json::to_value(event).unwrap();
         let object = exported.as_object_mut().unwrap();
         object.remove("hash");
         object.remove("prev_hash");
         let mut hasher = Sha256::new();
-        hasher.update(GENESIS_HASH);
+        hasher.update(prev_hash);
         hasher.update(serde_jcs::to_vec(&exported).unwrap());
-        assert_eq!(hex::encode(hasher.finalize()), event.hash);
+        hex::encode(hasher.finalize())
+    }
 
-        assert!(exported["occurred_at"] == "2023-11-14T22:13:20.120Z");
-        assert!(event.hash_holds(GENESIS_HASH).unwrap());
-
-        event.data = serde_json::json!({"b": 2, "a": [1, 2]});
-        assert_ne!(event.chain_hash(GENESIS_HASH).unwrap(), event.hash);
-        assert!(!event.hash_holds(GENESIS_HASH).unwrap());
+    #[test]
+    fn hashes_match_an_auditors_on_awkward_events() {
+        let actors = [
+            "system",
+            "recipient:caf\u{e9} \u{1f600} \"quoted\" \\ back\nslash \u{1}",
+            "api_key:\u{fb33}\u{10000}",
+            "",
+        ];
+        let datas = [
+            serde_json::json!({}),
+            serde_json::json!({"\u{fb33}": 1, "\u{1f600}": 2, "a": [0.1, 1e21, -0.0, 9007199254740993_u64]}),
+            serde_json::json!({"message": "Wire $8,400 to Meridian?\u{2028}</script>", "options": ["Approve", "Reject"], "nested": {"z": null, "y": {"x": true}}}),
+        ];
+        let mut prev = GENESIS_HASH.to_owned();
+        for (i, (actor, data)) in actors
+            .iter()
+            .flat_map(|a| datas.iter().map(move |d| (a, d)))
+            .enumerate()
+        {
+            let event = AuditEvent {
+                event_id: Uuid::from_u128(0x1234_5678_9abc_def0_u128 << (i % 64)),
+                seq: [1, 999_999, 9_007_199_254_740_991][i % 3],
+                event: AuditEventKind::ALL[i % AuditEventKind::ALL.len()],
+                pause_id: (i % 2 == 0).then(|| Uuid::from_u128(i as u128 * 0xdead_beef)),
+                actor: (*actor).to_owned(),
+                occurred_at: Timestamp::from_millisecond(1_700_000_000_000 + i as i64 * 7).unwrap(),
+                data: data.clone(),
+                prev_hash: prev.clone(),
+                hash: String::new(),
+            };
+            let hash = event.chain_hash(&prev);
+            assert_eq!(hash, recomputed(&event, &prev), "event {i}");
+            assert_eq!(
+                hash,
+                chain_hash(
+                    &prev,
+                    &event.event_id,
+                    event.seq,
+                    event.event,
+                    &event.pause_id,
+                    &event.actor,
+                    &event.occurred_at,
+                    &CanonicalData::of(&event.data),
+                ),
+            );
+            prev = hash;
+        }
     }
 
     #[test]
@@ -337,13 +455,15 @@ mod tests {
             hash: String::new(),
         };
         // As an earlier version wrote it: "…20.5Z".
-        event.hash = event
-            .hash_with(GENESIS_HASH, "2023-11-14T22:13:20.5Z")
-            .unwrap();
-        assert_ne!(event.chain_hash(GENESIS_HASH).unwrap(), event.hash);
-        assert!(event.hash_holds(GENESIS_HASH).unwrap());
+        event.hash = event.hash_with(
+            GENESIS_HASH,
+            "2023-11-14T22:13:20.5Z",
+            &CanonicalData::of(&event.data),
+        );
+        assert_ne!(event.chain_hash(GENESIS_HASH), event.hash);
+        assert!(event.hash_holds(GENESIS_HASH));
         // Another instant, in either spelling, does not.
         event.occurred_at = Timestamp::from_millisecond(1_700_000_000_600).unwrap();
-        assert!(!event.hash_holds(GENESIS_HASH).unwrap());
+        assert!(!event.hash_holds(GENESIS_HASH));
     }
 }

@@ -134,7 +134,7 @@ impl HookInput {
             "tool_input": self.tool_input,
             "cwd": self.cwd,
         });
-        let canonical = serde_jcs::to_vec(&seen).unwrap_or_default();
+        let canonical = crate::canonical::to_vec(&seen);
         crate::proof::sha256_hex(&canonical)
     }
 

@@ -17,6 +17,7 @@
 //! - [`error`]: the `{"error": {"code", "message", "field"}}` body every failure uses.
 
 pub mod audit;
+pub mod canonical;
 pub mod claude_code;
 pub mod error;
 pub mod pause;

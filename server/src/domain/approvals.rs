@@ -272,7 +272,7 @@ fn idempotency(input: &HookInput, approver: &Approver) -> Option<Idempotency> {
         "channel": approver.channel.map(Channel::as_str),
         "timeout_seconds": approver.timeout.as_secs(),
     });
-    let canonical = serde_jcs::to_vec(&asked).unwrap_or_default();
+    let canonical = pausepoint_api::canonical::to_vec(&asked);
     Some(Idempotency {
         // Idempotency keys are at most 255 characters; a long one is hashed.
         key: if key.len() <= 255 {

@@ -131,7 +131,7 @@ fn idempotency(
                 format!("the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
             )
         })?;
-    let canonical = serde_jcs::to_vec(body).map_err(|e| ApiError::internal(&e))?;
+    let canonical = pausepoint_api::canonical::to_vec(body);
     Ok(Some(Idempotency {
         key: key.to_owned(),
         request_hash: hex::encode(Sha256::digest(canonical)),

@@ -9,9 +9,8 @@
 use std::fmt;
 
 use jiff::Timestamp;
-use pausepoint_api::audit::chain_hash;
+use pausepoint_api::audit::{chain_hash, CanonicalData};
 use pausepoint_api::{AuditEvent, AuditEventKind};
-use serde_json::Value;
 use uuid::Uuid;
 
 use std::collections::BTreeMap;
@@ -77,7 +76,7 @@ pub struct PendingEvent {
     pub pause_id: Option<PauseId>,
     pub actor: String,
     pub occurred_at: Timestamp,
-    pub data: Value,
+    pub data: CanonicalData,
 }
 
 /// Which events to read. Every field narrows; none reads them all.
@@ -169,8 +168,7 @@ pub(super) fn chained(
             &event.actor,
             &event.occurred_at,
             &event.data,
-        )
-        .map_err(|e| StoreError::corrupt(TABLE, format!("cannot hash an event: {e}")))?;
+        );
         statements.push(insert_event(vec![
             OwnedArg::Text(Some(event.project_id.to_string())),
             OwnedArg::Int(Some(*seq)),
@@ -179,7 +177,7 @@ pub(super) fn chained(
             OwnedArg::Text(pause_id.map(|id| id.to_string())),
             OwnedArg::Text(Some(event.actor.clone())),
             OwnedArg::Int(Some(event.occurred_at.as_millisecond())),
-            OwnedArg::Text(Some(event.data.to_string())),
+            OwnedArg::Text(Some(event.data.as_str().to_owned())),
             OwnedArg::Text(Some(std::mem::replace(prev_hash, hash.clone()))),
             OwnedArg::Text(Some(hash)),
         ]));

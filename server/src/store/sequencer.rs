@@ -40,6 +40,7 @@ use super::tx::Deferred;
 use super::StoreError;
 use crate::hub::Hub;
 use crate::ids::{PauseId, ProjectId};
+use pausepoint_api::audit::CanonicalData;
 
 /// The most events sequenced in one transaction.
 pub(super) const BATCH: u32 = 2_000;
@@ -79,8 +80,8 @@ pub(super) fn queue(events: &[PendingEvent]) -> Vec<Deferred> {
         .iter()
         .map(|event| Deferred {
             sql: "INSERT INTO audit_queue \
-                     (project_id, event_id, event, pause_id, actor, occurred_at, data) \
-                  VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                     (project_id, event_id, event, pause_id, actor, occurred_at, data, data_canonical) \
+                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
                 .into(),
             args: vec![
                 OwnedArg::Text(Some(event.project_id.to_string())),
@@ -89,7 +90,8 @@ pub(super) fn queue(events: &[PendingEvent]) -> Vec<Deferred> {
                 OwnedArg::Text(event.pause_id.map(|id| id.to_string())),
                 OwnedArg::Text(Some(event.actor.clone())),
                 OwnedArg::Int(Some(event.occurred_at.as_millisecond())),
-                OwnedArg::Text(Some(event.data.to_string())),
+                OwnedArg::Text(Some(event.data.as_str().to_owned())),
+                OwnedArg::Int(Some(1)),
             ],
         })
         .collect()
@@ -243,7 +245,7 @@ async fn sequence_on(conn: &mut Conn, origin: Uuid) -> Result<usize, StoreError>
         .fetch_all(
             "audit_queue",
             "SELECT q.id, q.project_id, q.event_id, q.event, q.pause_id, q.actor, \
-                    q.occurred_at, q.data, p.audit_seq, p.audit_head \
+                    q.occurred_at, q.data, q.data_canonical, p.audit_seq, p.audit_head \
              FROM (SELECT * FROM audit_queue ORDER BY id LIMIT $1) q \
              LEFT JOIN projects p ON p.id = q.project_id \
              ORDER BY q.id",
@@ -290,7 +292,15 @@ async fn sequence_on(conn: &mut Conn, origin: Uuid) -> Result<usize, StoreError>
 
 fn queued_from_row(row: &dyn Row) -> Result<(i64, PendingEvent), StoreError> {
     let corrupt = |detail: String| StoreError::corrupt("audit_queue", detail);
-    let data = row.text("data")?;
+    let text = row.text("data")?;
+    let data = if row.int("data_canonical")? == 1 {
+        CanonicalData::from_stored(text)
+    } else {
+        // Queued by a server of an earlier version, as serde_json writes it.
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| corrupt(format!("data: {e}")))?;
+        CanonicalData::of(&value)
+    };
     Ok((
         row.int("id")?,
         PendingEvent {
@@ -300,7 +310,7 @@ fn queued_from_row(row: &dyn Row) -> Result<(i64, PendingEvent), StoreError> {
             pause_id: row.opt_uuid("pause_id")?.map(PauseId::from),
             actor: row.text("actor")?,
             occurred_at: row.time("occurred_at")?,
-            data: serde_json::from_str(&data).map_err(|e| corrupt(format!("data: {e}")))?,
+            data,
         },
     ))
 }

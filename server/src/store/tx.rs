@@ -26,6 +26,7 @@ use super::db::{Arg, Conn, OwnedArg};
 use super::{Dialect, StoreError};
 use crate::hub::Change;
 use crate::ids::{PauseId, ProjectId};
+use pausepoint_api::audit::CanonicalData;
 
 /// A statement kept for the end of the write.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,7 +89,7 @@ impl Tx {
             pause_id,
             actor: actor.to_string(),
             occurred_at,
-            data,
+            data: CanonicalData::of(&data),
         });
     }
 

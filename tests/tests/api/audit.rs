@@ -68,7 +68,7 @@ async fn every_change_is_an_event_with_actor_and_full_context() {
             all[i - 1].hash.clone()
         };
         assert_eq!(event.prev_hash, prev);
-        assert_eq!(event.chain_hash(&prev).unwrap(), event.hash);
+        assert_eq!(event.chain_hash(&prev), event.hash);
     }
     // key.created, then created, notified (on the console) and ended for each pause;
     // besides them, the server's signed checkpoints of the chain (one at its start).

@@ -306,7 +306,7 @@ fn rehash(events: &mut [AuditEvent], from: usize) {
     for (i, event) in events.iter_mut().enumerate().skip(from) {
         event.seq = i as i64 + 1;
         event.prev_hash = prev.clone();
-        event.hash = event.chain_hash(&prev).unwrap();
+        event.hash = event.chain_hash(&prev);
         prev = event.hash.clone();
     }
 }
