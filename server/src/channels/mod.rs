@@ -172,12 +172,14 @@ impl Channels {
 /// The "logged" channel: the link goes to the console (stdout), never into the log.
 fn console(notice: &Notice<'_>) -> SendOutcome {
     let pause = notice.pause;
-    println!(
-        "Delivery ({} to {}, no provider configured): {:?}\n  Answer at {}",
+    // Formatted first and printed in one piece: one write to stdout, not one per line.
+    let text = format!(
+        "Delivery ({} to {}, no provider configured): {:?}\n  Answer at {}\n",
         pause.channel,
         pausepoint_api::shown_recipient(pause.channel, &pause.recipient),
         pause.message,
         notice.link
     );
+    print!("{text}");
     SendOutcome::Logged
 }

@@ -274,71 +274,87 @@ fn combine(statements: Vec<Deferred>, main: Option<Deferred>) -> Vec<(String, Ve
 fn merge_rows(statements: Vec<Deferred>) -> Vec<Deferred> {
     let mut merged: Vec<Deferred> = Vec::with_capacity(statements.len());
     // Where each mergeable text's latest statement is in `merged`, and (for an update)
-    // the `$1` of the rows it holds.
-    let mut at: Vec<(String, usize, HashSet<OwnedArg>)> = Vec::new();
+    // the `$1` of the rows it holds. A text found here had its shape checked when its
+    // statement was started: the next rows of a group (most of them) skip that check.
+    let mut at: Vec<(String, usize, Option<HashSet<OwnedArg>>)> = Vec::new();
     for statement in statements {
-        let Some(shape) = Mergeable::of(&statement.sql, &statement.args) else {
-            merged.push(statement);
-            continue;
-        };
-        let key = matches!(shape, Mergeable::Update { .. }).then(|| statement.args[0].clone());
-        let open = at
-            .iter_mut()
-            .find(|(sql, _, _)| *sql == statement.sql)
-            .filter(|(_, _, keys)| key.as_ref().is_none_or(|key| !keys.contains(key)));
-        match open {
-            Some((_, index, keys)) => {
-                keys.extend(key);
+        if single_valued(&statement.args) {
+            let open = at
+                .iter_mut()
+                .find(|(sql, index, _)| {
+                    *sql == statement.sql && merged[*index].args.len() == statement.args.len()
+                })
+                .filter(|(_, _, keys)| match keys {
+                    Some(keys) => !keys.contains(&statement.args[0]),
+                    None => true,
+                });
+            if let Some((_, index, keys)) = open {
+                if let Some(keys) = keys {
+                    keys.insert(statement.args[0].clone());
+                }
                 for (column, arg) in merged[*index].args.iter_mut().zip(statement.args) {
                     match (column, arg) {
                         (OwnedArg::Texts(values), OwnedArg::Text(value)) => values.push(value),
                         (OwnedArg::Ints(values), OwnedArg::Int(value)) => values.push(value),
-                        // Mergeable::of checked that every argument is a single value.
+                        // Rows of one text bind the same types: each call site binds
+                        // its columns one way.
                         _ => unreachable!("a column changed type between rows"),
                     }
                 }
-            }
-            None => {
-                let mut casts = Vec::with_capacity(statement.args.len());
-                let mut columns = Vec::with_capacity(statement.args.len());
-                for (i, arg) in statement.args.into_iter().enumerate() {
-                    match arg {
-                        OwnedArg::Text(value) => {
-                            casts.push(format!("${}::text[]", i + 1));
-                            columns.push(OwnedArg::Texts(vec![value]));
-                        }
-                        OwnedArg::Int(value) => {
-                            casts.push(format!("${}::int8[]", i + 1));
-                            columns.push(OwnedArg::Ints(vec![value]));
-                        }
-                        OwnedArg::Texts(_) | OwnedArg::Ints(_) => {
-                            unreachable!("Mergeable::of refuses arrays")
-                        }
-                    }
-                }
-                let sql = match shape {
-                    Mergeable::Insert(target) => {
-                        format!("{target} SELECT * FROM UNNEST({})", casts.join(", "))
-                    }
-                    Mergeable::Update { set, filter } => {
-                        let names: Vec<String> =
-                            (1..=casts.len()).map(|i| format!("v{i}")).collect();
-                        format!(
-                            "{} FROM UNNEST({}) AS merged ({}) WHERE {}",
-                            from_merged(set),
-                            casts.join(", "),
-                            names.join(", "),
-                            from_merged(filter)
-                        )
-                    }
-                };
-                at.retain(|(sql, _, _)| *sql != statement.sql);
-                at.push((statement.sql, merged.len(), key.into_iter().collect()));
-                merged.push(Deferred { sql, args: columns });
+                continue;
             }
         }
+        let Some(shape) = Mergeable::of(&statement.sql, &statement.args) else {
+            merged.push(statement);
+            continue;
+        };
+        let keys = matches!(shape, Mergeable::Update { .. })
+            .then(|| HashSet::from([statement.args[0].clone()]));
+        let mut casts = Vec::with_capacity(statement.args.len());
+        let mut columns = Vec::with_capacity(statement.args.len());
+        for (i, arg) in statement.args.into_iter().enumerate() {
+            match arg {
+                OwnedArg::Text(value) => {
+                    casts.push(format!("${}::text[]", i + 1));
+                    columns.push(OwnedArg::Texts(vec![value]));
+                }
+                OwnedArg::Int(value) => {
+                    casts.push(format!("${}::int8[]", i + 1));
+                    columns.push(OwnedArg::Ints(vec![value]));
+                }
+                OwnedArg::Texts(_) | OwnedArg::Ints(_) => {
+                    unreachable!("Mergeable::of refuses arrays")
+                }
+            }
+        }
+        let sql = match shape {
+            Mergeable::Insert(target) => {
+                format!("{target} SELECT * FROM UNNEST({})", casts.join(", "))
+            }
+            Mergeable::Update { set, filter } => {
+                let names: Vec<String> = (1..=casts.len()).map(|i| format!("v{i}")).collect();
+                format!(
+                    "{} FROM UNNEST({}) AS merged ({}) WHERE {}",
+                    from_merged(set),
+                    casts.join(", "),
+                    names.join(", "),
+                    from_merged(filter)
+                )
+            }
+        };
+        at.retain(|(sql, _, _)| *sql != statement.sql);
+        at.push((statement.sql, merged.len(), keys));
+        merged.push(Deferred { sql, args: columns });
     }
     merged
+}
+
+/// Whether every argument is one value (not an array), as a merged row's must be.
+fn single_valued(args: &[OwnedArg]) -> bool {
+    !args.is_empty()
+        && !args
+            .iter()
+            .any(|a| matches!(a, OwnedArg::Texts(_) | OwnedArg::Ints(_)))
 }
 
 /// The shapes of statement [`merge_rows`] merges, split where it rewrites them.
@@ -353,18 +369,21 @@ impl<'s> Mergeable<'s> {
     /// How a statement of `sql` with `args` can be merged, if it can: one single-valued
     /// argument per placeholder, and one of the two shapes.
     fn of(sql: &'s str, args: &[OwnedArg]) -> Option<Mergeable<'s>> {
-        if args.is_empty()
-            || args
-                .iter()
-                .any(|a| matches!(a, OwnedArg::Texts(_) | OwnedArg::Ints(_)))
-        {
+        if !single_valued(args) {
             return None;
         }
         if sql.starts_with("INSERT INTO ") {
             let (target, values) = sql.split_once(" VALUES ")?;
-            let expected: Vec<String> = (1..=args.len()).map(|i| format!("${i}")).collect();
-            return (values.trim() == format!("({})", expected.join(", ")))
-                .then_some(Mergeable::Insert(target.trim_end()));
+            // `($1, $2, …, $n)`, one placeholder per argument, in order.
+            let inner = values.trim().strip_prefix('(')?.strip_suffix(')')?;
+            let mut placeholders = 0;
+            for (i, placeholder) in inner.split(", ").enumerate() {
+                if placeholder.strip_prefix('$')?.parse::<usize>().ok()? != i + 1 {
+                    return None;
+                }
+                placeholders += 1;
+            }
+            return (placeholders == args.len()).then_some(Mergeable::Insert(target.trim_end()));
         }
         if sql.starts_with("UPDATE ")
             && sql.contains(" SET ")
@@ -532,6 +551,19 @@ mod tests {
             args: vec![OwnedArg::Int(Some(1))],
         };
         assert_eq!(merge_rows(vec![literal.clone()])[0].sql, literal.sql);
+        // Placeholders out of order, or fewer than the arguments: kept as they are.
+        for sql in [
+            "INSERT INTO t (a, b) VALUES ($2, $1)",
+            "INSERT INTO t (a, b) VALUES ($1)",
+        ] {
+            let odd = Deferred {
+                sql: sql.into(),
+                args: vec![OwnedArg::Int(Some(1)), OwnedArg::Int(Some(2))],
+            };
+            let kept = merge_rows(vec![odd.clone(), odd.clone()]);
+            assert_eq!(kept.len(), 2, "{sql}");
+            assert!(kept.iter().all(|k| k.sql == sql), "{sql}");
+        }
     }
 
     #[test]
