@@ -42,6 +42,14 @@ pub enum BackupError {
         seq: i64,
         problem: String,
     },
+    #[error(
+        "{wal} holds writes to {file} that are not in it yet: a program has the file open, \
+         or did not close it. Close that program (or run `sqlite3 {file} \"PRAGMA \
+         wal_checkpoint(TRUNCATE)\"`) and try again",
+        wal = with_suffix(.0, "-wal").display(),
+        file = .0.display()
+    )]
+    OpenLog(PathBuf),
     #[error("{0}")]
     Io(String),
     #[error(transparent)]
@@ -149,11 +157,23 @@ pub async fn backup(database: &str, destination: &Path) -> Result<Summary, Backu
     }
 }
 
+/// Refuses a file with a write-ahead log beside it that is not empty: the log holds
+/// committed writes that a copy of the file alone would lack, so what was checked would
+/// not be what SQLite reads (a backup `pp admin backup` writes never has one).
+fn refuse_open_log(file: &Path) -> Result<(), BackupError> {
+    let wal = with_suffix(file, "-wal");
+    if std::fs::metadata(wal).is_ok_and(|m| m.len() > 0) {
+        return Err(BackupError::OpenLog(file.to_owned()));
+    }
+    Ok(())
+}
+
 /// Checks a database file as a restore would, without changing it: on a copy.
 pub async fn check(file: &Path) -> Result<Summary, BackupError> {
     if !file.exists() {
         return Err(BackupError::Missing(file.to_owned()));
     }
+    refuse_open_log(file)?;
     let dir = tempfile::tempdir().map_err(|e| BackupError::Io(e.to_string()))?;
     let copy = dir.path().join("check.db");
     std::fs::copy(file, &copy).map_err(io("cannot copy", file))?;
@@ -185,6 +205,7 @@ pub async fn restore(file: &Path, database: &str) -> Result<Restored, BackupErro
     if !file.exists() {
         return Err(BackupError::Missing(file.to_owned()));
     }
+    refuse_open_log(file)?;
     if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(io("cannot create", parent))?;
     }

@@ -225,9 +225,23 @@ async fn a_restore_refuses_a_running_servers_database_a_damaged_file_and_an_edit
         .execute(&pool)
         .await
         .unwrap();
-    pool.close().await;
+    // Still open, the edit is in the file's write-ahead log: a copy of the file alone would
+    // lack it, so the file is refused until the log is written back.
     let (code, _, stderr) = run_pp(&["admin", "verify-backup", &arg(&edited)]).await;
     assert_eq!(code, 1);
+    assert!(stderr.contains("edited.db-wal holds writes"), "{stderr}");
+    let (code, _, stderr) =
+        run_pp(&["admin", "restore", &arg(&edited), "--db", &arg(&database)]).await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("edited.db-wal holds writes"), "{stderr}");
+    // Written back at once: a closed pool may still be checkpointing in the background.
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let (code, stdout, stderr) = run_pp(&["admin", "verify-backup", &arg(&edited)]).await;
+    assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(stderr.contains("does not hold at event"), "{stderr}");
     server.terminate().await;
     let (code, _, stderr) =
