@@ -230,7 +230,7 @@ mod tests {
         fn value(next: &mut impl FnMut() -> u64, alphabet: &[&str], depth: u32) -> Value {
             match next() % if depth > 3 { 5 } else { 7 } {
                 0 => Value::Null,
-                1 => Value::Bool(next() % 2 == 0),
+                1 => Value::Bool(next().is_multiple_of(2)),
                 2 => json!(next() as i64 >> (next() % 64)),
                 3 => {
                     let float = f64::from_bits(next());
