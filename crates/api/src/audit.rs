@@ -178,10 +178,6 @@ impl CanonicalData {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
 }
 
 /// The fields of an event that its hash covers: everything but `prev_hash` and `hash`,
