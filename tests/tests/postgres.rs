@@ -37,6 +37,16 @@ async fn all_events(client: &Client) -> Vec<AuditEvent> {
     }
 }
 
+/// One server on the database, a client with a key of its project, and a pool on the
+/// database for what a test reads or writes behind the server's back.
+async fn one_server(database: &str) -> (ServerProcess, Client, sqlx::PgPool) {
+    let key = admin_create_key(database, "agents", "default").await;
+    let server = ServerProcess::start_with(database, 0, FLAGS).await;
+    let client = Client::new(&server.base, &key);
+    let db = sqlx::PgPool::connect(database).await.unwrap();
+    (server, client, db)
+}
+
 async fn pending(client: &Client) -> usize {
     let page = client.get_path("/v1/pause?status=pending&limit=100").await;
     page.body["data"].as_array().unwrap().len()
@@ -404,10 +414,7 @@ async fn a_sequencer_killed_mid_batch_has_its_batch_taken_over() {
     let Some(database) = fresh_postgres().await else {
         return;
     };
-    let key = admin_create_key(&database, "agents", "default").await;
-    let a = ServerProcess::start_with(&database, 0, FLAGS).await;
-    let client = Client::new(&a.base, &key);
-    let db = sqlx::PgPool::connect(&database).await.unwrap();
+    let (a, client, db) = one_server(&database).await;
 
     // The other server's sequencer, mid-batch.
     let mut dying = sqlx::PgConnection::connect(&database).await.unwrap();
@@ -519,10 +526,7 @@ async fn a_sequenced_batch_is_announced_to_the_other_servers() {
     let Some(database) = fresh_postgres().await else {
         return;
     };
-    let key = admin_create_key(&database, "agents", "default").await;
-    let a = ServerProcess::start_with(&database, 0, FLAGS).await;
-    let client = Client::new(&a.base, &key);
-    let db = sqlx::PgPool::connect(&database).await.unwrap();
+    let (a, client, db) = one_server(&database).await;
     // Listening as another server does.
     let mut other = sqlx::postgres::PgListener::connect(&database)
         .await
@@ -568,10 +572,7 @@ async fn events_queued_by_the_version_before_are_hashed_in_canonical_form() {
     let Some(database) = fresh_postgres().await else {
         return;
     };
-    let key = admin_create_key(&database, "agents", "default").await;
-    let a = ServerProcess::start_with(&database, 0, FLAGS).await;
-    let client = Client::new(&a.base, &key);
-    let db = sqlx::PgPool::connect(&database).await.unwrap();
+    let (a, client, db) = one_server(&database).await;
     let pause = client
         .create(sms_pause(None))
         .await
