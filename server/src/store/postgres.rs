@@ -236,7 +236,7 @@ async fn write_loop(
         };
         let mut tx = Tx::new(Conn::Postgres(PgHandle::writing(connection)));
         if commit_group(&mut tx, jobs, &hub, origin).await {
-            sequencer_bells.wake.notify_one();
+            sequencer_bells.committed.notify_one();
         }
         if let Conn::Postgres(handle) = tx.into_conn() {
             kept = handle.into_inner();

@@ -10,11 +10,13 @@
 //! the queue, all in one transaction. This is how Certificate Transparency logs sequence
 //! their entries.
 //!
-//! - Every server runs a sequencer. It is woken when its own writer commits events, when a
-//!   reader waits for events, and once a second (for events another server committed and
-//!   did not sequence before it died). A batch holds the lock only for its own few round
-//!   trips, so no server owns the sequencing: if one dies mid-batch, PostgreSQL rolls its
-//!   batch back and frees the lock, and the next server's batch takes the same events.
+//! - Every server runs a sequencer. It is woken when its own writer commits events (a
+//!   batch at most every [`BATCH_EVERY`], so that under load one batch takes many
+//!   commits' events), at once when a reader waits for events, and once a second (for
+//!   events another server committed and did not sequence before it died). A batch holds
+//!   the lock only for its own few round trips, so no server owns the sequencing: if one
+//!   dies mid-batch, PostgreSQL rolls its batch back and frees the lock, and the next
+//!   server's batch takes the same events.
 //! - Events are sequenced in queue order. A write that depends on another (the decision
 //!   of a pause on its creation) starts after that one committed, so its events come later
 //!   in the queue and on the chain.
@@ -57,6 +59,14 @@ pub(super) const SEQUENCED_CHANNEL: &str = "pausepoint_sequenced";
 /// How often a sequencer looks at the queue without being woken.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 
+/// Batches for writers' commits start at most this often. Under load a writer commits
+/// every millisecond or two, and a batch per commit made the sequencer's transactions as
+/// many as the writers': each with its lock, its round trips and its own flush of the
+/// log, for a handful of events. Waiting this long gathers several commits' events into
+/// one batch. A reader waiting for its events is not made to wait: it asks, and the
+/// batch starts at once.
+const BATCH_EVERY: Duration = Duration::from_millis(10);
+
 /// How long a reader waits for events committed before it asked to be sequenced, before
 /// it reads what is sequenced and says so in the log. Under any load a batch takes
 /// milliseconds; this is for a database that stopped answering.
@@ -65,9 +75,10 @@ const SETTLE_AT_MOST: Duration = Duration::from_secs(10);
 /// What a server's sequencer hears and says.
 #[derive(Default)]
 pub(super) struct Bells {
-    /// Rung when there may be events to sequence (this server's writers committed some,
-    /// or a reader waits for some).
-    pub wake: Notify,
+    /// Rung when this server's writers committed events: a batch within [`BATCH_EVERY`].
+    pub committed: Notify,
+    /// Rung when a reader waits for events to be sequenced: a batch at once.
+    pub asked: Notify,
     /// Rung after each batch committed, by this server's sequencer or (through a notice)
     /// another's, for waiting readers.
     pub sequenced: Notify,
@@ -97,10 +108,10 @@ pub(super) fn queue(events: &[PendingEvent]) -> Vec<Deferred> {
         .collect()
 }
 
-/// Runs this server's sequencer until `stop`: a batch whenever `bells.wake` rings, and a
-/// look at the queue every second. On stop, sequences what is left (this server's last
-/// writes, or a `pp admin` command's, when no server runs). `origin` names this server in
-/// the notice of each batch.
+/// Runs this server's sequencer until `stop`: a batch whenever a reader asks, one at most
+/// every [`BATCH_EVERY`] while writers commit, and a look at the queue every second. On
+/// stop, sequences what is left (this server's last writes, or a `pp admin` command's,
+/// when no server runs). `origin` names this server in the notice of each batch.
 pub(super) async fn run(
     pool: PgPool,
     hub: Arc<Hub>,
@@ -110,21 +121,38 @@ pub(super) async fn run(
 ) {
     let mut measured: Option<Instant> = None;
     let mut kept = Kept::default();
+    let mut last_batch: Option<Instant> = None;
     loop {
         if measured.is_none_or(|at| at.elapsed() >= LOOK_EVERY) {
             measure(&pool, &hub).await;
             measured = Some(Instant::now());
         }
         let woken = tokio::select! {
-            () = bells.wake.notified() => true,
+            () = bells.asked.notified() => true,
+            () = bells.committed.notified() => {
+                let wait = last_batch.map_or(Duration::ZERO, |at| BATCH_EVERY.saturating_sub(at.elapsed()));
+                if !wait.is_zero() {
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = bells.asked.notified() => {}
+                        () = stop.cancelled() => {}
+                    }
+                }
+                true
+            }
             () = tokio::time::sleep(LOOK_EVERY) => false,
             () = stop.cancelled() => break,
         };
-        if let Err(e) = drain(&pool, &mut kept, &bells, woken, origin).await {
-            tracing::warn!(error = %e, "could not sequence audit events; trying again");
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(200)) => {}
-                () = stop.cancelled() => break,
+        let started = Instant::now();
+        match drain(&pool, &mut kept, &bells, woken, origin).await {
+            Ok(0) => {}
+            Ok(_) => last_batch = Some(started),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not sequence audit events; trying again");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    () = stop.cancelled() => break,
+                }
             }
         }
     }
@@ -155,25 +183,28 @@ async fn measure(pool: &PgPool, hub: &Hub) {
         .set_backlog("audit_queue", queued, oldest, Timestamp::now());
 }
 
-/// Sequences batches until the queue is empty. Unless `woken`, first looks whether there
-/// is anything to do (one cheap read), so that an idle server's look costs no lock.
+/// Sequences batches until the queue is empty; returns how many events. Unless `woken`,
+/// first looks whether there is anything to do (one cheap read), so that an idle server's
+/// look costs no lock.
 async fn drain(
     pool: &PgPool,
     kept: &mut Kept,
     bells: &Bells,
     woken: bool,
     origin: Uuid,
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     if !woken && !queued(pool).await? {
-        return Ok(());
+        return Ok(0);
     }
+    let mut total = 0;
     loop {
         let sequenced = sequence_batch(pool, kept, origin).await?;
+        total += sequenced;
         if sequenced > 0 {
             bells.sequenced.notify_waiters();
         }
         if sequenced < BATCH as usize {
-            return Ok(());
+            return Ok(total);
         }
     }
 }
@@ -332,10 +363,11 @@ pub(super) async fn settle(
     let mut pause = Duration::from_millis(1);
     loop {
         // Until a sequencer ends a batch (this server's, or another's through its notice),
-        // or a while: a notice missed while the listener reconnects costs only time. No connection is held while waiting: hundreds of long-polls
-        // woken by one decision may wait here at once.
+        // or a while: a notice missed while the listener reconnects costs only time. No
+        // connection is held while waiting: hundreds of long-polls woken by one decision
+        // may wait here at once.
         let sequenced = bells.sequenced.notified();
-        bells.wake.notify_one();
+        bells.asked.notify_one();
         tokio::select! {
             () = sequenced => {}
             () = tokio::time::sleep(pause) => pause = (pause * 2).min(Duration::from_millis(50)),
