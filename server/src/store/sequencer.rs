@@ -347,7 +347,10 @@ fn queued_from_row(row: &dyn Row) -> Result<(i64, PendingEvent), StoreError> {
 }
 
 /// Waits until every event of `project_id` committed before the call is on the chain,
-/// waking this server's sequencer so that it takes them if no other has. After
+/// waking this server's sequencer so that it takes them if no other has. It waits for the
+/// events of every project committed before the call: batches take the queue in its
+/// order, whatever the project, so the project's events are on their chain no sooner
+/// than the others before them, and the queue needs no index by project. After
 /// [`SETTLE_AT_MOST`] it gives up and says so: the read that follows shows what is
 /// sequenced.
 pub(super) async fn settle(
@@ -355,7 +358,7 @@ pub(super) async fn settle(
     bells: &Bells,
     project_id: ProjectId,
 ) -> Result<(), StoreError> {
-    let Some(target) = queue_end(pool, project_id, "MAX").await? else {
+    let Some(target) = queue_end(pool, "MAX").await? else {
         return Ok(());
     };
     let started = Instant::now();
@@ -372,7 +375,7 @@ pub(super) async fn settle(
             () = sequenced => {}
             () = tokio::time::sleep(pause) => pause = (pause * 2).min(Duration::from_millis(50)),
         }
-        let oldest = queue_end(pool, project_id, "MIN").await?;
+        let oldest = queue_end(pool, "MIN").await?;
         if oldest.is_none_or(|oldest| oldest > target) {
             return Ok(());
         }
@@ -387,16 +390,10 @@ pub(super) async fn settle(
     }
 }
 
-/// The first (`MIN`) or last (`MAX`) queue position of the project's queued events.
-async fn queue_end(
-    pool: &PgPool,
-    project_id: ProjectId,
-    end: &'static str,
-) -> Result<Option<i64>, StoreError> {
+/// The first (`MIN`) or last (`MAX`) position of the queued events.
+async fn queue_end(pool: &PgPool, end: &'static str) -> Result<Option<i64>, StoreError> {
     let mut conn = Conn::Postgres(PgHandle::reading(pool.acquire().await?));
-    let sql = format!("SELECT {end}(id) AS id FROM audit_queue WHERE project_id = $1");
-    conn.fetch_one("audit_queue", &sql, args![&project_id.to_string()], |row| {
-        row.opt_int("id")
-    })
-    .await
+    let sql = format!("SELECT {end}(id) AS id FROM audit_queue");
+    conn.fetch_one("audit_queue", &sql, &[], |row| row.opt_int("id"))
+        .await
 }
