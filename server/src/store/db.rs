@@ -497,10 +497,12 @@ fn pg_arguments(args: &[Arg<'_>]) -> Result<PgArguments, StoreError> {
     let mut arguments = PgArguments::default();
     for arg in args {
         let added = match *arg {
-            Arg::Text(value) => arguments.add(value.map(str::to_owned)),
+            // Encoded into the arguments' buffer as they are added: borrowed, not copied
+            // first (a group's columns are most of what the writer sends).
+            Arg::Text(value) => arguments.add(value),
             Arg::Int(value) => arguments.add(value),
-            Arg::Texts(values) => arguments.add(values.to_vec()),
-            Arg::Ints(values) => arguments.add(values.to_vec()),
+            Arg::Texts(values) => arguments.add(values),
+            Arg::Ints(values) => arguments.add(values),
         };
         added.map_err(|e| StoreError::Database(sqlx::Error::Encode(e)))?;
     }
