@@ -619,6 +619,84 @@ async fn events_queued_by_the_version_before_are_hashed_in_canonical_form() {
     a.terminate().await;
 }
 
+/// A trigger that fails every insert of a pause as PostgreSQL fails a deadlock's victim
+/// (`40P01`), the first `times` times: a sequence counts the tries, since it keeps its
+/// count through the rollbacks.
+async fn lose_deadlocks(db: &sqlx::PgPool, times: i64) {
+    for sql in [
+        "CREATE SEQUENCE IF NOT EXISTS test_tries".to_owned(),
+        "ALTER SEQUENCE test_tries RESTART".to_owned(),
+        format!(
+            "CREATE OR REPLACE FUNCTION test_lose_a_deadlock() RETURNS trigger \
+             LANGUAGE plpgsql AS $$ BEGIN \
+                 IF nextval('test_tries') <= {times} THEN \
+                     RAISE EXCEPTION 'deadlock detected (test)' USING ERRCODE = '40P01'; \
+                 END IF; \
+                 RETURN NEW; \
+             END $$"
+        ),
+        "CREATE OR REPLACE TRIGGER test_lose_a_deadlock BEFORE INSERT ON pauses \
+         FOR EACH ROW EXECUTE FUNCTION test_lose_a_deadlock()"
+            .to_owned(),
+    ] {
+        sqlx::query(&sql).execute(db).await.unwrap();
+    }
+}
+
+async fn tries(db: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar("SELECT last_value FROM test_tries")
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_group_chosen_as_a_deadlock_victim_is_run_again() {
+    let Some(database) = fresh_postgres().await else {
+        return;
+    };
+    let (a, client, db) = one_server(&database).await;
+
+    // Twice a deadlock's victim, then through: the agent sees one create, stored once.
+    lose_deadlocks(&db, 2).await;
+    let pause = client
+        .create(sms_pause(None))
+        .await
+        .pause(StatusCode::CREATED);
+    assert_eq!(tries(&db).await, 3, "the create was not run again");
+    assert_eq!(client.get(pause.pause_id).await.status, StatusCode::OK);
+    all_present_once(&client, &[pause.pause_id]).await;
+
+    // A deadlock that keeps choosing it: the create fails after a bounded number of
+    // tries, saying so, and leaves nothing behind.
+    lose_deadlocks(&db, 1_000).await;
+    let refused = client.create(sms_pause(None)).await;
+    assert!(
+        refused.status.is_server_error(),
+        "{}: {}",
+        refused.status,
+        refused.body
+    );
+    let tried = tries(&db).await;
+    assert!((2..=5).contains(&tried), "tried {tried} times");
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pauses")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(stored, 1);
+
+    sqlx::query("DROP TRIGGER test_lose_a_deadlock ON pauses")
+        .execute(&db)
+        .await
+        .unwrap();
+    let after = client
+        .create(sms_pause(None))
+        .await
+        .pause(StatusCode::CREATED);
+    all_present_once(&client, &[pause.pause_id, after.pause_id]).await;
+    a.terminate().await;
+}
+
 /// The server's `pausepoint_backlog{queue="audit_queue"}` gauge: events committed and
 /// not yet on their chains.
 async fn audit_backlog(base: &str) -> f64 {

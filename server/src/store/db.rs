@@ -362,6 +362,11 @@ impl Conn {
     /// `alone`, and no transaction open, it opens none: PostgreSQL runs a lone statement
     /// as a transaction of its own, as atomic as one between `BEGIN` and `COMMIT`, without
     /// their two round trips.
+    ///
+    /// Such a lone statement is run again when PostgreSQL chose it as a deadlock's victim:
+    /// it rolled back whole, and nothing the writer's requests decided depends on what it
+    /// would have read (they read nothing). Inside a transaction the group's reads may be
+    /// stale after a rollback, so there the error stands.
     pub(super) async fn execute_once(
         &mut self,
         sql: &str,
@@ -371,15 +376,28 @@ impl Conn {
     ) -> Result<u64, StoreError> {
         match self {
             Conn::Sqlite(_) => self.execute(sql, args).await,
+            Conn::Postgres(handle) if alone && !handle.begun => {
+                let conn = handle.connection()?;
+                let mut tries = 1;
+                loop {
+                    let ran = sqlx::query_with(sql, pg_arguments(args)?)
+                        .persistent(keep)
+                        .execute(&mut *conn)
+                        .await;
+                    match ran {
+                        Ok(done) => return Ok(done.rows_affected()),
+                        Err(e) if tries < LONE_TRIES && lost_to_a_deadlock(&e) => {
+                            tracing::warn!(error = %e, tries, "a group lost a deadlock; running it again");
+                            tries += 1;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
             Conn::Postgres(handle) => {
-                let conn = if alone && !handle.begun {
-                    handle.connection()?
-                } else {
-                    handle.ready().await?
-                };
                 let done = sqlx::query_with(sql, pg_arguments(args)?)
                     .persistent(keep)
-                    .execute(conn)
+                    .execute(handle.ready().await?)
                     .await?;
                 Ok(done.rows_affected())
             }
@@ -491,6 +509,19 @@ fn bind_sqlite(
         }
     }
     Ok(())
+}
+
+/// How many times a lone statement is run when deadlocks keep choosing it.
+const LONE_TRIES: u32 = 3;
+
+/// Whether PostgreSQL rolled the statement back to break a deadlock (`40P01`), or to keep
+/// transactions serializable (`40001`): the error is the timing's, and the same statement
+/// can succeed when run again.
+fn lost_to_a_deadlock(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "40P01" || code == "40001")
 }
 
 fn pg_arguments(args: &[Arg<'_>]) -> Result<PgArguments, StoreError> {

@@ -271,7 +271,56 @@ fn combine(statements: Vec<Deferred>, main: Option<Deferred>) -> Vec<(String, Ve
 /// Each merged statement stands where the first of its rows stood; other statements keep
 /// their place. The rows' values are moved, not copied: a group's are most of what it
 /// sends.
+///
+/// A merged update's rows go in the order of their keys: PostgreSQL locks the rows as it
+/// reads `UNNEST` (the writer's plans loop over it, looking each row up by its key), so
+/// two groups of two servers that change the same rows lock them in the same order, and
+/// neither can hold a row the other waits for while waiting for one the other holds. (A
+/// deadlock across tables is still possible; a lone statement that loses one runs again,
+/// see [`Conn::execute_once`].)
 fn merge_rows(statements: Vec<Deferred>) -> Vec<Deferred> {
+    let mut merged = merge_in_order(statements);
+    for statement in &mut merged {
+        // Only the updates `merge_in_order` wrote read `merged`: it merges no other.
+        if statement.sql.starts_with("UPDATE ") && statement.sql.contains(" AS merged (") {
+            sort_rows_by_key(&mut statement.args);
+        }
+    }
+    merged
+}
+
+/// The rows of merged columns reordered by the first column's values (the keys; each
+/// once in a merged update). Any one order does, as long as every server uses it: Rust's,
+/// bytewise.
+fn sort_rows_by_key(columns: &mut [OwnedArg]) {
+    let order = match columns.first() {
+        Some(OwnedArg::Texts(keys)) => order_of(keys),
+        Some(OwnedArg::Ints(keys)) => order_of(keys),
+        _ => return,
+    };
+    if order.iter().enumerate().all(|(at, from)| at == *from) {
+        return;
+    }
+    for column in columns {
+        match column {
+            OwnedArg::Texts(values) => {
+                let mut taken = std::mem::take(values);
+                *values = order.iter().map(|i| taken[*i].take()).collect();
+            }
+            OwnedArg::Ints(values) => *values = order.iter().map(|i| values[*i]).collect(),
+            OwnedArg::Text(_) | OwnedArg::Int(_) => {}
+        }
+    }
+}
+
+/// The indexes of `keys` in the keys' order.
+fn order_of<T: Ord>(keys: &[T]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
+    order
+}
+
+fn merge_in_order(statements: Vec<Deferred>) -> Vec<Deferred> {
     let mut merged: Vec<Deferred> = Vec::with_capacity(statements.len());
     // Where each mergeable text's latest statement is in `merged`, and (for an update)
     // the `$1` of the rows it holds. A text found here had its shape checked when its
@@ -620,6 +669,43 @@ mod tests {
             let kept = merge_rows(vec![statement.clone(), statement.clone()]);
             assert_eq!(kept, [statement.clone(), statement], "{sql}");
         }
+    }
+
+    #[test]
+    fn a_merged_update_changes_its_rows_in_key_order() {
+        let update = |id: &str, attempts: i64| Deferred {
+            sql: "UPDATE d SET attempts = $2 WHERE id = $1".into(),
+            args: vec![
+                OwnedArg::Text(Some(id.into())),
+                OwnedArg::Int(Some(attempts)),
+            ],
+        };
+        let merged = merge_rows(vec![update("c", 3), update("a", 1), update("b", 2)]);
+        assert_eq!(merged.len(), 1, "{merged:?}");
+        assert_eq!(
+            merged[0].args,
+            [
+                OwnedArg::Texts(vec![Some("a".into()), Some("b".into()), Some("c".into())]),
+                OwnedArg::Ints(vec![Some(1), Some(2), Some(3)])
+            ],
+            "each row keeps its values"
+        );
+        // Integer keys too; and inserts keep the order they were written in.
+        let by_number = |key: i64| Deferred {
+            sql: "UPDATE d SET x = 1 WHERE n = $1".into(),
+            args: vec![OwnedArg::Int(Some(key))],
+        };
+        let merged = merge_rows(vec![by_number(10), by_number(2)]);
+        assert_eq!(merged[0].args, [OwnedArg::Ints(vec![Some(2), Some(10)])]);
+        let insert = |id: &str| Deferred {
+            sql: "INSERT INTO t (a) VALUES ($1)".into(),
+            args: vec![OwnedArg::Text(Some(id.into()))],
+        };
+        let merged = merge_rows(vec![insert("b"), insert("a")]);
+        assert_eq!(
+            merged[0].args,
+            [OwnedArg::Texts(vec![Some("b".into()), Some("a".into())])]
+        );
     }
 
     #[test]
