@@ -56,11 +56,12 @@ pub(super) struct Postgres {
     sequencer: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
 }
 
-/// Writers per server. One: at 16 connections its connection's round trip sets the rate,
-/// and a second measured about a tenth more creates/s for about 5 % more CPU each. But
-/// two groups of one server in flight could deadlock each other on rows they both update,
-/// since a merged `UPDATE … FROM UNNEST` locks its rows in no set order; one writer never
-/// does. A second writer wants merged updates that lock in key order first.
+/// Writers per server. One: a second measured 5–10 % more creates/s at 16 connections,
+/// within the bench's noise, for about 5 % more CPU each, even when it waited to gather
+/// a group as large as the first's. Merged updates lock their rows in key order, and a
+/// lone group that loses a deadlock runs again, but two groups of one server that read
+/// inside their transactions could still deadlock each other and fail; one writer never
+/// does.
 const WRITERS: usize = 1;
 
 impl Postgres {
