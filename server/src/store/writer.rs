@@ -279,53 +279,13 @@ fn combine(statements: Vec<Deferred>, main: Option<Deferred>) -> Vec<(String, Ve
 /// deadlock across tables is still possible; a lone statement that loses one runs again,
 /// see [`Conn::execute_once`].)
 fn merge_rows(statements: Vec<Deferred>) -> Vec<Deferred> {
-    let mut merged = merge_in_order(statements);
-    for statement in &mut merged {
-        // Only the updates `merge_in_order` wrote read `merged`: it merges no other.
-        if statement.sql.starts_with("UPDATE ") && statement.sql.contains(" AS merged (") {
-            sort_rows_by_key(&mut statement.args);
-        }
-    }
-    merged
-}
-
-/// The rows of merged columns reordered by the first column's values (the keys; each
-/// once in a merged update). Any one order does, as long as every server uses it: Rust's,
-/// bytewise.
-fn sort_rows_by_key(columns: &mut [OwnedArg]) {
-    let order = match columns.first() {
-        Some(OwnedArg::Texts(keys)) => order_of(keys),
-        Some(OwnedArg::Ints(keys)) => order_of(keys),
-        _ => return,
-    };
-    if order.iter().enumerate().all(|(at, from)| at == *from) {
-        return;
-    }
-    for column in columns {
-        match column {
-            OwnedArg::Texts(values) => {
-                let mut taken = std::mem::take(values);
-                *values = order.iter().map(|i| taken[*i].take()).collect();
-            }
-            OwnedArg::Ints(values) => *values = order.iter().map(|i| values[*i]).collect(),
-            OwnedArg::Text(_) | OwnedArg::Int(_) => {}
-        }
-    }
-}
-
-/// The indexes of `keys` in the keys' order.
-fn order_of<T: Ord>(keys: &[T]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..keys.len()).collect();
-    order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
-    order
-}
-
-fn merge_in_order(statements: Vec<Deferred>) -> Vec<Deferred> {
     let mut merged: Vec<Deferred> = Vec::with_capacity(statements.len());
     // Where each mergeable text's latest statement is in `merged`, and (for an update)
     // the `$1` of the rows it holds. A text found here had its shape checked when its
     // statement was started: the next rows of a group (most of them) skip that check.
     let mut at: Vec<(String, usize, Option<HashSet<OwnedArg>>)> = Vec::new();
+    // The merged updates, whose rows are put in key order at the end.
+    let mut updates: Vec<usize> = Vec::new();
     for statement in statements {
         if single_valued(&statement.args) {
             let open = at
@@ -392,10 +352,47 @@ fn merge_in_order(statements: Vec<Deferred>) -> Vec<Deferred> {
             }
         };
         at.retain(|(sql, _, _)| *sql != statement.sql);
+        if keys.is_some() {
+            updates.push(merged.len());
+        }
         at.push((statement.sql, merged.len(), keys));
         merged.push(Deferred { sql, args: columns });
     }
+    for index in updates {
+        sort_rows_by_key(&mut merged[index].args);
+    }
     merged
+}
+
+/// The rows of merged columns reordered by the first column's values (the keys; each
+/// once in a merged update). Any one order does, as long as every server uses it: Rust's,
+/// bytewise.
+fn sort_rows_by_key(columns: &mut [OwnedArg]) {
+    let order = match columns.first() {
+        Some(OwnedArg::Texts(keys)) => order_of(keys),
+        Some(OwnedArg::Ints(keys)) => order_of(keys),
+        _ => return,
+    };
+    if order.iter().enumerate().all(|(at, from)| at == *from) {
+        return;
+    }
+    for column in columns {
+        match column {
+            OwnedArg::Texts(values) => {
+                let mut taken = std::mem::take(values);
+                *values = order.iter().map(|i| taken[*i].take()).collect();
+            }
+            OwnedArg::Ints(values) => *values = order.iter().map(|i| values[*i]).collect(),
+            OwnedArg::Text(_) | OwnedArg::Int(_) => {}
+        }
+    }
+}
+
+/// The indexes of `keys` in the keys' order.
+fn order_of<T: Ord>(keys: &[T]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
+    order
 }
 
 /// Whether every argument is one value (not an array), as a merged row's must be.
