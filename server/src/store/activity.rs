@@ -1,12 +1,12 @@
 //! What the console's charts count: the project's recent decisions, deliveries and
 //! webhook events. Each read starts from the project's pauses in a range of ids (an id
-//! carries its creation time), so it searches `pauses_by_project` and the per-pause
-//! indexes of the other tables, never a whole table.
+//! carries its creation time), so it searches `pauses_by_project` and, for each pause,
+//! the keys or per-pause indexes of the other tables, never a whole table.
 
 use jiff::Timestamp;
 use pausepoint_api::{Channel, PauseStatus};
 
-use super::db::{args, Conn, Row};
+use super::db::{args, Conn, OwnedArg, Query, Row};
 use super::{Store, StoreError};
 use crate::ids::{PauseId, ProjectId};
 
@@ -42,6 +42,28 @@ fn lowest_id(since: Timestamp) -> String {
     PauseId::lowest_at(since - jiff::SignedDuration::from_mins(1))
 }
 
+/// The notices of the project's pauses created since `since`, counted by channel. A
+/// pause's notices are the primary key's range from `{pause_id}:` to `{pause_id};` (see
+/// [`super::deliveries::DeliveryKey::range`]).
+pub fn deliveries_by_channel_query(project_id: ProjectId, since: Timestamp) -> Query {
+    let mut query = Query::new(
+        "SELECT d.channel, COUNT(*) AS total, \
+         SUM(CASE WHEN d.status = 'failed' THEN 1 ELSE 0 END) AS failed \
+         FROM pauses p JOIN deliveries d ON d.id >= p.id || ':' AND d.id < p.id || ';' \
+         WHERE ",
+    );
+    query.push(
+        "p.project_id = ? AND p.id >= ? AND p.created_at >= ? \
+         GROUP BY d.channel ORDER BY d.channel",
+        [
+            OwnedArg::Text(Some(project_id.to_string())),
+            OwnedArg::Text(Some(lowest_id(since))),
+            OwnedArg::Int(Some(since.as_millisecond())),
+        ],
+    );
+    query
+}
+
 impl Conn {
     pub async fn decided_since(
         &mut self,
@@ -74,25 +96,17 @@ impl Conn {
         project_id: ProjectId,
         since: Timestamp,
     ) -> Result<Vec<ChannelDeliveries>, StoreError> {
-        self.fetch_all(
-            "deliveries",
-            "SELECT d.channel, COUNT(*) AS total, \
-             SUM(CASE WHEN d.status = 'failed' THEN 1 ELSE 0 END) AS failed \
-             FROM pauses p JOIN deliveries d ON d.pause_id = p.id \
-             WHERE p.project_id = $1 AND p.id >= $2 AND p.created_at >= $3 \
-             GROUP BY d.channel ORDER BY d.channel",
-            args![&project_id.to_string(), &lowest_id(since), since],
-            |row: &dyn Row| {
-                Ok(ChannelDeliveries {
-                    channel: row
-                        .text("channel")?
-                        .parse()
-                        .map_err(|e: String| StoreError::corrupt("deliveries", e))?,
-                    total: row.int("total")?,
-                    failed: row.int("failed")?,
-                })
-            },
-        )
+        let query = deliveries_by_channel_query(project_id, since);
+        self.fetch_all("deliveries", query.sql(), &query.args(), |row: &dyn Row| {
+            Ok(ChannelDeliveries {
+                channel: row
+                    .text("channel")?
+                    .parse()
+                    .map_err(|e: String| StoreError::corrupt("deliveries", e))?,
+                total: row.int("total")?,
+                failed: row.int("failed")?,
+            })
+        })
         .await
     }
 

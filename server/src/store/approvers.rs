@@ -326,15 +326,16 @@ impl Tx {
     ) {
         self.defer(
             "UPDATE deliveries SET next_attempt_at = $2 \
-             WHERE pause_id = $1 AND reminder = 0 AND status = 'pending' AND next_attempt_at > $2 \
-               AND approver IN ( \
-                   SELECT approver FROM approvers WHERE pause_id = $1 AND tier = ( \
+             WHERE id IN ( \
+                   SELECT pause_id || ':' || approver || ':0' FROM approvers \
+                   WHERE pause_id = $1 AND tier = ( \
                        SELECT MIN(tier) FROM approvers WHERE pause_id = $1 AND tier > ( \
                            SELECT tier FROM approvers WHERE pause_id = $1 AND approver = $3))) \
+               AND status = 'pending' AND next_attempt_at > $2 \
                AND NOT EXISTS ( \
-                   SELECT 1 FROM deliveries d JOIN approvers a \
-                     ON a.pause_id = d.pause_id AND a.approver = d.approver \
-                   WHERE d.pause_id = $1 AND d.reminder = 0 AND d.id <> $4 \
+                   SELECT 1 FROM approvers a JOIN deliveries d \
+                     ON d.id = a.pause_id || ':' || a.approver || ':0' \
+                   WHERE a.pause_id = $1 AND d.id <> $4 \
                      AND a.tier <= ( \
                          SELECT tier FROM approvers WHERE pause_id = $1 AND approver = $3) \
                      AND d.status IN ('pending', 'sent', 'logged', 'delivered'))",

@@ -37,12 +37,28 @@ impl DeliveryState {
 }
 
 /// A delivery's key: the pause, the approver, and which notice (0 the first, then the
-/// reminders). Written `{pause_id}:{approver}:{reminder}`, the outbox's one key column.
+/// reminders). Written `{pause_id}:{approver}:{reminder}`, the outbox's one key column,
+/// and the only index by pause: reads find a pause's notices by this key (a first notice
+/// is `{pause_id}:{approver}:0`, written out in SQL where they join), or by [`Self::range`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DeliveryKey {
     pub pause_id: PauseId,
     pub approver: u32,
     pub reminder: u32,
+}
+
+impl DeliveryKey {
+    /// The keys of every notice of the pause (of one approver, if named): the half-open
+    /// range `[from, to)` of key texts that start with `{pause_id}:` (or
+    /// `{pause_id}:{approver}:`). Keys compare bytewise (`COLLATE "C"`, SQLite's `BINARY`),
+    /// `;` is the byte after `:`, and neither a pause id nor a number holds a `:`.
+    pub(crate) fn range(pause_id: PauseId, approver: Option<u32>) -> (String, String) {
+        let prefix = match approver {
+            None => format!("{pause_id}"),
+            Some(approver) => format!("{pause_id}:{approver}"),
+        };
+        (format!("{prefix}:"), format!("{prefix};"))
+    }
 }
 
 impl fmt::Display for DeliveryKey {
@@ -207,19 +223,12 @@ impl Tx {
     /// Gives up on every notice of the pause not sent yet (of one approver, if named): a
     /// decided pause, or an approver who answered, is not asked again.
     pub fn skip_deliveries_of(&mut self, pause_id: PauseId, approver: Option<u32>, now: Timestamp) {
-        match approver {
-            None => self.defer(
-                "UPDATE deliveries SET status = 'skipped', updated_at = $2 \
-                 WHERE pause_id = $1 AND status = 'pending' AND lease_until IS NULL",
-                args![&pause_id.to_string(), now],
-            ),
-            Some(approver) => self.defer(
-                "UPDATE deliveries SET status = 'skipped', updated_at = $3 \
-                 WHERE pause_id = $1 AND approver = $2 AND status = 'pending' \
-                   AND lease_until IS NULL",
-                args![&pause_id.to_string(), approver, now],
-            ),
-        }
+        let (from, to) = DeliveryKey::range(pause_id, approver);
+        self.defer(
+            "UPDATE deliveries SET status = 'skipped', updated_at = $3 \
+             WHERE id >= $1 AND id < $2 AND status = 'pending' AND lease_until IS NULL",
+            args![&from, &to, now],
+        );
     }
 }
 

@@ -168,7 +168,8 @@ pub fn pauses_with_ids_query(dialect: Dialect, project_id: ProjectId, ids: &[Pau
 }
 
 /// The pause's approvers, each with its first notice, as one JSON array of arrays (see
-/// [`super::approvers::from_json`]): a correlated subquery through both primary keys, so
+/// [`super::approvers::from_json`]): a correlated subquery through both primary keys (a
+/// notice's is its [`super::deliveries::DeliveryKey`], written out in SQL), so
 /// that a read of a pause is one statement (one round trip on PostgreSQL) however many
 /// approvers it has. `$agg` and `$array` are the dialect's JSON functions.
 macro_rules! approvers_column {
@@ -182,18 +183,17 @@ macro_rules! approvers_column {
                a.vote_choice, a.vote_text, a.vote_at, ad.status, ad.attempts, ad.last_error)) \
                AS TEXT) \
              FROM approvers a LEFT JOIN deliveries ad \
-               ON ad.pause_id = a.pause_id AND ad.approver = a.approver AND ad.reminder = 0 \
+               ON ad.id = a.pause_id || ':' || a.approver || ':0' \
              WHERE a.pause_id = p.id) AS approvers"
         )
     };
 }
 
 /// The tables every read of a pause reads: the pause and its delivery (the first
-/// approver's first notice).
+/// approver's first notice, by its key `{pause_id}:0:0`).
 macro_rules! pause_tables {
     () => {
-        " FROM pauses p LEFT JOIN deliveries d \
-           ON d.pause_id = p.id AND d.approver = 0 AND d.reminder = 0"
+        " FROM pauses p LEFT JOIN deliveries d ON d.id = p.id || ':0:0'"
     };
 }
 

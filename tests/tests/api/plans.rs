@@ -213,6 +213,67 @@ async fn the_cross_check_reads_by_id() {
     );
 }
 
+/// A pause's notices are read by their key (`{pause_id}:{approver}:{reminder}`): every
+/// read of a pause (its first notice, and each approver's) and the console's count of
+/// notices by channel search the primary key, never `deliveries_by_pause`, whose columns
+/// repeat the key's prefix, so that a later migration can drop it (two index entries less
+/// per create) without leaving any read to scan the table.
+#[tokio::test]
+async fn notices_are_read_by_their_key() {
+    use pausepoint_server::store::activity::deliveries_by_channel_query;
+    use pausepoint_server::store::pauses::pauses_with_ids_query;
+    let server = TestServer::start().await;
+    let ids = [PauseId::new()];
+    let reads = [
+        (
+            pauses_with_ids_query(dialect(&server), server.project_id, &ids),
+            &["d", "ad"][..],
+        ),
+        (
+            deliveries_by_channel_query(server.project_id, Timestamp::now()),
+            &["d"][..],
+        ),
+    ];
+    for (query, aliases) in reads {
+        let found = plan(&server, query.clone()).await;
+        for alias in aliases {
+            assert!(
+                by_key(&server, &found, alias),
+                "deliveries {alias} is not read by its key:\n{}\n{}",
+                query.sql(),
+                found.join("\n")
+            );
+        }
+    }
+}
+
+/// The plan reads the deliveries named `alias` through the primary key, by `id`.
+fn by_key(server: &TestServer, plan: &[String], alias: &str) -> bool {
+    match server.backend {
+        // "SEARCH d USING INDEX sqlite_autoindex_deliveries_1 (id=?)", or "(id>? AND id<?)"
+        Backend::Sqlite => plan.iter().any(|line| {
+            line.starts_with(&format!("SEARCH {alias} USING "))
+                && (line.contains("(id=?)") || line.contains("(id>? AND id<?)"))
+        }),
+        // "Index Scan using deliveries_pkey on deliveries d" then
+        // "  Index Cond: (id = (p.id || ':0:0'::text))"; or "Bitmap Heap Scan on
+        // deliveries d", its recheck, then "Bitmap Index Scan on deliveries_pkey" and its
+        // "Index Cond: ((id >= …) AND (id < …))".
+        Backend::Postgres => (0..plan.len()).any(|at| {
+            let scan = &plan[at];
+            let node = &plan[at..plan.len().min(at + 4)];
+            let by_id = |line: &String| {
+                let line = line.trim_start();
+                line.starts_with("Index Cond: (id ") || line.starts_with("Index Cond: ((id ")
+            };
+            (scan.contains(&format!(" on deliveries {alias} "))
+                || scan.ends_with(&format!(" on deliveries {alias}")))
+                && node.iter().any(|line| line.contains("deliveries_pkey"))
+                && node.iter().any(by_id)
+        }),
+    }
+}
+
 /// A hook looks for a rule before every question, and `pp rules list` pages them: both
 /// are searches of the project's rules by index.
 #[tokio::test]
