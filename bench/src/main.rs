@@ -24,11 +24,15 @@
 //!   the same after `--grow N` creates (1,000,000 by default), and a verify after 1,000 new
 //!   events.
 //!
+//! `--against OTHER_PP` compares two builds in the `create` section: A B B A, each run on a
+//! fresh database after a checkpoint, both builds' runs in one table.
+//!
 //! Run through `scripts/bench`, which builds the release binaries first.
 
 #![forbid(unsafe_code)]
 
 mod cpu;
+mod create;
 mod grow;
 mod load;
 mod raw;
@@ -56,6 +60,12 @@ struct Args {
     /// An empty PostgreSQL database to run on instead of a SQLite file
     #[arg(long)]
     db: Option<String>,
+    /// Another pp binary to compare with (A is `--pp`, B this one): runs only the
+    /// `create` section, four times in the order A B B A, each on a fresh database (on
+    /// PostgreSQL, `--db` is emptied before each run), and prints both builds' runs side
+    /// by side
+    #[arg(long, value_name = "PP")]
+    against: Option<PathBuf>,
     /// Seconds per load run
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -104,6 +114,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let pp = args.pp.clone().unwrap_or_else(server::default_pp);
     let dir = tempfile::tempdir_in(std::env::current_dir()?)?;
     let duration = Duration::from_secs(args.seconds);
+    if let Some(other) = &args.against {
+        return create::compare([&pp, other], args.db.as_deref(), duration).await;
+    }
     let database = match &args.db {
         Some(url) => url.clone(),
         None => dir.path().join("bench.db").display().to_string(),
@@ -127,54 +140,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!("server memory at start: {:.1} MB", mb(server.rss()?));
 
     if args.sections.iter().any(|s| s == "create") {
-        let meter = cpu::Meter::start();
-        let raw = if postgres {
-            raw::pgbench_inserts_per_second(&database, 16, duration)?
-        } else {
-            raw::sqlite_inserts_per_second(dir.path(), duration)?
+        let target = create::Target {
+            pp: &pp,
+            database: &database,
+            dir: dir.path(),
+            address,
+            key: &key,
         };
-        // Its rate over the load's length: the few inserts of its start and end are
-        // within the CPU figure's own precision.
-        let raw_cpu = meter.and_then(|m| m.micros_per((raw * duration.as_secs_f64()) as u64));
-        let raw_name = if postgres {
-            "pgbench one-row insert, 16 clients"
-        } else {
-            "raw SQLite autocommit insert (WAL, synchronous=FULL)"
-        };
-        println!("\n## create: POST /v1/pause (the spec's SMS body)\n");
-        println!(
-            "{raw_name}: {raw:.0}/s, {} of the machine's CPU each\n",
-            micros(raw_cpu)
-        );
-        // Notices not yet sent when a load ends: a server that creates faster by leaving
-        // its deliveries behind shows it here. The CPU of a create is the whole machine's
-        // during the load (server, database, load generator, kernel), as the raw insert's.
-        println!(
-            "| connections | creates/s | ratio to raw | p50 ms | p99 ms | errors | notices unsent at the end | CPU per create (ratio to raw) |"
-        );
-        println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
-        for connections in [1, 4, 16, 64] {
-            let request = Request::new("POST", "/v1/pause", Some(&key), Some(CREATE_BODY), 201);
-            let meter = cpu::Meter::start();
-            let stats = load::run(address, connections, duration, request).await?;
-            let cpu = meter.and_then(|m| m.micros_per(stats.ok));
-            let unsent = admin_status(&pp, &database)?["deliveries"]["queued"]
-                .as_u64()
-                .unwrap_or(0);
-            let cpu_ratio = match (cpu, raw_cpu) {
-                (Some(cpu), Some(raw_cpu)) => format!(" ({:.1}×)", cpu / raw_cpu),
-                _ => String::new(),
-            };
-            println!(
-                "| {connections} | {:.0} | {:.2}× | {:.2} | {:.2} | {} | {unsent} | {}{cpu_ratio} |",
-                stats.per_second(),
-                stats.per_second() / raw,
-                stats.percentile_ms(50.0),
-                stats.percentile_ms(99.0),
-                stats.failed,
-                micros(cpu),
-            );
-        }
+        create::run(&target, duration, true).await?;
     }
 
     if args.sections.iter().any(|s| s == "reads") {
