@@ -325,7 +325,7 @@ fn ensure_empty(url: &str) -> anyhow::Result<()> {
 fn empty(url: &str) -> anyhow::Result<()> {
     let status = Command::new("psql")
         .args([url, "-q", "-v", "ON_ERROR_STOP=1", "-c"])
-        .arg("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        .arg("SET client_min_messages = warning; DROP SCHEMA public CASCADE; CREATE SCHEMA public")
         .status()
         .context("cannot run psql")?;
     if !status.success() {
