@@ -37,9 +37,10 @@ impl DeliveryState {
 }
 
 /// A delivery's key: the pause, the approver, and which notice (0 the first, then the
-/// reminders). Written `{pause_id}:{approver}:{reminder}`, the outbox's one key column,
-/// and the only index by pause: reads find a pause's notices by this key (a first notice
-/// is `{pause_id}:{approver}:0`, written out in SQL where they join), or by [`Self::range`].
+/// reminders). Written `{pause_id}:{approver}:{reminder}`, the outbox's one key column.
+/// Reads find a pause's notices by this key (a first notice is `{pause_id}:{approver}:0`,
+/// written out in SQL where they join) or by [`Self::range`], never through
+/// `deliveries_by_pause`, which only servers of the version before still read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DeliveryKey {
     pub pause_id: PauseId,
