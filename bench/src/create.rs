@@ -159,10 +159,7 @@ fn settle(database: &str) -> anyhow::Result<()> {
     if database.starts_with("postgres") {
         // `CHECKPOINT` needs a superuser or `pg_checkpoint`; without it the run goes on,
         // and says so.
-        let output = Command::new("psql")
-            .args([database, "-q", "-v", "ON_ERROR_STOP=1", "-c", "CHECKPOINT"])
-            .output()
-            .context("cannot run psql")?;
+        let output = raw::psql(database, "CHECKPOINT")?;
         if !output.status.success() {
             eprintln!(
                 "pp-bench: no CHECKPOINT before the run ({}); runs may pay for the one before",
@@ -305,11 +302,10 @@ fn print_comparison(runs: &[Vec<CreateRun>; 2]) {
 
 /// Refuses a database that holds tables: the comparison empties it between runs.
 fn ensure_empty(url: &str) -> anyhow::Result<()> {
-    let output = Command::new("psql")
-        .args([url, "-Atq", "-v", "ON_ERROR_STOP=1", "-c"])
-        .arg("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
-        .output()
-        .context("cannot run psql")?;
+    let output = raw::psql(
+        url,
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+    )?;
     let tables = String::from_utf8_lossy(&output.stdout).trim().to_owned();
     if !output.status.success() || tables != "0" {
         bail!(
@@ -323,13 +319,9 @@ fn ensure_empty(url: &str) -> anyhow::Result<()> {
 
 /// Drops everything the last run made: a fresh database for the next.
 fn empty(url: &str) -> anyhow::Result<()> {
-    let status = Command::new("psql")
-        .args([url, "-q", "-v", "ON_ERROR_STOP=1", "-c"])
-        .arg("SET client_min_messages = warning; DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-        .status()
-        .context("cannot run psql")?;
-    if !status.success() {
-        bail!("cannot empty the database for the next run");
-    }
-    Ok(())
+    raw::psql_ok(
+        url,
+        "SET client_min_messages = warning; DROP SCHEMA public CASCADE; CREATE SCHEMA public",
+    )
+    .context("cannot empty the database for the next run")
 }

@@ -52,6 +52,27 @@ pub fn sqlite_inserts_per_second(dir: &Path, duration: Duration) -> anyhow::Resu
     Ok(count as f64 / started.elapsed().as_secs_f64())
 }
 
+/// Runs `sql` on the database at `url` with `psql`, which stops at the first error:
+/// its output, rows unaligned and without headers, for the caller to judge.
+pub fn psql(url: &str, sql: &str) -> anyhow::Result<std::process::Output> {
+    Command::new("psql")
+        .args([url, "-Atq", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .context("cannot run psql")
+}
+
+/// Runs `sql` with [`psql`]; its error, with what `psql` said, if it fails.
+pub fn psql_ok(url: &str, sql: &str) -> anyhow::Result<()> {
+    let output = psql(url, sql)?;
+    if !output.status.success() {
+        bail!(
+            "psql failed: {sql}: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 /// `pgbench`'s transactions per second for one-row autocommit inserts of a pause-sized
 /// row, with `clients` clients, on the database at `url`.
 pub fn pgbench_inserts_per_second(
@@ -60,16 +81,8 @@ pub fn pgbench_inserts_per_second(
     duration: Duration,
 ) -> anyhow::Result<f64> {
     let pgbench = find_pgbench().context("pgbench is not installed (it comes with PostgreSQL)")?;
-    let psql = |sql: &str| -> anyhow::Result<()> {
-        let status = Command::new("psql")
-            .args([url, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
-            .status()?;
-        if !status.success() {
-            bail!("psql failed: {sql}");
-        }
-        Ok(())
-    };
-    psql(
+    psql_ok(
+        url,
         "DROP TABLE IF EXISTS bench_raw_pauses; \
          CREATE TABLE bench_raw_pauses (id TEXT PRIMARY KEY, recipient TEXT, message TEXT, \
          options TEXT, metadata TEXT, created_at BIGINT, expires_at BIGINT)",
@@ -89,7 +102,7 @@ pub fn pgbench_inserts_per_second(
         .arg(script.path())
         .arg(url)
         .output()?;
-    psql("DROP TABLE IF EXISTS bench_raw_pauses")?;
+    psql_ok(url, "DROP TABLE IF EXISTS bench_raw_pauses")?;
     let text = String::from_utf8_lossy(&output.stdout);
     let tps = text
         .lines()
