@@ -30,6 +30,7 @@ pub mod audit;
 pub mod db;
 pub mod deliveries;
 pub mod keys;
+mod notices;
 pub mod outbox;
 pub mod pauses;
 pub mod postgres;
@@ -165,17 +166,15 @@ impl Store {
             .unwrap_or_else(|| crate::secrets::default_key_file(database));
         let secrets = Arc::new(MasterKey::load_or_create(&key_file)?);
         let hub = Hub::new();
-        // This server, as named in the notices it sends other servers.
-        let origin = uuid::Uuid::now_v7();
         let (backend, location) = match location {
             Location::Sqlite(path) => {
                 let location = path.display().to_string();
-                let sqlite = sqlite::Sqlite::open(&path, Arc::clone(&hub), origin)?;
+                let sqlite = sqlite::Sqlite::open(&path, Arc::clone(&hub))?;
                 (Backend::Sqlite(sqlite), location)
             }
             Location::Postgres { url, shown } => {
                 hub.pauses().set_shared(true);
-                let pg = postgres::Postgres::connect(&url, Arc::clone(&hub), origin).await?;
+                let pg = postgres::Postgres::connect(&url, Arc::clone(&hub)).await?;
                 (Backend::Postgres(pg), shown)
             }
         };

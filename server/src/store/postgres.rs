@@ -1,8 +1,8 @@
 //! PostgreSQL, for several servers on one database. Each server's [`super::writer`]s run
 //! group commits, each on a connection of its own, and its [`super::sequencer`] puts the
 //! audit events they queued on their chains; reads use the pool. What other servers need to
-//! hear of (a decision, a key change) goes to them with `NOTIFY`, sent inside the
-//! transaction so that it is delivered only if the transaction commits.
+//! hear of (a decision, a key change) goes to them with `NOTIFY`, sent once the
+//! transaction that made it committed (see [`super::notices`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::db::{Conn, PgHandle};
+use super::notices::Notices;
 use super::tx::Tx;
 use super::writer::{commit_group, Job, Message, MAX_GROUP};
 use super::{sequencer, StoreError};
@@ -54,6 +55,9 @@ pub(super) struct Postgres {
     /// Wakes this server's sequencer.
     sequencer_bells: Arc<sequencer::Bells>,
     sequencer: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
+    /// What this server tells the others, and the task that sends it.
+    notices: Notices,
+    notifier: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// Writers per server. One: a second measured 5–10 % more creates/s at 16 connections,
@@ -65,7 +69,9 @@ pub(super) struct Postgres {
 const WRITERS: usize = 1;
 
 impl Postgres {
-    pub async fn connect(url: &str, hub: Arc<Hub>, origin: Uuid) -> Result<Postgres, StoreError> {
+    pub async fn connect(url: &str, hub: Arc<Hub>) -> Result<Postgres, StoreError> {
+        // This server, as named in the notices it sends the others.
+        let origin = Uuid::now_v7();
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
@@ -74,11 +80,12 @@ impl Postgres {
         let (writer, queue) = mpsc::unbounded_channel();
         let queue = Arc::new(tokio::sync::Mutex::new(queue));
         let sequencer_bells = Arc::new(sequencer::Bells::default());
+        let (notices, notifier) = Notices::start(pool.clone(), origin);
         let tasks = (0..WRITERS)
             .map(|_| {
                 let (pool, queue, hub) = (pool.clone(), Arc::clone(&queue), Arc::clone(&hub));
                 let bells = Arc::clone(&sequencer_bells);
-                tokio::spawn(write_loop(pool, queue, hub, origin, bells))
+                tokio::spawn(write_loop(pool, queue, hub, notices.clone(), bells))
             })
             .collect();
         let stop = CancellationToken::new();
@@ -86,7 +93,7 @@ impl Postgres {
             pool.clone(),
             Arc::clone(&hub),
             Arc::clone(&sequencer_bells),
-            origin,
+            notices.clone(),
             stop.clone(),
         ));
         Ok(Postgres {
@@ -96,6 +103,8 @@ impl Postgres {
             tasks: Mutex::new(tasks),
             sequencer_bells,
             sequencer: Mutex::new(Some((stop, sequencer))),
+            notices,
+            notifier: Mutex::new(Some(notifier)),
         })
     }
 
@@ -189,6 +198,16 @@ impl Postgres {
             stop.cancel();
             let _ = task.await;
         }
+        // Last: the notices of the last groups and batch go out before the pool closes.
+        let notifier = self
+            .notifier
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(task) = notifier {
+            self.notices.stop();
+            let _ = task.await;
+        }
         self.pool.close().await;
     }
 }
@@ -199,7 +218,7 @@ async fn write_loop(
     pool: PgPool,
     queue: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Message>>>,
     hub: Arc<Hub>,
-    origin: Uuid,
+    notices: Notices,
     sequencer_bells: Arc<sequencer::Bells>,
 ) {
     let mut kept: Option<sqlx::pool::PoolConnection<sqlx::Postgres>> = None;
@@ -238,9 +257,11 @@ async fn write_loop(
             },
         };
         let mut tx = Tx::new(Conn::Postgres(PgHandle::writing(connection)));
-        if commit_group(&mut tx, jobs, &hub, origin).await {
+        let committed = commit_group(&mut tx, jobs, &hub).await;
+        if committed.audit {
             sequencer_bells.committed.notify_one();
         }
+        notices.changed(committed.changes);
         if let Conn::Postgres(handle) = tx.into_conn() {
             kept = handle.into_inner();
         }

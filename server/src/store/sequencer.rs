@@ -34,10 +34,10 @@ use jiff::Timestamp;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use super::audit::{chained, Heads, PendingEvent};
 use super::db::{args, Conn, OwnedArg, PgHandle, Row};
+use super::notices::Notices;
 use super::tx::Deferred;
 use super::StoreError;
 use crate::hub::Hub;
@@ -111,12 +111,12 @@ pub(super) fn queue(events: &[PendingEvent]) -> Vec<Deferred> {
 /// Runs this server's sequencer until `stop`: a batch whenever a reader asks, one at most
 /// every [`BATCH_EVERY`] while writers commit, and a look at the queue every second. On
 /// stop, sequences what is left (this server's last writes, or a `pp admin` command's,
-/// when no server runs). `origin` names this server in the notice of each batch.
+/// when no server runs). Each batch is told to the other servers through `notices`.
 pub(super) async fn run(
     pool: PgPool,
     hub: Arc<Hub>,
     bells: Arc<Bells>,
-    origin: Uuid,
+    notices: Notices,
     stop: CancellationToken,
 ) {
     let mut measured: Option<Instant> = None;
@@ -144,7 +144,7 @@ pub(super) async fn run(
             () = stop.cancelled() => break,
         };
         let started = Instant::now();
-        match drain(&pool, &mut kept, &bells, woken, origin).await {
+        match drain(&pool, &mut kept, &bells, woken, &notices).await {
             Ok(0) => {}
             Ok(_) => last_batch = Some(started),
             Err(e) => {
@@ -156,7 +156,7 @@ pub(super) async fn run(
             }
         }
     }
-    if let Err(e) = drain(&pool, &mut kept, &bells, false, origin).await {
+    if let Err(e) = drain(&pool, &mut kept, &bells, false, &notices).await {
         tracing::warn!(error = %e, "audit events left queued at stop; the next server sequences them");
     }
 }
@@ -191,14 +191,14 @@ async fn drain(
     kept: &mut Kept,
     bells: &Bells,
     woken: bool,
-    origin: Uuid,
+    notices: &Notices,
 ) -> Result<usize, StoreError> {
     if !woken && !queued(pool).await? {
         return Ok(0);
     }
     let mut total = 0;
     loop {
-        let sequenced = sequence_batch(pool, kept, origin).await?;
+        let sequenced = sequence_batch(pool, kept, notices).await?;
         total += sequenced;
         if sequenced > 0 {
             bells.sequenced.notify_waiters();
@@ -230,26 +230,35 @@ type Kept = Option<sqlx::pool::PoolConnection<sqlx::Postgres>>;
 /// Puts up to [`BATCH`] queued events on their chains in one transaction, and tells the
 /// other servers when it commits; returns how many. A batch that fails gives up its
 /// connection.
-async fn sequence_batch(pool: &PgPool, kept: &mut Kept, origin: Uuid) -> Result<usize, StoreError> {
+async fn sequence_batch(
+    pool: &PgPool,
+    kept: &mut Kept,
+    notices: &Notices,
+) -> Result<usize, StoreError> {
     let connection = match kept.take() {
         Some(connection) => connection,
         None => pool.acquire().await?,
     };
     let mut conn = Conn::Postgres(PgHandle::writing(connection));
-    let mut sequenced = sequence_on(&mut conn, origin).await;
+    let mut sequenced = sequence_on(&mut conn).await;
     if let Conn::Postgres(mut handle) = conn {
         let ended = handle.finish(sequenced.is_ok()).await;
         if let (Ok(_), Err(e)) = (&sequenced, ended) {
             sequenced = Err(e);
         }
-        if sequenced.is_ok() {
+        if let Ok(events) = sequenced {
             *kept = handle.into_inner();
+            // After the commit, and only then: a reader woken by it finds the events
+            // sequenced.
+            if events > 0 {
+                notices.sequenced();
+            }
         }
     }
     sequenced
 }
 
-async fn sequence_on(conn: &mut Conn, origin: Uuid) -> Result<usize, StoreError> {
+async fn sequence_on(conn: &mut Conn) -> Result<usize, StoreError> {
     // A batch that waits longer than this for another server's is given up and retried,
     // rather than hold a connection on a lock that something outside holds.
     // The lock is taken in a statement of its own: the read below must see the queue as
@@ -309,15 +318,7 @@ async fn sequence_on(conn: &mut Conn, origin: Uuid) -> Result<usize, StoreError>
         sql: "DELETE FROM audit_queue WHERE id = ANY($1::int8[])".into(),
         args: vec![OwnedArg::Ints(ids)],
     });
-    // Sent at commit, and only then: a reader woken by it finds the events sequenced.
-    let notice = Deferred {
-        sql: "SELECT pg_notify($1, $2)".into(),
-        args: vec![
-            OwnedArg::Text(Some(SEQUENCED_CHANNEL.to_owned())),
-            OwnedArg::Text(Some(origin.to_string())),
-        ],
-    };
-    super::writer::send(conn, statements, Some(notice)).await?;
+    super::writer::send(conn, statements).await?;
     Ok(events.len())
 }
 

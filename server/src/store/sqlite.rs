@@ -19,8 +19,6 @@ use futures_util::FutureExt;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
-use uuid::Uuid;
-
 use super::db::Conn;
 use super::tx::Tx;
 use super::writer::{commit_group, Job, Message, MAX_GROUP};
@@ -47,14 +45,14 @@ pub(super) struct Sqlite {
 
 impl Sqlite {
     /// Opens `path` (made owner-only when new) and starts its writer thread.
-    pub fn open(path: &Path, hub: Arc<Hub>, origin: Uuid) -> Result<Sqlite, StoreError> {
+    pub fn open(path: &Path, hub: Arc<Hub>) -> Result<Sqlite, StoreError> {
         let connection = open_connection(path)?;
         // WAL lets readers run beside the writer.
         connection.pragma_update(None, "journal_mode", "WAL")?;
         let (writer, queue) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("pausepoint-writer".into())
-            .spawn(move || write_loop(connection, &queue, &hub, origin))
+            .spawn(move || write_loop(connection, &queue, &hub))
             .map_err(|e| StoreError::Io(format!("cannot start the writer thread: {e}")))?;
         Ok(Sqlite {
             path: path.to_owned(),
@@ -141,7 +139,7 @@ fn waited() -> StoreError {
 }
 
 /// The writer thread: takes every write waiting, commits them together, answers each.
-fn write_loop(connection: Connection, queue: &mpsc::Receiver<Message>, hub: &Hub, origin: Uuid) {
+fn write_loop(connection: Connection, queue: &mpsc::Receiver<Message>, hub: &Hub) {
     let mut tx = Tx::new(Conn::Sqlite(connection));
     let mut stopping = false;
     while !stopping {
@@ -159,7 +157,7 @@ fn write_loop(connection: Connection, queue: &mpsc::Receiver<Message>, hub: &Hub
                 Err(_) => break,
             }
         }
-        if run_now(Box::pin(commit_group(&mut tx, jobs, hub, origin))).is_none() {
+        if run_now(Box::pin(commit_group(&mut tx, jobs, hub))).is_none() {
             // Dropping the group dropped its answers: each caller learns it failed.
             tracing::error!("a write waited on something outside the database");
             tx.discard();

@@ -9,19 +9,18 @@
 //!   savepoint (they cost nothing), and runs a request's deferred statements at its end,
 //!   so that the next request in the group reads them.
 //! - PostgreSQL opens the transaction and a request's savepoint only when a statement
-//!   needs an answer, and sends every deferred statement of the group, its audit events
-//!   (into the queue the [`super::sequencer`] takes them from, with no lock) and the
-//!   notices for other servers as one statement at the end: a group of creates is one
-//!   round trip whatever its size (a group that read nothing opens no transaction: its
+//!   needs an answer, and sends every deferred statement of the group and its audit
+//!   events (into the queue the [`super::sequencer`] takes them from, with no lock) as
+//!   one statement at the end: a group of creates is one round trip whatever its size (a group that read nothing opens no transaction: its
 //!   one statement is one), and groups of several writers and servers commit side by
 //!   side. Rows of the same kind go as one `INSERT … SELECT FROM UNNEST(…)`, and changes
 //!   of rows by key as one `UPDATE … FROM UNNEST(…)`, whose texts do not change with
-//!   their number, so that PostgreSQL plans them once.
+//!   their number, so that PostgreSQL plans them once. What other servers need to hear
+//!   of goes to them after the commit (see [`super::notices`]).
 
 use std::collections::HashSet;
 
 use futures_util::future::BoxFuture;
-use uuid::Uuid;
 
 use super::db::{Arg, Conn, OwnedArg};
 use super::tx::{Deferred, Tx};
@@ -49,11 +48,18 @@ pub(super) enum Message {
     Stop,
 }
 
+/// What a group committed.
+#[derive(Default)]
+pub(super) struct Committed {
+    /// The changes, announced on this server already.
+    pub changes: Vec<Change>,
+    /// Whether there were audit events (on PostgreSQL, queued for the sequencer).
+    pub audit: bool,
+}
+
 /// Runs `jobs` as one group and commits it; tells each job's caller how it ended, and
-/// the hub what changed. `origin` names this server in the notices other servers get.
-/// Returns whether the group committed audit events (on PostgreSQL, queued for the
-/// sequencer).
-pub(super) async fn commit_group(tx: &mut Tx, jobs: Vec<Job>, hub: &Hub, origin: Uuid) -> bool {
+/// the hub what changed. Returns what committed: nothing when the group failed.
+pub(super) async fn commit_group(tx: &mut Tx, jobs: Vec<Job>, hub: &Hub) -> Committed {
     let dialect = tx.dialect();
     // Each job's answer, and the reason it alone failed, if it did.
     let mut answers: Vec<(Answer, Option<StoreError>)> = Vec::with_capacity(jobs.len());
@@ -86,13 +92,13 @@ pub(super) async fn commit_group(tx: &mut Tx, jobs: Vec<Job>, hub: &Hub, origin:
     }
     let committed = match failed {
         Some(e) => Err(e),
-        None => finish(tx, origin).await,
+        None => finish(tx).await,
     };
-    let mut appended = false;
+    let mut kept = Committed::default();
     let changes = match committed {
-        Ok((changes, events)) => {
-            appended = events;
-            hub.publish_local(&changes);
+        Ok(committed) => {
+            hub.publish_local(&committed.changes);
+            kept = committed;
             Ok(())
         }
         Err(e) => {
@@ -109,7 +115,7 @@ pub(super) async fn commit_group(tx: &mut Tx, jobs: Vec<Job>, hub: &Hub, origin:
             (None, Err(e)) => Err(StoreError::NotCommitted(e.to_string())),
         });
     }
-    appended
+    kept
 }
 
 async fn begin(tx: &mut Tx) -> Result<(), StoreError> {
@@ -142,8 +148,8 @@ async fn end_request(tx: &mut Tx, keep: bool) -> Result<(), StoreError> {
 }
 
 /// Chains (SQLite) or queues (PostgreSQL) the group's audit events, sends what was
-/// deferred, commits; returns the changes to announce, and whether there were events.
-async fn finish(tx: &mut Tx, origin: Uuid) -> Result<(Vec<Change>, bool), StoreError> {
+/// deferred, commits; returns what committed.
+async fn finish(tx: &mut Tx) -> Result<Committed, StoreError> {
     let events = tx.take_audit();
     let changes = tx.take_changes();
     match tx.conn_mut() {
@@ -157,32 +163,25 @@ async fn finish(tx: &mut Tx, origin: Uuid) -> Result<(Vec<Change>, bool), StoreE
         }
         Conn::Postgres(_) => {
             let mut statements = tx.take_deferred();
-            let cluster: Vec<Change> = changes
-                .iter()
-                .filter(|c| c.concerns_other_servers())
-                .cloned()
-                .collect();
-            let notices = notify(&super::postgres::payloads(origin, &cluster)?);
             // The events are queued with the rest, taking no lock; the sequencer puts
             // them on their chains after the commit. A group of creates is one statement.
             statements.extend(super::sequencer::queue(&events));
             let conn = tx.conn_mut();
-            send(conn, statements, notices).await?;
+            send(conn, statements).await?;
             if let Conn::Postgres(handle) = conn {
                 handle.finish(true).await?;
             }
         }
     }
-    Ok((changes, !events.is_empty()))
+    Ok(Committed {
+        changes,
+        audit: !events.is_empty(),
+    })
 }
 
-/// Sends `statements`, then `main` (the notices), combined.
-pub(super) async fn send(
-    conn: &mut Conn,
-    statements: Vec<Deferred>,
-    main: Option<Deferred>,
-) -> Result<(), StoreError> {
-    let combined = combine(statements, main);
+/// Sends `statements`, combined.
+pub(super) async fn send(conn: &mut Conn, statements: Vec<Deferred>) -> Result<(), StoreError> {
+    let combined = combine(statements);
     // A group that read nothing has no transaction open yet: its one statement is one.
     let alone = combined.len() == 1;
     for (sql, args) in combined {
@@ -201,26 +200,6 @@ fn kept(sql: &str) -> bool {
 /// Statements of up to this many parts are kept prepared.
 const KEPT_PARTS: usize = 6;
 
-/// The query that sends `notices` to the other servers, if there are any.
-fn notify(notices: &[String]) -> Option<Deferred> {
-    if notices.is_empty() {
-        return None;
-    }
-    let mut args = Vec::with_capacity(notices.len() * 2);
-    let mut sends = Vec::with_capacity(notices.len());
-    for notice in notices {
-        args.push(OwnedArg::Text(Some(
-            super::postgres::NOTIFY_CHANNEL.to_owned(),
-        )));
-        args.push(OwnedArg::Text(Some(notice.clone())));
-        sends.push(format!("pg_notify(${}, ${})", args.len() - 1, args.len()));
-    }
-    Some(Deferred {
-        sql: format!("SELECT {}", sends.join(", ")),
-        args,
-    })
-}
-
 async fn abort(tx: &mut Tx) {
     let aborted = match tx.conn_mut() {
         // Nothing to roll back when BEGIN itself failed; the error is expected then.
@@ -238,22 +217,21 @@ async fn abort(tx: &mut Tx) {
 /// PostgreSQL takes at most 65,535 arguments in one statement.
 const MAX_ARGS: usize = 30_000;
 
-/// `statements` and a `main` query as few statements as possible: the writes as
-/// data-modifying `WITH` parts of one statement (PostgreSQL runs it atomically) whose main
-/// query is `main`, split only when there are too many arguments for one. `main` is in
-/// the last statement.
-fn combine(statements: Vec<Deferred>, main: Option<Deferred>) -> Vec<(String, Vec<OwnedArg>)> {
+/// `statements` as few statements as possible: the writes as data-modifying `WITH` parts
+/// of one statement (PostgreSQL runs it atomically), split only when there are too many
+/// arguments for one.
+fn combine(statements: Vec<Deferred>) -> Vec<(String, Vec<OwnedArg>)> {
     let mut combined = Vec::new();
     let mut parts: Vec<String> = Vec::new();
     let mut args: Vec<OwnedArg> = Vec::new();
     for statement in merge_rows(statements) {
         if !parts.is_empty() && args.len() + statement.args.len() > MAX_ARGS {
-            combined.extend(one_statement(&mut parts, &mut args, None));
+            combined.extend(one_statement(&mut parts, &mut args));
         }
         parts.push(renumber(&statement.sql, args.len()));
         args.extend(statement.args);
     }
-    combined.extend(one_statement(&mut parts, &mut args, main));
+    combined.extend(one_statement(&mut parts, &mut args));
     combined
 }
 
@@ -467,32 +445,22 @@ fn highest_placeholder(sql: &str) -> usize {
     highest
 }
 
-/// `parts` as the `WITH` parts of one statement whose main query is `main`.
+/// `parts` as one statement: the part itself when it is alone, else the `WITH` parts of
+/// a statement.
 fn one_statement(
     parts: &mut Vec<String>,
     args: &mut Vec<OwnedArg>,
-    main: Option<Deferred>,
 ) -> Option<(String, Vec<OwnedArg>)> {
-    let main = main.map(|main| {
-        let sql = renumber(&main.sql, args.len());
-        args.extend(main.args);
-        sql
-    });
-    let sql = match (parts.len(), main) {
-        (0, None) => return None,
-        (1, None) => parts.remove(0),
-        (0, Some(main)) => main,
-        (_, main) => {
+    let sql = match parts.len() {
+        0 => return None,
+        1 => parts.remove(0),
+        _ => {
             let with: Vec<String> = parts
                 .iter()
                 .enumerate()
                 .map(|(i, part)| format!("w{i} AS ({part})"))
                 .collect();
-            format!(
-                "WITH {} {}",
-                with.join(", "),
-                main.unwrap_or_else(|| "SELECT 1".to_owned())
-            )
+            format!("WITH {} SELECT 1", with.join(", "))
         }
     };
     parts.clear();
@@ -534,7 +502,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn deferred_writes_and_notices_become_one_statement() {
+    fn deferred_writes_become_one_statement() {
         let deferred = |sql: &str, n: i64| Deferred {
             sql: sql.to_owned(),
             args: (0..n).map(|i| OwnedArg::Int(Some(i))).collect(),
@@ -543,23 +511,21 @@ mod tests {
             deferred("INSERT INTO a (x, y) VALUES ($1, $2)", 2),
             deferred("INSERT INTO b (x) VALUES ($1)", 1),
         ];
-        let combined = combine(statements.to_vec(), notify(&["{}".to_owned()]));
+        let combined = combine(statements.to_vec());
         assert_eq!(combined.len(), 1);
         assert_eq!(
             combined[0].0,
             "WITH w0 AS (INSERT INTO a (x, y) SELECT * FROM UNNEST($1::int8[], $2::int8[])), \
              w1 AS (INSERT INTO b (x) SELECT * FROM UNNEST($3::int8[])) \
-             SELECT pg_notify($4, $5)"
+             SELECT 1"
         );
-        assert_eq!(combined[0].1.len(), 5);
-        let alone = combine(statements[..1].to_vec(), None);
+        assert_eq!(combined[0].1.len(), 3);
+        let alone = combine(statements[..1].to_vec());
         assert_eq!(
             alone[0].0,
             "INSERT INTO a (x, y) SELECT * FROM UNNEST($1::int8[], $2::int8[])"
         );
-        assert!(combine(Vec::new(), None).is_empty());
-        let notice_only = combine(Vec::new(), notify(&["{}".to_owned()]));
-        assert_eq!(notice_only[0].0, "SELECT pg_notify($1, $2)");
+        assert!(combine(Vec::new()).is_empty());
         assert_eq!(renumber("$1 $10 $2", 10), "$11 $20 $12");
     }
 
@@ -711,7 +677,7 @@ mod tests {
             sql: "INSERT INTO a VALUES ($1)".into(),
             args: vec![OwnedArg::Int(Some(1)); 20_000],
         };
-        let combined = combine(vec![big.clone(), big.clone(), big], None);
+        let combined = combine(vec![big.clone(), big.clone(), big]);
         assert_eq!(combined.len(), 3);
         assert!(combined.iter().all(|(_, args)| args.len() <= MAX_ARGS));
     }
