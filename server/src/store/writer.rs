@@ -1,8 +1,8 @@
 //! The writer: group commit, the same on both databases. Each server has one writer,
 //! which takes every write waiting in its queue and commits them together in one
-//! transaction: one fsync (and on PostgreSQL one lock of each project's audit head) for
-//! many requests. Each request runs in its own savepoint, so that its failure undoes only
-//! its own statements, and is answered only after the commit that holds it.
+//! transaction: one fsync for many requests. Each request runs in its own savepoint, so
+//! that its failure undoes only its own statements, and is answered only after the
+//! commit that holds it.
 //!
 //! The steps differ a little per database, each for a reason:
 //! - SQLite takes its write lock up front (`BEGIN IMMEDIATE`), gives every request a
@@ -11,12 +11,13 @@
 //! - PostgreSQL opens the transaction and a request's savepoint only when a statement
 //!   needs an answer, and sends every deferred statement of the group and its audit
 //!   events (into the queue the [`super::sequencer`] takes them from, with no lock) as
-//!   one statement at the end: a group of creates is one round trip whatever its size (a group that read nothing opens no transaction: its
-//!   one statement is one), and groups of several writers and servers commit side by
-//!   side. Rows of the same kind go as one `INSERT … SELECT FROM UNNEST(…)`, and changes
-//!   of rows by key as one `UPDATE … FROM UNNEST(…)`, whose texts do not change with
-//!   their number, so that PostgreSQL plans them once. What other servers need to hear
-//!   of goes to them after the commit (see [`super::notices`]).
+//!   one statement at the end: a group of creates is one round trip whatever its size
+//!   (a group that read nothing opens no transaction: its one statement is one), and
+//!   groups of several writers and servers commit side by side. Rows of the same kind
+//!   go as one `INSERT … SELECT FROM UNNEST(…)`, and changes of rows by key as one
+//!   `UPDATE … FROM UNNEST(…)`, whose texts do not change with their number, so that
+//!   PostgreSQL plans them once. What other servers need to hear of goes to them after
+//!   the commit (see [`super::notices`]).
 
 use std::collections::HashSet;
 
