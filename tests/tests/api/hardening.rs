@@ -327,9 +327,7 @@ async fn a_slack_url_is_shown_only_by_its_start_in_the_audit_log() {
 
 #[tokio::test]
 async fn metrics_can_live_on_a_listener_of_their_own() {
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let metrics = free.local_addr().unwrap();
-    drop(free);
+    let metrics = port_no_one_else_is_given();
     let server = TestServer::start_with(|c| c.metrics_bind = Some(metrics)).await;
     let on_api = server.client.get_path("/metrics").await;
     assert_eq!(on_api.status, StatusCode::NOT_FOUND);
@@ -342,6 +340,22 @@ async fn metrics_can_live_on_a_listener_of_their_own() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(text.unwrap().contains("pausepoint_"), "no metrics there");
+}
+
+/// A free port the server can bind itself. Not one the kernel picked (`bind(":0")`): the
+/// kernel hands the same range to every other test's listeners and connections, and once
+/// took the port between this test's check and the server's bind, so that the server never
+/// started. Below that range (`ip_local_port_range`, 32768 and up here) only an explicit
+/// bind takes a port, and no test makes one.
+fn port_no_one_else_is_given() -> std::net::SocketAddr {
+    let start = 20_000 + (std::process::id() % 10_000) as u16;
+    (0..2_000)
+        .map(|i| 20_000 + (start - 20_000 + i * 7) % 12_000)
+        .find_map(|port| {
+            let free = std::net::TcpListener::bind(("127.0.0.1", port)).ok()?;
+            free.local_addr().ok()
+        })
+        .expect("no free port below the ephemeral range")
 }
 
 #[tokio::test]
