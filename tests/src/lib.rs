@@ -383,11 +383,16 @@ impl TestServer {
         .await
         .unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let serving = tokio::spawn(app.clone().serve(listener, async {
+        let mut serving = tokio::spawn(app.clone().serve(listener, async {
             let _ = stopped.await;
         }));
         let client = Client::new(&format!("http://{address}"), &key.key);
-        wait_until_healthy(&client.base).await;
+        // A server that fails to start (a port it cannot bind, say) says why, at once,
+        // instead of leaving the health check to run out.
+        tokio::select! {
+            () = wait_until_healthy(&client.base) => {}
+            ended = &mut serving => panic!("the server stopped before it served: {ended:?}"),
+        }
         TestServer {
             app,
             client,
