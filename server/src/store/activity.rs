@@ -7,8 +7,9 @@ use jiff::Timestamp;
 use pausepoint_api::{Channel, PauseStatus};
 
 use super::db::{args, Conn, OwnedArg, Query, Row};
+use super::pauses::lowest_id_since;
 use super::{Store, StoreError};
-use crate::ids::{PauseId, ProjectId};
+use crate::ids::ProjectId;
 
 /// The most rows one chart reads: the console shows recent activity, not all of it.
 pub const MAX_ROWS: i64 = 20_000;
@@ -36,12 +37,6 @@ pub struct WebhookOutcome {
     pub failed: bool,
 }
 
-/// The lowest id of a pause created at `since` or later (ids made by earlier versions, a
-/// moment before their creation time: hence the margin).
-fn lowest_id(since: Timestamp) -> String {
-    PauseId::lowest_at(since - jiff::SignedDuration::from_mins(1))
-}
-
 /// The notices of the project's pauses created since `since`, counted by channel. A
 /// pause's notices are the primary key's range from `{pause_id}:` to `{pause_id};` (see
 /// [`super::deliveries::DeliveryKey::range`]).
@@ -57,7 +52,7 @@ pub fn deliveries_by_channel_query(project_id: ProjectId, since: Timestamp) -> Q
          GROUP BY d.channel ORDER BY d.channel",
         [
             OwnedArg::Text(Some(project_id.to_string())),
-            OwnedArg::Text(Some(lowest_id(since))),
+            OwnedArg::Text(Some(lowest_id_since(since))),
             OwnedArg::Int(Some(since.as_millisecond())),
         ],
     );
@@ -76,7 +71,12 @@ impl Conn {
              WHERE project_id = $1 AND id >= $2 AND created_at >= $3 \
              AND status <> 'pending' AND response_at IS NOT NULL \
              ORDER BY id DESC LIMIT $4",
-            args![&project_id.to_string(), &lowest_id(since), since, MAX_ROWS],
+            args![
+                &project_id.to_string(),
+                &lowest_id_since(since),
+                since,
+                MAX_ROWS
+            ],
             |row: &dyn Row| {
                 Ok(Decided {
                     status: row
@@ -120,7 +120,7 @@ impl Conn {
             "SELECT w.created_at, w.status FROM pauses p JOIN webhook_events w ON w.pause_id = p.id \
              WHERE p.project_id = $1 AND p.id >= $2 AND p.created_at >= $3 \
              ORDER BY p.id DESC LIMIT $4",
-            args![&project_id.to_string(), &lowest_id(since), since, MAX_ROWS],
+            args![&project_id.to_string(), &lowest_id_since(since), since, MAX_ROWS],
             |row: &dyn Row| {
                 Ok(WebhookOutcome {
                     created_at: row.time("created_at")?,

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::db::{args, Conn};
 use super::deliveries::DeliveryKey;
-use super::pauses::millis;
+use super::pauses::{lowest_id_since, millis};
 use super::{StoreError, Tx};
 use crate::ids::{PauseId, ProjectId};
 
@@ -129,12 +129,27 @@ pub struct OpenQuestion {
 impl Conn {
     /// Up to `limit` questions open at `now` to this phone number, newest first (through
     /// `approvers_open_by_recipient`, in its order, so it reads little past the newest).
+    ///
+    /// The index keeps every question the number never answered, closed ones too (a pause
+    /// that timed out, or that another approver decided). So that a number's history does
+    /// not make every SMS slower, the walk stops at the pauses created before the longest
+    /// timeout any project allows: none of those can still be open.
     pub async fn open_sms_questions(
         &mut self,
         number: &str,
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<OpenQuestion>, StoreError> {
+        let longest = self
+            .fetch_one(
+                "projects",
+                "SELECT MAX(max_timeout_seconds) AS longest FROM projects",
+                &[],
+                |row| row.opt_int("longest"),
+            )
+            .await?
+            .unwrap_or(0);
+        let oldest = lowest_id_since(now - SignedDuration::from_secs(longest.max(0)));
         self.fetch_all(
             TABLE,
             // The pause is looked up by its key for each approver row, in a subquery the
@@ -145,11 +160,11 @@ impl Conn {
                     a.pause_id, a.approver \
              FROM approvers a \
              WHERE a.recipient = $1 AND a.channel = 'sms' AND a.vote_at IS NULL \
-               AND a.notify_at <= $2 \
+               AND a.pause_id >= $4 AND a.notify_at <= $2 \
                AND (SELECT p.status = 'pending' AND p.expires_at > $2 \
                     FROM pauses p WHERE p.id = a.pause_id) \
              ORDER BY a.pause_id DESC, a.approver LIMIT $3",
-            args![number, now, limit],
+            args![number, now, limit, &oldest],
             |row| {
                 Ok(OpenQuestion {
                     project_id: row.uuid("project_id")?.into(),
@@ -375,6 +390,7 @@ mod tests {
     use pausepoint_api::{Channel, DeliveryStatus};
 
     use super::from_json;
+    use crate::store::StoreError;
 
     #[test]
     fn approvers_come_in_their_order_with_votes_and_first_notices() {
@@ -402,6 +418,86 @@ mod tests {
         let second = &approvers[1];
         assert_eq!((second.tier, second.vote.is_none()), (1, true));
         assert_eq!(second.delivery.as_ref().unwrap().attempts, 0);
+    }
+
+    /// A number's open questions are found however old, up to the longest timeout a
+    /// project allows; pauses created before that are not read (none can be open).
+    #[tokio::test]
+    async fn open_questions_are_looked_for_back_to_the_longest_timeout() {
+        use jiff::{SignedDuration, Timestamp};
+
+        use crate::ids::PauseId;
+        use crate::store::db::args;
+        use crate::store::Store;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db").display().to_string(), None)
+            .await
+            .unwrap();
+        let now = Timestamp::now();
+        let days_ago = move |n: i64| now - SignedDuration::from_hours(24 * n);
+        // Ids as the server makes them, from their creation time (made here: the server's
+        // own maker never goes back in time within a process).
+        let id_at = |at: Timestamp| {
+            let ms = u64::try_from(at.as_millisecond()).unwrap();
+            PauseId::from(uuid::Builder::from_unix_timestamp_millis(ms, &[7; 10]).into_uuid())
+        };
+        // Open for a day more: made 29 days ago under the default 30-day cap. And one made
+        // 31 days ago and still open, which no 30-day cap allows: it stands for the closed
+        // questions the walk must not read.
+        let pauses = [(id_at(days_ago(29)), 29, 1), (id_at(days_ago(31)), 31, 10)];
+        store
+            .write(move |tx| {
+                Box::pin(async move {
+                    let (project, _) = tx.ensure_project("default", now).await?;
+                    for (id, age, left) in pauses {
+                        let (created, expires) =
+                            (days_ago(age), now + SignedDuration::from_hours(24 * left));
+                        tx.execute(
+                            "INSERT INTO pauses (id, project_id, status, channel, recipient, \
+                                 message, options, allow_text_response, created_at, expires_at) \
+                             VALUES ($1, $2, 'pending', 'sms', '+15550100', 'Wire?', \
+                                 '[\"Approve\",\"Reject\"]', 0, $3, $4)",
+                            args![&id.to_string(), &project.id.to_string(), created, expires],
+                        )
+                        .await?;
+                        tx.execute(
+                            "INSERT INTO approvers (pause_id, approver, channel, recipient, tier, \
+                                 notify_at) VALUES ($1, 0, 'sms', '+15550100', 0, $2)",
+                            args![&id.to_string(), created],
+                        )
+                        .await?;
+                    }
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .await
+            .unwrap();
+        let found = || async {
+            let open = store
+                .read(move |conn| {
+                    Box::pin(async move { conn.open_sms_questions("+15550100", now, 5).await })
+                })
+                .await
+                .unwrap();
+            open.iter().map(|q| q.pause_id).collect::<Vec<_>>()
+        };
+        assert_eq!(found().await, [pauses[0].0]);
+
+        // A project that allows 40 days makes the walk go back 40 days.
+        store
+            .write(|tx| {
+                Box::pin(async move {
+                    tx.execute(
+                        "UPDATE projects SET max_timeout_seconds = $1",
+                        args![40 * 86_400_i64],
+                    )
+                    .await
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(found().await, [pauses[0].0, pauses[1].0]);
     }
 
     #[test]

@@ -92,15 +92,13 @@ pub fn list_query(
     if let Some(channel) = filter.channel {
         query.push(" AND p.channel = ?", [text(channel.as_str().to_owned())]);
     }
-    // A pause's id carries its creation time (ids made by earlier versions, a moment
-    // before it: hence the margin), so a time range is a range of ids, searched through
-    // whichever index serves the other filters; created_at then filters exactly.
-    let margin = jiff::SignedDuration::from_mins(1);
+    // A time range is a range of ids (see `lowest_id_since`), searched through whichever
+    // index serves the other filters; created_at then filters exactly.
     if let Some(since) = filter.since {
         query.push(
             " AND p.id >= ? AND p.created_at >= ?",
             [
-                text(PauseId::lowest_at(since - margin)),
+                text(lowest_id_since(since)),
                 OwnedArg::Int(Some(since.as_millisecond())),
             ],
         );
@@ -109,7 +107,7 @@ pub fn list_query(
         query.push(
             " AND p.id < ? AND p.created_at < ?",
             [
-                text(PauseId::lowest_at(until + margin)),
+                text(PauseId::lowest_at(until + ID_MARGIN)),
                 OwnedArg::Int(Some(until.as_millisecond())),
             ],
         );
@@ -226,6 +224,17 @@ const SELECT_WITH_PROJECT_POSTGRES: &str = concat!(
 );
 
 /// `SELECT … FROM …` of a pause read, to be followed by its `WHERE`.
+/// The lowest id a pause created at `since` or later can have, in the text form ids are
+/// stored in: a pause's id carries its creation time, so a bound on creation times is a
+/// bound on ids, which an index that orders pauses by id stops at.
+pub(super) fn lowest_id_since(since: Timestamp) -> String {
+    PauseId::lowest_at(since - ID_MARGIN)
+}
+
+/// How much earlier than its creation time a pause's id may say it was made: ids made by
+/// earlier versions took their time a moment before the creation time they stored.
+const ID_MARGIN: jiff::SignedDuration = jiff::SignedDuration::from_mins(1);
+
 pub(super) fn select(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Sqlite => SELECT_SQLITE,
