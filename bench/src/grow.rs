@@ -81,7 +81,7 @@ pub async fn grow(
     }
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        if crate::metric(address, crate::DELIVERIES_DUE).await? == 0.0 {
+        if crate::metric(address, crate::DELIVERIES_WAITING).await? == 0.0 {
             break;
         }
         if drained.elapsed() > Duration::from_secs(900) {

@@ -241,7 +241,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) const DELIVERIES_DUE: &str = "pausepoint_backlog{queue=\"deliveries\"}";
+/// The deliveries waiting to be sent: due, or handed to the worker at their creation.
+pub(crate) const DELIVERIES_WAITING: &str = "pausepoint_backlog{queue=\"deliveries\"}";
 
 /// Full-rate creates for `duration`, deliveries logged: how far behind the humans are.
 async fn burst(
@@ -256,14 +257,14 @@ async fn burst(
         duration.as_secs()
     );
     let since = jiff::Timestamp::now();
-    let most_due = MostDue::sample(address);
+    let most_waiting = MostWaiting::sample(address);
     let request = Request::new("POST", "/v1/pause", Some(key), Some(CREATE_BODY), 201);
     let stats = load::run(address, 16, duration, request).await?;
     let at_end = admin_status(pp, database)?;
     let drained = wait_notified(address, key, since, stats.ok).await?;
-    let most_due = most_due.stop().await;
+    let most_waiting = most_waiting.stop().await;
     let lags = lags(address, key, since).await?;
-    print_lags(&stats, &lags, most_due, &at_end, drained);
+    print_lags(&stats, &lags, most_waiting, &at_end, drained);
     Ok(())
 }
 
@@ -285,14 +286,14 @@ async fn slow(
     let server = Server::start(pp, database, &args)?;
     let address = server.address;
     let since = jiff::Timestamp::now();
-    let most_due = MostDue::sample(address);
+    let most_waiting = MostWaiting::sample(address);
     let request = Request::new("POST", "/v1/pause", Some(&key), Some(CREATE_BODY), 201);
     let stats = load::run_at(address, 16, duration, request, Some(rate)).await?;
     let at_end = admin_status(pp, database)?;
     let drained = wait_notified(address, &key, since, stats.ok).await?;
-    let most_due = most_due.stop().await;
+    let most_waiting = most_waiting.stop().await;
     let lags = lags(address, &key, since).await?;
-    print_lags(&stats, &lags, most_due, &at_end, drained);
+    print_lags(&stats, &lags, most_waiting, &at_end, drained);
     let (received, repeated) = twilio.counts();
     println!("\nthe stand-in received {received} messages, {repeated} of them more than once");
     server.terminate()?;
@@ -302,20 +303,20 @@ async fn slow(
 fn print_lags(
     stats: &load::Stats,
     lags: &[u32],
-    most_due: f64,
+    most_waiting: f64,
     at_end: &serde_json::Value,
     drained: Duration,
 ) {
     let rate = stats.per_second();
-    println!("| creates | creates/s | lag p50 ms | lag p99 ms | lag max ms | most due at once | = seconds of creates | due when the creates end | all notified after |");
+    println!("| creates | creates/s | lag p50 ms | lag p99 ms | lag max ms | most waiting at once | = seconds of creates | due when the creates end | all notified after |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     println!(
-        "| {} | {rate:.0} | {:.1} | {:.1} | {:.1} | {most_due:.0} | {:.2} s | {} (oldest {:.1} s) | {:.1} s |",
+        "| {} | {rate:.0} | {:.1} | {:.1} | {:.1} | {most_waiting:.0} | {:.2} s | {} (oldest {:.1} s) | {:.1} s |",
         stats.ok,
         load::percentile_ms(lags, 50.0),
         load::percentile_ms(lags, 99.0),
         lags.last().map_or(f64::NAN, |&l| f64::from(l) / 1000.0),
-        most_due / rate.max(1e-9),
+        most_waiting / rate.max(1e-9),
         at_end["deliveries"]["due"],
         at_end["deliveries"]["oldest_due_seconds"].as_f64().unwrap_or(0.0),
         drained.as_secs_f64()
@@ -373,20 +374,21 @@ async fn stop(pp: &std::path::Path, database: &str, backlog: usize) -> anyhow::R
     Ok(())
 }
 
-/// The most deliveries due at once while it samples `/metrics`.
-struct MostDue {
+/// The most deliveries waiting at once (due, or handed to the worker and not sent) while
+/// it samples `/metrics`.
+struct MostWaiting {
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<f64>,
 }
 
-impl MostDue {
-    fn sample(address: SocketAddr) -> MostDue {
+impl MostWaiting {
+    fn sample(address: SocketAddr) -> MostWaiting {
         let (stop, mut stopped) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
             let mut most: f64 = 0.0;
             loop {
-                if let Ok(due) = metric(address, DELIVERIES_DUE).await {
-                    most = most.max(due);
+                if let Ok(waiting) = metric(address, DELIVERIES_WAITING).await {
+                    most = most.max(waiting);
                 }
                 tokio::select! {
                     _ = &mut stopped => return most,
@@ -394,7 +396,7 @@ impl MostDue {
                 }
             }
         });
-        MostDue { stop, task }
+        MostWaiting { stop, task }
     }
 
     async fn stop(self) -> f64 {

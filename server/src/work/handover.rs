@@ -127,6 +127,18 @@ impl Handover {
         taken
     }
 
+    /// How many notices wait here, and when the oldest of them was written: they wait to
+    /// be sent as much as a due row does, but leased, where the table's count of due
+    /// rows does not see them.
+    pub fn waiting(&self) -> (usize, Option<Timestamp>) {
+        let state = self.state();
+        let since = match (state.lease, state.notices.front()) {
+            (Some(lease), Some(oldest)) => oldest.lease_until.checked_sub(lease).ok(),
+            _ => None,
+        };
+        (state.notices.len(), since)
+    }
+
     /// Rung when notices are given.
     pub fn bell(&self) -> &Notify {
         &self.bell
@@ -191,9 +203,12 @@ mod tests {
         let notices: Vec<Handed> = (0..3).map(|_| notice(now, until)).collect();
         let keys: Vec<DeliveryKey> = notices.iter().map(|n| n.key).collect();
         handover.give(notices);
+        assert_eq!(handover.waiting(), (3, Some(now)), "written at `now`");
         let taken = handover.take(2, now);
         assert_eq!(taken.iter().map(|n| n.key).collect::<Vec<_>>(), keys[..2]);
+        assert_eq!(handover.waiting(), (1, Some(now)));
         let left = handover.close();
+        assert_eq!(handover.waiting(), (0, None));
         assert_eq!(left.iter().map(|n| n.key).collect::<Vec<_>>(), keys[2..]);
         assert_eq!(handover.lease_until(now), None);
     }

@@ -345,17 +345,26 @@ async fn next_due<W: OutboxWork>(
     Ok(super::until(now, next))
 }
 
-/// Sets the backlog gauges of the queue: rows due and not taken, and the oldest's age.
+/// Sets the backlog gauges of the queue: what waits to be sent (rows due and not taken,
+/// and the notices handed over to this server and not sent yet), and the oldest's age.
 async fn measure<W: OutboxWork>(work: &Arc<W>, store: &Store, now: Timestamp) {
     let outbox = work.outbox();
     let backlog = store
         .read(move |conn| Box::pin(conn.backlog(outbox, now)))
         .await;
     let Ok(backlog) = backlog else { return };
+    let (handed, handed_since) = work.handover().map_or((0, None), Handover::waiting);
+    let oldest = match (backlog.oldest, handed_since) {
+        (Some(due), Some(handed)) => Some(due.min(handed)),
+        (due, handed) => due.or(handed),
+    };
+    let waiting = backlog
+        .due
+        .saturating_add(i64::try_from(handed).unwrap_or(i64::MAX));
     store
         .hub()
         .metrics()
-        .set_backlog(outbox.name(), backlog.due, backlog.oldest, now);
+        .set_backlog(outbox.name(), waiting, oldest, now);
 }
 
 #[cfg(test)]
