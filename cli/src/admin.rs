@@ -172,8 +172,19 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             let store = Store::connect(&url, database.master_key_file.as_deref())
                 .await
                 .with_context(|| format!("cannot connect to {}", mask_password(&url)))?;
-            store.migrate().await.context("the migrations failed")?;
-            println!("The database {} is up to date.", store.location());
+            let ahead = store.migrate().await.context("the migrations failed")?;
+            if ahead.is_empty() {
+                println!("The database {} is up to date.", store.location());
+            } else {
+                let versions: Vec<String> = ahead.iter().map(i64::to_string).collect();
+                println!(
+                    "The database {} is ahead of this version: a later version applied \
+                     migrations {} it does not know. This version runs on it as the version \
+                     before; upgrade it.",
+                    store.location(),
+                    versions.join(", ")
+                );
+            }
             store.close().await;
             Ok(())
         }

@@ -279,6 +279,22 @@ pub fn skipped(why: &str) {
 /// Where the PostgreSQL suites look when `PAUSEPOINT_TEST_POSTGRES_URL` is not set.
 pub const DEFAULT_TEST_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
+/// Leaves the database at `url` (`sqlite://…` or `postgres://…`, migrated) as a later
+/// version would: with a migration this version does not know, version 9999.
+pub async fn apply_a_later_migration(url: &str) {
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'a later version', TRUE, $1, 0)",
+    )
+    .bind(vec![0u8; 48])
+    .execute(&db)
+    .await
+    .unwrap();
+    db.close().await;
+}
+
 /// A new, empty PostgreSQL database on the server named by `PAUSEPOINT_TEST_POSTGRES_URL`
 /// (else [`DEFAULT_TEST_POSTGRES_URL`]), and its URL. Without a server there: a failure in
 /// CI (`CI` set), a skip with a note elsewhere (None).

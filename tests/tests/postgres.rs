@@ -733,6 +733,33 @@ async fn pp_admin_migrate_and_keys_work_on_postgres() {
     assert!(refused.unwrap_err().to_string().contains("append-only"));
 }
 
+/// A server of the version before, restarting in the middle of a rolling deploy, starts
+/// on a database a later version migrated, beside the servers of that version.
+#[tokio::test]
+async fn a_server_starts_on_a_database_a_later_version_migrated_on_postgres() {
+    let Some(database) = fresh_postgres().await else {
+        return;
+    };
+    let key = admin_create_key(&database, "agents", "default").await;
+    pausepoint_tests::apply_a_later_migration(&database).await;
+    let (code, out, err) = pausepoint_tests::run_pp(&["admin", "migrate", "--db", &database]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("is ahead of this version") && out.contains("9999"),
+        "{out}"
+    );
+    let server = ServerProcess::start_with(&database, 0, FLAGS).await;
+    Client::new(&server.base, &key)
+        .create(sms_pause(None))
+        .await
+        .pause(StatusCode::CREATED);
+    let log = server.log.lock().unwrap().clone();
+    assert!(
+        log.contains("migrations this version does not know"),
+        "{log}"
+    );
+}
+
 #[tokio::test]
 async fn votes_through_two_servers_are_all_counted_and_decide_once() {
     let Some(database) = fresh_postgres().await else {

@@ -928,3 +928,32 @@ async fn three_thousand_long_polls_all_return_with_their_decisions() {
     assert_eq!(long_polls_waiting(&server.base).await, 0);
     server.terminate().await;
 }
+
+/// A server of the version before, restarting in the middle of a rolling deploy (or after
+/// a rollback), starts on a database a later version migrated, and says so.
+#[tokio::test]
+async fn a_server_starts_on_a_database_a_later_version_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("pp.db");
+    let db = database.display().to_string();
+    let key = admin_create_key(&database, "agent", "default").await;
+    pausepoint_tests::apply_a_later_migration(&format!("sqlite://{db}")).await;
+
+    let (code, out, err) = run_pp(&["admin", "migrate", "--db", &db]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("is ahead of this version") && out.contains("9999"),
+        "{out}"
+    );
+    let server = ServerProcess::start(&database, 0).await;
+    let client = Client::new(&server.base, &key);
+    client
+        .create(sms_pause(None))
+        .await
+        .pause(StatusCode::CREATED);
+    let log = server.log.lock().unwrap().clone();
+    assert!(
+        log.contains("migrations this version does not know") && log.contains("9999"),
+        "{log}"
+    );
+}

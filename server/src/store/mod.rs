@@ -152,6 +152,28 @@ pub struct Store {
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// The migrations a database has applied.
+const APPLIED: &str = "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
+
+/// `migrations`, run without refusing a database that has applied migrations they lack
+/// (see [`Store::migrate`]).
+fn tolerant(migrations: &sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate::Migrator {
+        migrations: migrations.migrations.clone(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    migrator.set_ignore_missing(true);
+    migrator
+}
+
+/// The `applied` versions that `migrations` lack.
+fn unknown(migrations: &sqlx::migrate::Migrator, applied: Vec<i64>) -> Vec<i64> {
+    applied
+        .into_iter()
+        .filter(|version| !migrations.iter().any(|m| m.version == *version))
+        .collect()
+}
+
 impl Store {
     /// Connects to `database` (a file path, `sqlite://PATH` or `postgres://…`), creating a
     /// SQLite file and its folder (owner-only) when missing, without touching the schema.
@@ -206,19 +228,39 @@ impl Store {
 
     /// Applies the migrations this version has and the database lacks. Safe to run from
     /// several servers at once: the migrator takes a lock.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        match &self.inner.backend {
+    ///
+    /// A database a later version migrated (during a rolling deploy, or before a rollback)
+    /// has migrations this version does not know. Each migration keeps the version before
+    /// it working (their comments say how), so they are left as they are and this version
+    /// runs on the database, saying so: a server of the version before that restarts in
+    /// the middle of a deploy comes back up. Returns the versions of those migrations.
+    /// A migration both versions know but whose text differs still stops it.
+    pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
+        let ahead = match &self.inner.backend {
             Backend::Sqlite(_) => {
                 let options = sqlx::sqlite::SqliteConnectOptions::new()
                     .filename(&self.inner.location)
                     .busy_timeout(std::time::Duration::from_secs(10));
                 let mut conn = options.connect().await?;
-                SQLITE_MIGRATIONS.run(&mut conn).await?;
+                tolerant(&SQLITE_MIGRATIONS).run(&mut conn).await?;
+                let applied = sqlx::query_scalar(APPLIED).fetch_all(&mut conn).await?;
                 conn.close().await?;
+                unknown(&SQLITE_MIGRATIONS, applied)
             }
-            Backend::Postgres(pg) => POSTGRES_MIGRATIONS.run(&pg.pool).await?,
+            Backend::Postgres(pg) => {
+                tolerant(&POSTGRES_MIGRATIONS).run(&pg.pool).await?;
+                let applied = sqlx::query_scalar(APPLIED).fetch_all(&pg.pool).await?;
+                unknown(&POSTGRES_MIGRATIONS, applied)
+            }
+        };
+        if !ahead.is_empty() {
+            tracing::warn!(
+                migrations = ?ahead,
+                "the database has migrations this version does not know: a later version \
+                 migrated it; this one runs on it as the version before, until it is upgraded"
+            );
         }
-        Ok(())
+        Ok(ahead)
     }
 
     /// The hub that hears of every change committed through this store.
