@@ -668,15 +668,17 @@ async fn a_group_chosen_as_a_deadlock_victim_is_run_again() {
     all_present_once(&client, &[pause.pause_id]).await;
 
     // A deadlock that keeps choosing it: the create fails after a bounded number of
-    // tries, saying so, and leaves nothing behind.
+    // tries, saying so (503, try again in a second: it is a failure that passes), and
+    // leaves nothing behind.
     lose_deadlocks(&db, 1_000).await;
     let refused = client.create(sms_pause(None)).await;
-    assert!(
-        refused.status.is_server_error(),
-        "{}: {}",
-        refused.status,
+    assert_eq!(
+        (refused.status, &refused.body["error"]["code"]),
+        (StatusCode::SERVICE_UNAVAILABLE, &json!("busy")),
+        "{}",
         refused.body
     );
+    assert_eq!(refused.headers["retry-after"], "1");
     let tried = tries(&db).await;
     assert!((2..=5).contains(&tried), "tried {tried} times");
     let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pauses")

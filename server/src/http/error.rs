@@ -18,6 +18,8 @@ pub struct ApiError {
     message: String,
     field: Option<String>,
     pause_status: Option<PauseStatus>,
+    /// Seconds to wait before trying again, sent as `Retry-After`.
+    retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -32,6 +34,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             pause_status: None,
+            retry_after: None,
         }
     }
 
@@ -117,6 +120,21 @@ impl ApiError {
         )
     }
 
+    /// 503: the database could not take the request just now (a conflict it broke by
+    /// rolling this request back, a lock, a restart, no connection); trying again may
+    /// work, and `Retry-After` says when.
+    pub fn busy(error: &dyn std::error::Error) -> ApiError {
+        tracing::warn!(error = %error, "request failed for a reason that passes; answered 503");
+        let mut busy = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the database could not take this request just now; try again in a second \
+             (a create sent again with the same Idempotency-Key is not made twice)",
+        );
+        busy.retry_after = Some(1);
+        busy
+    }
+
     /// 500: something broke on our side. The details go to the log, not the client.
     pub fn internal(error: &dyn std::error::Error) -> ApiError {
         tracing::error!(error = %error, "request failed");
@@ -136,7 +154,11 @@ impl From<ValidationError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
-        ApiError::internal(&e)
+        if e.is_transient() {
+            ApiError::busy(&e)
+        } else {
+            ApiError::internal(&e)
+        }
     }
 }
 
@@ -195,6 +217,11 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }
@@ -236,8 +263,47 @@ pub mod documented {
     #[response(status = 429)]
     pub struct TooManyLongPolls(ErrorBody);
 
-    /// The request took longer than the time limit (`timeout`), or the server is stopping.
+    /// The request took longer than the time limit (`timeout`), the database could not
+    /// take it just now (`busy`, with `Retry-After`), or the server is stopping. Worth
+    /// trying again.
     #[derive(utoipa::IntoResponses)]
     #[response(status = 503)]
     pub struct Unavailable(ErrorBody);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// What a client sees of a store error: 503 with `Retry-After` when trying again may
+    /// work, an opaque 500 otherwise.
+    #[test]
+    fn a_failure_that_passes_is_503_with_retry_after_and_others_500() {
+        let busy_sqlite = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        let transient = [
+            StoreError::Database(sqlx::Error::PoolTimedOut),
+            StoreError::Sqlite(busy_sqlite),
+            StoreError::not_committed(&StoreError::Database(sqlx::Error::PoolTimedOut)),
+        ];
+        for error in transient {
+            let response = ApiError::from(error).into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        }
+        let lasting = [
+            StoreError::corrupt("pauses", "a bad row"),
+            StoreError::not_committed(&StoreError::corrupt("pauses", "a bad row")),
+            StoreError::Closed,
+        ];
+        for error in lasting {
+            let response = ApiError::from(error).into_response();
+            assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            assert!(response.headers().get(header::RETRY_AFTER).is_none());
+        }
+    }
 }

@@ -74,8 +74,12 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("corrupt row in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
-    #[error("the write was not committed: {0}")]
-    NotCommitted(String),
+    #[error("the write was not committed: {reason}")]
+    NotCommitted {
+        reason: String,
+        /// Whether the group failed for a reason that passes ([`StoreError::is_transient`]).
+        transient: bool,
+    },
     #[error("{0}")]
     Io(String),
     #[error("the database is closed")]
@@ -89,6 +93,28 @@ impl StoreError {
         StoreError::Corrupt {
             table,
             detail: detail.to_string(),
+        }
+    }
+
+    /// The error a write's caller gets when its group failed with `cause`.
+    pub(crate) fn not_committed(cause: &StoreError) -> StoreError {
+        StoreError::NotCommitted {
+            reason: cause.to_string(),
+            transient: cause.is_transient(),
+        }
+    }
+
+    /// True when trying again may work: the database chose this request to break a
+    /// deadlock or a serialization conflict, was busy, or could not be reached.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Database(e) => db::is_transient(e),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ),
+            StoreError::NotCommitted { transient, .. } => *transient,
+            _ => false,
         }
     }
 
@@ -322,9 +348,10 @@ impl Store {
                     (_, Some(Err(e))) => Err(e),
                     (Ok(()), Some(Ok(value))) => Ok(value),
                     (Err(e), _) => Err(E::from(e)),
-                    (Ok(()), None) => Err(E::from(StoreError::NotCommitted(
-                        "the write did not run".into(),
-                    ))),
+                    (Ok(()), None) => Err(E::from(StoreError::NotCommitted {
+                        reason: "the write did not run".into(),
+                        transient: false,
+                    })),
                 };
                 let _ = reply.send(answer);
             }),

@@ -248,9 +248,9 @@ async fn write_loop(
                 Ok(connection) => connection,
                 Err(e) => {
                     tracing::error!(error = %e, "the writer cannot reach PostgreSQL");
-                    let error = e.to_string();
+                    let error = StoreError::from(e);
                     for job in jobs {
-                        (job.answer)(Err(StoreError::NotCommitted(error.clone())));
+                        (job.answer)(Err(StoreError::not_committed(&error)));
                     }
                     continue;
                 }

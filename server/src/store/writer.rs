@@ -113,7 +113,7 @@ pub(super) async fn commit_group(tx: &mut Tx, jobs: Vec<Job>, hub: &Hub) -> Comm
         answer(match (own, &changes) {
             (Some(own), _) => Err(own),
             (None, Ok(())) => Ok(()),
-            (None, Err(e)) => Err(StoreError::NotCommitted(e.to_string())),
+            (None, Err(e)) => Err(StoreError::not_committed(e)),
         });
     }
     kept
