@@ -514,9 +514,6 @@ fn bind_sqlite(
 /// How many times a lone statement is run when deadlocks keep choosing it.
 const LONE_TRIES: u32 = 3;
 
-/// Whether PostgreSQL rolled the statement back to break a deadlock (`40P01`), or to keep
-/// transactions serializable (`40001`): the error is the timing's, and the same statement
-/// can succeed when run again.
 /// Whether trying again may work: a deadlock or serialization conflict lost, a lock not
 /// had in time (`55P03`), a database shutting down or starting (`57P01`, `57P03`), or no
 /// connection (the pool's wait ran out, or the connection broke).
@@ -533,6 +530,9 @@ pub(super) fn is_transient(error: &sqlx::Error) -> bool {
     }
 }
 
+/// Whether PostgreSQL rolled the statement back to break a deadlock (`40P01`), or to keep
+/// transactions serializable (`40001`): the error is the timing's, and the same statement
+/// can succeed when run again.
 fn lost_to_a_deadlock(error: &sqlx::Error) -> bool {
     error
         .as_database_error()
