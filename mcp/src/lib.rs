@@ -114,8 +114,8 @@ pub struct CreatePauseArgs {
     /// approver choosing another option decides at once (a veto).
     pub quorum: Option<QuorumArg>,
     /// Up to 5 tiers of people also asked when nobody has decided some seconds after the
-    /// question was created, such as [{"after_seconds": 1800, "recipients":
-    /// [{"recipient": "boss@example.com"}]}].
+    /// question was created, such as
+    /// `[{"after_seconds": 1800, "recipients": [{"recipient": "boss@example.com"}]}]`.
     #[schemars(length(max = 5))]
     pub escalation: Option<Vec<EscalationArg>>,
     /// Ask those who have not answered again this often, in seconds (at least 60; at most
