@@ -223,7 +223,6 @@ const SELECT_WITH_PROJECT_POSTGRES: &str = concat!(
     " JOIN projects pr ON pr.id = p.project_id"
 );
 
-/// `SELECT … FROM …` of a pause read, to be followed by its `WHERE`.
 /// The lowest id a pause created at `since` or later can have, in the text form ids are
 /// stored in: a pause's id carries its creation time, so a bound on creation times is a
 /// bound on ids, which an index that orders pauses by id stops at.
@@ -235,6 +234,7 @@ pub(super) fn lowest_id_since(since: Timestamp) -> String {
 /// earlier versions took their time a moment before the creation time they stored.
 const ID_MARGIN: jiff::SignedDuration = jiff::SignedDuration::from_mins(1);
 
+/// `SELECT … FROM …` of a pause read, to be followed by its `WHERE`.
 pub(super) fn select(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Sqlite => SELECT_SQLITE,
