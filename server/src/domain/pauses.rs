@@ -18,7 +18,7 @@ use crate::domain::webhooks;
 use crate::hub::Change;
 use crate::ids::{PauseId, ProjectId};
 pub use crate::store::pauses::Idempotency;
-use crate::store::pauses::Outcome;
+use crate::store::pauses::{Outcome, PreparedPause};
 use crate::store::{Actor, Store, StoreError, Tx};
 use crate::work::handover::Handed;
 
@@ -122,6 +122,42 @@ impl Pauses {
             .map_err(|e| ValidationError::new("timeout_seconds", e.to_string()))?;
         let hub = Arc::clone(self.store.hub());
         let handover = hub.handover().lease_until(now);
+        // Built here, on the request's own task: the writer only adds it to its group.
+        let mut prepared = PreparedPause::new(
+            project_id,
+            &pause,
+            (now, expires_at),
+            idempotency.as_ref(),
+            handover,
+        );
+        let created = &prepared.pause;
+        prepared.draft.append_audit(
+            project_id,
+            AuditEventKind::PauseCreated,
+            Some(created.pause_id.into()),
+            &actor,
+            json!({
+                "channel": created.channel,
+                "recipient": shown_recipient(created.channel, &created.recipient),
+                "message": created.message,
+                "options": created.options,
+                "allow_text_response": created.allow_text_response,
+                "timeout_default": created.timeout_default,
+                "expires_at": pausepoint_api::time::format(&created.expires_at),
+                "metadata": created.metadata,
+                "webhook_url": created.webhook_url,
+                "approvers": shown_approvers(created),
+                "quorum": created.quorum,
+                "remind_every_seconds": created.remind_every_seconds,
+            }),
+            now,
+        );
+        prepared.draft.announce(Change::PauseCreated {
+            pause_id: created.pause_id.into(),
+            channel: created.channel,
+            expires_at: created.expires_at,
+            handed_over: handover.is_some(),
+        });
         let (created, handed) = self
             .store
             .write(move |tx| {
@@ -143,42 +179,7 @@ impl Pauses {
                             return Ok((replayed, Vec::new()));
                         }
                     }
-                    let (created, handed) = tx
-                        .insert_pause(
-                            project_id,
-                            &pause,
-                            (now, expires_at),
-                            idempotency.as_ref(),
-                            handover,
-                        )
-                        .await?;
-                    tx.append_audit(
-                        project_id,
-                        AuditEventKind::PauseCreated,
-                        Some(created.pause_id.into()),
-                        &actor,
-                        json!({
-                            "channel": created.channel,
-                            "recipient": shown_recipient(created.channel, &created.recipient),
-                            "message": created.message,
-                            "options": created.options,
-                            "allow_text_response": created.allow_text_response,
-                            "timeout_default": created.timeout_default,
-                            "expires_at": pausepoint_api::time::format(&created.expires_at),
-                            "metadata": created.metadata,
-                            "webhook_url": created.webhook_url,
-                            "approvers": shown_approvers(&created),
-                            "quorum": created.quorum,
-                            "remind_every_seconds": created.remind_every_seconds,
-                        }),
-                        now,
-                    );
-                    tx.announce(Change::PauseCreated {
-                        pause_id: created.pause_id.into(),
-                        channel: created.channel,
-                        expires_at: created.expires_at,
-                        handed_over: handover.is_some(),
-                    });
+                    let (created, handed) = tx.insert_pause(prepared).await?;
                     let created = Created {
                         pause: created,
                         replayed: false,

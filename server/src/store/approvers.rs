@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::db::{args, Conn};
 use super::deliveries::DeliveryKey;
 use super::pauses::{lowest_id_since, millis};
+use super::tx::Draft;
 use super::{StoreError, Tx};
 use crate::ids::{PauseId, ProjectId};
 
@@ -203,7 +204,7 @@ impl Conn {
     }
 }
 
-impl Tx {
+impl Draft {
     /// Stores the approvers of a new pause and every notice they are due: the first at
     /// `created_at` (an escalation tier's later), and a reminder every `remind_every`
     /// after it while before the deadline, at most [`MAX_REMINDERS`]. The notices due at
@@ -273,7 +274,9 @@ impl Tx {
         }
         (approvers, handed)
     }
+}
 
+impl Tx {
     /// Counts a vote for `choice` on the pause, if it is pending and before its deadline,
     /// and locks the pause row until the transaction ends.
     pub async fn count_vote(

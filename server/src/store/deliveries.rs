@@ -11,6 +11,7 @@ use jiff::Timestamp;
 use pausepoint_api::{Approver, Channel, DeliveryStatus, Pause};
 
 use super::db::{args, Arg, Conn};
+use super::tx::Draft;
 use super::{StoreError, Tx};
 use crate::ids::{PauseId, ProjectId};
 
@@ -111,7 +112,7 @@ impl DueDelivery {
     }
 }
 
-impl Tx {
+impl Draft {
     /// Writes a pending delivery, due at `due`; leased until `lease_until` when it goes
     /// to this server's delivery worker without a claim (see [`crate::work::handover`]).
     pub(crate) fn insert_delivery(
@@ -141,7 +142,9 @@ impl Tx {
             ],
         );
     }
+}
 
+impl Tx {
     /// Records attempt number `attempt` and releases the lease; `reference` is the
     /// provider's id of the message it accepted, for its later reports.
     pub fn record_delivery_attempt(

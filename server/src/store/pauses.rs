@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::db::{args, Arg, Conn, OwnedArg, Query, Row};
 use super::deliveries::DeliveryKey;
+use super::tx::{Deferred, Draft};
 use super::{Dialect, Store, StoreError, Tx};
 use crate::ids::{PauseId, ProjectId};
 
@@ -414,18 +415,30 @@ impl Conn {
     }
 }
 
-impl Tx {
-    /// Stores a new pending pause, its approvers and their notices. With `handover`, the
-    /// notices due now are leased until then, for this server's delivery worker; their
-    /// keys are returned with the pause.
-    pub async fn insert_pause(
-        &mut self,
+/// A new pause's rows, built before its write reaches the writer (see [`Draft`]).
+pub struct PreparedPause {
+    /// The pause as stored.
+    pub pause: Pause,
+    /// The keys of the notices leased for this server's delivery worker.
+    pub handed: Vec<DeliveryKey>,
+    /// The pause's row: run within the write when it has an idempotency key.
+    row: Deferred,
+    checked: bool,
+    /// Its approvers and notices; the caller adds its audit event and change.
+    pub draft: Draft,
+}
+
+impl PreparedPause {
+    /// A new pending pause, its approvers and their notices. With `handover`, the notices
+    /// due now are leased until then, for this server's delivery worker; their keys are
+    /// in [`PreparedPause::handed`].
+    pub fn new(
         project_id: ProjectId,
         pause: &NewPause,
         (created_at, expires_at): (Timestamp, Timestamp),
         idempotency: Option<&Idempotency>,
         handover: Option<Timestamp>,
-    ) -> Result<(Pause, Vec<DeliveryKey>), StoreError> {
+    ) -> PreparedPause {
         // The id carries the creation time, which lets a time filter search a range of ids.
         let id = PauseId::at(created_at);
         let options = Value::from(pause.options.as_slice().to_vec()).to_string();
@@ -435,13 +448,6 @@ impl Tx {
             .map(|m| Value::Object(m.clone()).to_string());
         let webhook_url = pause.webhook_url.as_ref().map(|u| u.to_string());
         let (id_text, project_text) = (id.to_string(), project_id.to_string());
-        let sql =
-            "INSERT INTO pauses (id, project_id, status, channel, recipient, message, options, \
-                 allow_text_response, timeout_default, created_at, expires_at, metadata, \
-                 webhook_url, idempotency_key, request_hash, quorum_option, quorum_count, \
-                 remind_every_seconds) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                 $17, $18)";
         let remind_every = pause
             .remind_every
             .map(|every| i64::try_from(every.as_secs()).unwrap_or(i64::MAX));
@@ -465,15 +471,19 @@ impl Tx {
             pause.quorum.as_ref().map(|q| i64::from(q.count)),
             remind_every,
         ];
-        if idempotency.is_some() {
-            // Two requests with one key may race: the loser's insert must fail within its
-            // own request, which a deferred statement would not.
-            self.execute(sql, args).await?;
-        } else {
-            self.defer(sql, args);
-        }
+        let row = Deferred {
+            sql: "INSERT INTO pauses (id, project_id, status, channel, recipient, message, \
+                     options, allow_text_response, timeout_default, created_at, expires_at, \
+                     metadata, webhook_url, idempotency_key, request_hash, quorum_option, \
+                     quorum_count, remind_every_seconds) \
+                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                     $16, $17, $18)"
+                .into(),
+            args: args.iter().copied().map(OwnedArg::from).collect(),
+        };
+        let mut draft = Draft::default();
         let (approvers, handed) =
-            self.insert_approvers(project_id, id, pause, (created_at, expires_at), handover);
+            draft.insert_approvers(project_id, id, pause, (created_at, expires_at), handover);
         let pause = Pause {
             pause_id: id.into(),
             status: PauseStatus::Pending,
@@ -500,6 +510,39 @@ impl Tx {
             quorum: pause.quorum.clone(),
             remind_every_seconds: pause.remind_every.map(|every| every.as_secs()),
         };
+        PreparedPause {
+            pause,
+            handed,
+            row,
+            checked: idempotency.is_some(),
+            draft,
+        }
+    }
+}
+
+impl Tx {
+    /// Stores a prepared pause with everything its draft holds; returns the pause and the
+    /// keys of its leased notices.
+    pub async fn insert_pause(
+        &mut self,
+        prepared: PreparedPause,
+    ) -> Result<(Pause, Vec<DeliveryKey>), StoreError> {
+        let PreparedPause {
+            pause,
+            handed,
+            row,
+            checked,
+            draft,
+        } = prepared;
+        if checked {
+            // Two requests with one key may race: the loser's insert must fail within its
+            // own request, which a deferred statement would not.
+            let args: Vec<Arg<'_>> = row.args.iter().map(OwnedArg::as_arg).collect();
+            self.execute(&row.sql, &args).await?;
+        } else {
+            self.defer_owned(row);
+        }
+        self.include(draft);
         Ok((pause, handed))
     }
 
