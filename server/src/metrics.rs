@@ -77,6 +77,11 @@ pub struct Metrics {
     pub backlog: Family<QueueLabel, Gauge>,
     /// How long the oldest of them has been due, in seconds.
     pub backlog_age: Family<QueueLabel, Gauge<f64, AtomicU64>>,
+    /// Writes per group the writer committed (its count: the groups).
+    pub writer_group_writes: Histogram,
+    /// Time the writer spent on groups, from taking one to answering its writes: as a
+    /// rate, the share of the time it was busy. Near 1, writes queue for it.
+    pub writer_busy_seconds: Counter<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -158,6 +163,18 @@ impl Metrics {
             "How long the oldest due row has waited, by queue",
             backlog_age.clone(),
         );
+        let writer_group_writes = Histogram::new(exponential_buckets(1.0, 2.0, 10));
+        registry.register(
+            "writer_group_writes",
+            "Writes committed together by this server's writer, per group",
+            writer_group_writes.clone(),
+        );
+        let writer_busy_seconds = Counter::<f64, AtomicU64>::default();
+        registry.register(
+            "writer_busy_seconds",
+            "Time this server's writer spent on groups of writes",
+            writer_busy_seconds.clone(),
+        );
         let build = Family::<Vec<(String, String)>, Gauge>::default();
         build
             .get_or_create(&vec![("version".into(), env!("CARGO_PKG_VERSION").into())])
@@ -176,7 +193,15 @@ impl Metrics {
             long_polls,
             backlog,
             backlog_age,
+            writer_group_writes,
+            writer_busy_seconds,
         }
+    }
+
+    /// Counts a group of `writes` that took the writer `busy`.
+    pub fn writer_group(&self, writes: usize, busy: std::time::Duration) {
+        self.writer_group_writes.observe(writes as f64);
+        self.writer_busy_seconds.inc_by(busy.as_secs_f64());
     }
 
     /// Sets a queue's backlog: `rows` waiting, the oldest of them since `oldest`.

@@ -20,6 +20,7 @@
 //!   the commit (see [`super::notices`]).
 
 use std::collections::HashSet;
+use std::time::Instant;
 
 use futures_util::future::BoxFuture;
 
@@ -61,6 +62,8 @@ pub(super) struct Committed {
 /// Runs `jobs` as one group and commits it; tells each job's caller how it ended, and
 /// the hub what changed. Returns what committed: nothing when the group failed.
 pub(super) async fn commit_group(tx: &mut Tx, jobs: Vec<Job>, hub: &Hub) -> Committed {
+    let started = Instant::now();
+    let writes = jobs.len();
     let dialect = tx.dialect();
     // Each job's answer, and the reason it alone failed, if it did.
     let mut answers: Vec<(Answer, Option<StoreError>)> = Vec::with_capacity(jobs.len());
@@ -116,6 +119,7 @@ pub(super) async fn commit_group(tx: &mut Tx, jobs: Vec<Job>, hub: &Hub) -> Comm
             (None, Err(e)) => Err(StoreError::not_committed(e)),
         });
     }
+    hub.metrics().writer_group(writes, started.elapsed());
     kept
 }
 

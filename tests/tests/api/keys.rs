@@ -186,6 +186,22 @@ async fn health_and_metrics_need_no_key_and_count_what_happened() {
         );
     }
     assert!(text.contains("pausepoint_http_request_duration_seconds_bucket"));
+    // The writer's own figures: every create went through it, in groups, taking time.
+    let series = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
+    };
+    let (groups, writes) = (
+        series("pausepoint_writer_group_writes_count"),
+        series("pausepoint_writer_group_writes_sum"),
+    );
+    assert!(
+        groups >= 1.0 && writes >= 3.0 && writes >= groups,
+        "{groups} groups, {writes} writes"
+    );
+    assert!(series("pausepoint_writer_busy_seconds_total") > 0.0);
     for pause in [&answered, &timing_out, &waiting] {
         assert!(!text.contains(&pause.pause_id.to_string()), "totals only");
     }
