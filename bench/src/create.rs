@@ -35,6 +35,50 @@ struct Load {
     /// The whole machine's CPU per create during the load (server, database, load
     /// generator, kernel), as the raw insert's, in µs.
     cpu: Option<f64>,
+    /// The server's writer during the load, from its `/metrics` (none from a build
+    /// without them).
+    writer: Option<Writer>,
+}
+
+/// What the server's one writer did during a load: the serial part of every create.
+struct Writer {
+    /// Writes it committed together, on average.
+    per_group: f64,
+    /// The share of the load's time it was busy with a group.
+    busy: f64,
+}
+
+impl Writer {
+    fn show(writer: &Option<Writer>) -> String {
+        match writer {
+            Some(w) => format!("{:.1} / {:.0} %", w.per_group, w.busy * 100.0),
+            None => "—".into(),
+        }
+    }
+}
+
+/// The writer's totals so far, from the server's `/metrics`: groups, writes, busy seconds.
+async fn writer_totals(address: SocketAddr) -> Option<[f64; 3]> {
+    let request = Request::new("GET", "/metrics", None, None, 200);
+    let mut connection = load::Connection::open(address).await.ok()?;
+    let (status, body) = connection.send(request.bytes()).await.ok()?;
+    if status != 200 {
+        return None;
+    }
+    let text = String::from_utf8(body).ok()?;
+    let value = |name: &str| {
+        text.lines().find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    Some([
+        value("pausepoint_writer_group_writes_count")?,
+        value("pausepoint_writer_group_writes_sum")?,
+        value("pausepoint_writer_busy_seconds_total")?,
+    ])
 }
 
 impl Load {
@@ -98,9 +142,9 @@ pub async fn run(
             micros(raw_cpu)
         );
         println!(
-            "| connections | creates/s | ratio to raw | p50 ms | p99 ms | errors | notices unsent at the end | CPU per create (ratio to raw) |"
+            "| connections | creates/s | ratio to raw | p50 ms | p99 ms | errors | notices unsent at the end | CPU per create (ratio to raw) | writer: writes per group / busy |"
         );
-        println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+        println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     }
     for connections in CONNECTIONS {
         let request = Request::new(
@@ -110,9 +154,23 @@ pub async fn run(
             Some(CREATE_BODY),
             201,
         );
+        let before = writer_totals(target.address).await;
         let meter = cpu::Meter::start();
+        let started = std::time::Instant::now();
         let stats = load::run(target.address, connections, duration, request).await?;
         let cpu = meter.and_then(|m| m.micros_per(stats.ok));
+        let elapsed = started.elapsed().as_secs_f64();
+        let writer = match (before, writer_totals(target.address).await) {
+            (Some([groups, writes, busy]), Some([groups_after, writes_after, busy_after]))
+                if groups_after > groups =>
+            {
+                Some(Writer {
+                    per_group: (writes_after - writes) / (groups_after - groups),
+                    busy: (busy_after - busy) / elapsed,
+                })
+            }
+            _ => None,
+        };
         let unsent = admin_status(target.pp, target.database)?["deliveries"]["queued"]
             .as_u64()
             .unwrap_or(0);
@@ -124,6 +182,7 @@ pub async fn run(
             failed: stats.failed,
             unsent,
             cpu,
+            writer,
         };
         if print {
             let cpu_ratio = load
@@ -131,7 +190,7 @@ pub async fn run(
                 .map(|r| format!(" ({r:.1}×)"))
                 .unwrap_or_default();
             println!(
-                "| {} | {:.0} | {:.2}× | {:.2} | {:.2} | {} | {} | {}{cpu_ratio} |",
+                "| {} | {:.0} | {:.2}× | {:.2} | {:.2} | {} | {} | {}{cpu_ratio} | {} |",
                 load.connections,
                 load.per_second,
                 load.ratio(&run),
@@ -140,6 +199,7 @@ pub async fn run(
                 load.failed,
                 load.unsent,
                 micros(load.cpu),
+                Writer::show(&load.writer),
             );
         }
         run.loads.push(load);
@@ -259,6 +319,7 @@ fn print_comparison(runs: &[Vec<CreateRun>; 2]) {
         "CPU per create",
         "errors",
         "notices unsent",
+        "writer: writes per group / busy",
     ];
     let header: Vec<String> = columns
         .iter()
@@ -267,7 +328,7 @@ fn print_comparison(runs: &[Vec<CreateRun>; 2]) {
     println!("| connections | {} |", header.join(" | "));
     println!("| --- |{}", " --- |".repeat(header.len()));
     for (i, connections) in CONNECTIONS.into_iter().enumerate() {
-        let figures: [Figure; 7] = [
+        let figures: [Figure; 8] = [
             |_, load| format!("{:.0}", load.per_second),
             |run, load| format!("{:.2}×", load.ratio(run)),
             |_, load| format!("{:.2}", load.p50_ms),
@@ -275,6 +336,7 @@ fn print_comparison(runs: &[Vec<CreateRun>; 2]) {
             |_, load| micros(load.cpu),
             |_, load| load.failed.to_string(),
             |_, load| load.unsent.to_string(),
+            |_, load| Writer::show(&load.writer),
         ];
         let cells: Vec<String> = figures
             .iter()

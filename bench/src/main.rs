@@ -4,7 +4,9 @@
 //!
 //! - `create`: creates/s and p50/p99 at 1, 4, 16 and 64 connections, against the raw
 //!   autocommit insert rate of the same database (SQLite with the server's pragmas, or
-//!   `pgbench` on PostgreSQL).
+//!   `pgbench` on PostgreSQL), and what the server's one writer did (writes per group
+//!   and the share of the time it was busy, from `/metrics`): near 100 % busy, the
+//!   writer's serial chain is the limit, not the machine.
 //! - `reads`: polls/s of one pause against the invalid-link page rate (routing, the HMAC
 //!   check and a small page: the framework's own ceiling).
 //! - `waiters`: the server's memory with 10,000 long-polls open.
