@@ -844,3 +844,58 @@ async fn votes_through_two_servers_are_all_counted_and_decide_once() {
     a.terminate().await;
     b.terminate().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sequencer_vacuums_the_queue_it_empties() {
+    let Some(database) = fresh_postgres().await else {
+        return;
+    };
+    let (server, client, db) = one_server(&database).await;
+    let vacuums = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'audit_queue'",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap()
+    };
+    assert_eq!(vacuums().await, 0);
+    // More events than a sweep waits for (a thousand), each queued and then sequenced.
+    let creates = (0..8).map(|_| {
+        let client = Client::new(&server.base, &client.key);
+        tokio::spawn(async move {
+            for _ in 0..140 {
+                let response = client
+                    .http
+                    .post(format!("{}/v1/pause", client.base))
+                    .bearer_auth(&client.key)
+                    .json(&sms_pause(None))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::CREATED);
+            }
+        })
+    });
+    for create in futures_util::future::join_all(creates).await {
+        create.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while vacuums().await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the queue was not vacuumed after 1,120 creates"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // What it swept was sequenced: every create is on the chain, which verifies.
+    let events = all_events(&client).await;
+    let created = events
+        .iter()
+        .filter(|e| e.event == AuditEventKind::PauseCreated)
+        .count();
+    assert_eq!(created, 1_120);
+    let report = client.get_path("/v1/audit/verify?full=true").await;
+    assert_eq!(report.body["ok"], true, "{}", report.body);
+    server.terminate().await;
+}
